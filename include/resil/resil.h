@@ -1,0 +1,12 @@
+/* resil/resil.h - everything: include this one header to use libresil.
+ * Each module's header documents its functions, ownership, errors and thread
+ * and process safety; docs/threading.md summarises the latter. */
+#ifndef RESIL_RESIL_H
+#define RESIL_RESIL_H
+
+#include "resil/common.h"
+#include "resil/cancel.h"
+#include "resil/clock.h"
+#include "resil/retry.h"
+
+#endif /* RESIL_RESIL_H */

@@ -1,0 +1,279 @@
+/* resil/retry.h - retry with exponential backoff, jitter, deadlines and a
+ * retry budget.
+ *
+ * Three layers, one code path:
+ *   resil_backoff_delay()   a pure function: the delay before retry k;
+ *   resil_retry_state       a non-blocking state machine for event loops: fed
+ *                           each attempt's outcome, it answers "retry after D
+ *                           seconds" or "give up because R";
+ *   resil_retry()           the blocking loop built on the state machine.
+ *
+ * Thread safety: a resil_retry_config is an immutable value, safe to share.
+ * A resil_retry_state belongs to one caller at a time.  resil_retry() is
+ * reentrant: any number of threads may run it at once, sharing a config, a
+ * budget and a cancel token (but not a resil_rng: give each its own, or NULL).
+ * A resil_retry_budget is lock-free and may be shared by any number of threads.
+ * Nothing here is shared across processes.
+ */
+#ifndef RESIL_RETRY_H
+#define RESIL_RETRY_H
+
+#include "resil/cancel.h"
+#include "resil/clock.h"
+#include "resil/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- configuration ------------------------------------------------------ */
+
+typedef enum resil_jitter_kind {
+    RESIL_JITTER_DEFAULT = 0, /* FULL when jitter is on */
+    RESIL_JITTER_FULL,        /* uniform in [0, d] */
+    RESIL_JITTER_EQUAL,       /* d/2 + uniform in [0, d/2] */
+    RESIL_JITTER_DECORRELATED /* uniform in [base, min(max, 3*prev, base*b^k)] */
+} resil_jitter_kind;
+
+/* An immutable retry configuration (the original's RetryConfig).
+ * `jitter` switches jitter on or off, as in the original; `jitter_kind` picks
+ * the kind when it is on.  max_elapsed_s is an overall deadline measured from
+ * the start of resil_retry (0 = none). */
+typedef struct resil_retry_config {
+    int max_retries;             /* retries after the first attempt; >= 0 */
+    double base_delay_s;         /* delay before the first retry; >= 0 */
+    double max_delay_s;          /* no delay ever exceeds this; >= base */
+    double exponential_base;     /* growth factor; >= 1 */
+    bool jitter;                 /* randomise delays */
+    resil_jitter_kind jitter_kind;
+    double max_elapsed_s;        /* overall deadline in seconds; 0 = none */
+} resil_retry_config;
+
+#define RESIL__RETRY_PRESET(n, base, max) \
+    ((resil_retry_config){(n), (base), (max), 2.0, true, RESIL_JITTER_DEFAULT, 0.0})
+
+/* The presets of the original module, exactly. */
+#define RESIL_RETRY_TRANSIENT RESIL__RETRY_PRESET(3, 1.0, 30.0)
+#define RESIL_RETRY_EXTERNAL RESIL__RETRY_PRESET(5, 2.0, 60.0)
+#define RESIL_RETRY_CRITICAL RESIL__RETRY_PRESET(10, 0.5, 120.0)
+#define RESIL_RETRY_AGGRESSIVE RESIL__RETRY_PRESET(7, 0.1, 10.0)
+#define RESIL_RETRY_NONE RESIL__RETRY_PRESET(0, 1.0, 30.0)
+
+/* Looks a preset up by name, case-insensitively: "transient", "external",
+ * "critical", "aggressive", "none".  Returns 0 and fills *out, or RESIL_EINVAL
+ * (and a message in err listing the valid names) when unknown. */
+RESIL_EXPORT int resil_retry_preset(resil_retry_config *out, const char *name, resil_error *err);
+
+/* Checks a configuration: rejects NaN or infinite values, negative delays or
+ * retries, base_delay_s > max_delay_s, exponential_base < 1, negative
+ * max_elapsed_s and unknown jitter kinds.  Returns 0 or RESIL_EINVAL with
+ * err->path naming the field and err->message saying what is wrong. */
+RESIL_EXPORT int resil_retry_config_validate(const resil_retry_config *config, resil_error *err);
+
+/* The effective jitter of a config: RESIL_JITTER_DEFAULT when jitter is off
+ * (no jitter), otherwise the kind, FULL when none was given. */
+RESIL_EXPORT resil_jitter_kind resil_retry_config_jitter(const resil_retry_config *config);
+
+/* The delay in seconds before retry `retry` (1 for the first retry), a pure
+ * function of its arguments and the rng's state.  The undithered delay is
+ * d = min(max_delay, base * exponential_base^(retry-1)); then
+ *   no jitter:    d
+ *   FULL:         uniform in [0, d]
+ *   EQUAL:        d/2 + uniform in [0, d/2]
+ *   DECORRELATED: uniform in [base, hi] with hi = min(max_delay, 3 * max(prev,
+ *                 base), base * exponential_base^retry): a decorrelated walk
+ *                 (each delay depends on the previous one) that never spikes
+ *                 above the exponential schedule and never piles up at the cap
+ *                 because the range shrinks instead of being clamped.
+ * prev_delay_s is the previous delay returned (0 before the first retry).
+ * The rng is used only when jitter is on (it may be NULL otherwise).
+ * The result is always within [0, max_delay_s].  The config is assumed valid. */
+RESIL_EXPORT double resil_backoff_delay(const resil_retry_config *config, int retry,
+                                        double prev_delay_s, resil_rng *rng);
+
+/* ---- retry budget ------------------------------------------------------- */
+
+/* A token bucket shared by many callers (gRPC retry throttling): each failed
+ * attempt costs one token, each success gives back token_ratio, and retries
+ * are allowed only while tokens > max_tokens / 2.  Starts full.  Lock-free. */
+typedef struct resil_retry_budget resil_retry_budget;
+
+/* Creates a budget.  max_tokens in (0, 1000], token_ratio in (0, 1]; tokens are
+ * kept in thousandths, as in gRPC.  Returns 0, RESIL_EINVAL (err names the
+ * field) or -ENOMEM.  The caller owns *out. */
+RESIL_EXPORT int resil_retry_budget_new(resil_retry_budget **out, double max_tokens,
+                                        double token_ratio, resil_error *err);
+
+/* Releases a budget (NULL is ignored).  No retry may still use it. */
+RESIL_EXPORT void resil_retry_budget_free(resil_retry_budget *b);
+
+/* Records a successful attempt: tokens += token_ratio, up to max_tokens. */
+RESIL_EXPORT void resil_retry_budget_on_success(resil_retry_budget *b);
+
+/* Records a failed attempt: tokens -= 1, down to 0. */
+RESIL_EXPORT void resil_retry_budget_on_failure(resil_retry_budget *b);
+
+/* True when a retry may be made now (tokens > max_tokens / 2). */
+RESIL_EXPORT bool resil_retry_budget_allows(const resil_retry_budget *b);
+
+/* The current number of tokens. */
+RESIL_EXPORT double resil_retry_budget_tokens(const resil_retry_budget *b);
+
+/* ---- outcomes, reasons, hooks ------------------------------------------- */
+
+/* What one attempt says about itself. */
+typedef enum resil_outcome {
+    RESIL_OUTCOME_SUCCESS = 0,
+    RESIL_OUTCOME_TRANSIENT, /* failed; may succeed if retried */
+    RESIL_OUTCOME_PERMANENT  /* failed; retrying is pointless: stop now */
+} resil_outcome;
+
+/* Why a retry stopped (RESIL_STOP_NONE: it has not). */
+typedef enum resil_stop_reason {
+    RESIL_STOP_NONE = 0,
+    RESIL_STOP_SUCCESS,
+    RESIL_STOP_EXHAUSTED, /* 1 + max_retries attempts failed */
+    RESIL_STOP_DEADLINE,  /* the next sleep would cross max_elapsed_s */
+    RESIL_STOP_PERMANENT, /* the op said its failure was permanent */
+    RESIL_STOP_CANCELLED, /* the cancel token fired */
+    RESIL_STOP_BUDGET     /* the retry budget refused the retry */
+} resil_stop_reason;
+
+/* "none", "success", "exhausted", "deadline", "permanent", "cancelled",
+ * "budget" (static strings; "unknown" for other values). */
+RESIL_EXPORT const char *resil_stop_reason_name(resil_stop_reason reason);
+
+/* The error code resil_retry returns for a reason: 0 for SUCCESS,
+ * RESIL_EEXHAUSTED, RESIL_EDEADLINE, RESIL_EPERMANENT, RESIL_ECANCELED,
+ * RESIL_EBUDGET. */
+RESIL_EXPORT int resil_stop_reason_error(resil_stop_reason reason);
+
+/* What hooks see after an attempt and before a sleep. */
+typedef struct resil_attempt_info {
+    const char *name;         /* the retry's name (may be NULL) */
+    int attempt;              /* 1-based number of the attempt just made */
+    resil_outcome outcome;    /* its outcome */
+    int error;                /* the error the op reported (0 if none) */
+    double delay_s;           /* the sleep before the next attempt; 0 if none */
+    resil_stop_reason reason; /* NONE if another attempt follows */
+    double elapsed_s;         /* since the start; -1 when time is not measured */
+} resil_attempt_info;
+
+/* A hook.  Runs on the retrying thread; must not call back into the same
+ * retry state. */
+typedef void (*resil_retry_hook)(const resil_attempt_info *info, void *arg);
+
+/* Options for resil_retry and resil_retry_state_init.  Zero means default:
+ * start from RESIL_RETRY_OPTS_INIT (all zero). */
+typedef struct resil_retry_opts {
+    const resil_clock *clock;     /* NULL: the system clock */
+    resil_rng *rng;               /* NULL: a private generator, seeded from the
+                                     kernel only when a jittered delay is needed */
+    resil_cancel *cancel;         /* NULL: not cancellable */
+    resil_retry_budget *budget;   /* NULL: no budget */
+    resil_retry_hook after_attempt; /* after every attempt (info.delay_s set) */
+    resil_retry_hook before_sleep;  /* before every sleep */
+    void *hook_arg;
+    bool measure_time;            /* fill elapsed times even without a deadline */
+} resil_retry_opts;
+
+#define RESIL_RETRY_OPTS_INIT {0}
+
+/* ---- the non-blocking state machine ------------------------------------- */
+
+/* The state of one retry.  Transparent only so it can live on the stack:
+ * treat the fields as private. */
+typedef struct resil_retry_state {
+    const resil_retry_config *config; /* borrowed */
+    const resil_clock *clock;
+    resil_rng *rng;
+    resil_cancel *cancel;
+    resil_retry_budget *budget;
+    int64_t start_ns;      /* -1 when time is not measured */
+    int64_t deadline_ns;   /* 0 when none */
+    int attempts;
+    int last_error;
+    double prev_delay_s;
+    double total_delay_s;
+    resil_stop_reason reason;
+    bool rng_seeded;
+    resil_rng own_rng;
+} resil_retry_state;
+
+/* The state machine's answer. */
+typedef struct resil_retry_decision {
+    bool retry;               /* true: wait delay_s, then make another attempt */
+    double delay_s;           /* when retry */
+    resil_stop_reason reason; /* when !retry */
+} resil_retry_decision;
+
+/* Starts a retry.  `config` is borrowed and must outlive the state; opts may be
+ * NULL.  Reads the clock only if config has a deadline or opts->measure_time.
+ * Returns 0 or RESIL_EINVAL (bad config; err says which field). */
+RESIL_EXPORT int resil_retry_state_init(resil_retry_state *st, const resil_retry_config *config,
+                                        const resil_retry_opts *opts, resil_error *err);
+
+/* Feeds the outcome of the attempt just made.  `error` is the op's error code
+ * (kept as the last error); retry_after_s >= 0 is a server's hint that
+ * replaces the computed delay (any size, but bounded by the deadline: a hint
+ * that would cross it is shortened to end at the deadline); < 0 or NaN means
+ * no hint.  Fills *out: retry with a delay, or stop with a reason.  Once a
+ * stop was answered, further calls answer the same stop.  Never blocks. */
+RESIL_EXPORT void resil_retry_state_feed(resil_retry_decision *out, resil_retry_state *st,
+                                         resil_outcome outcome, int error, double retry_after_s);
+
+/* Marks the retry cancelled (for event loops that watch the token's fd
+ * themselves): the next feed answers CANCELLED. */
+RESIL_EXPORT void resil_retry_state_cancel(resil_retry_state *st);
+
+/* Attempts fed so far. */
+RESIL_EXPORT int resil_retry_state_attempts(const resil_retry_state *st);
+
+/* Seconds since init, or -1 when time is not measured. */
+RESIL_EXPORT double resil_retry_state_elapsed(const resil_retry_state *st);
+
+/* ---- the blocking loop --------------------------------------------------- */
+
+/* What the op sees and reports for one attempt. */
+typedef struct resil_retry_call {
+    int attempt;          /* in: 1-based attempt number */
+    const char *name;     /* in: the retry's name */
+    int error;            /* out: the error of a failed attempt (optional) */
+    double retry_after_s; /* out: a retry-after hint in seconds; preset to -1
+                             (no hint) before each attempt */
+} resil_retry_call;
+
+/* One attempt.  Returns its outcome and may set call->error and
+ * call->retry_after_s. */
+typedef resil_outcome (*resil_retry_op)(resil_retry_call *call, void *arg);
+
+/* What a retry did. */
+typedef struct resil_retry_result {
+    int attempts;             /* attempts made */
+    resil_stop_reason reason; /* why it stopped */
+    resil_outcome last_outcome;
+    int last_error;           /* the last attempt's call->error */
+    double total_delay_s;     /* sum of the sleeps */
+    double elapsed_s;         /* wall time spent; -1 when not measured (no
+                                 deadline and no opts->measure_time) */
+} resil_retry_result;
+
+/* Runs op up to 1 + config->max_retries times, sleeping the backoff delay
+ * between attempts, until it succeeds, fails permanently, the deadline would
+ * be crossed, the budget refuses, or `opts->cancel` fires (which wakes a
+ * sleep at once).  name (may be NULL) is passed to the op and the hooks.
+ * config NULL means RESIL_RETRY_TRANSIENT; opts and result may be NULL.
+ * Returns 0 on success; otherwise resil_stop_reason_error(reason)
+ * (RESIL_EEXHAUSTED, RESIL_EDEADLINE, RESIL_EPERMANENT, RESIL_ECANCELED,
+ * RESIL_EBUDGET) with the op's own error in result->last_error; RESIL_EINVAL
+ * for a bad config (op not called).
+ * The first attempt allocates nothing, draws no random number and reads no
+ * clock unless a deadline or measure_time asks for time. */
+RESIL_EXPORT int resil_retry(resil_retry_op op, void *arg, const char *name,
+                             const resil_retry_config *config, const resil_retry_opts *opts,
+                             resil_retry_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RESIL_RETRY_H */

@@ -1,0 +1,1 @@
+int resil__cli_run_placeholder;

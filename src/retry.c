@@ -1,0 +1,359 @@
+/* src/retry.c - retry configuration, backoff, the state machine and the
+ * blocking loop built on it. */
+#define _GNU_SOURCE
+#include "resil/retry.h"
+
+#include "internal/util.h"
+
+#include <math.h>
+#include <strings.h>
+
+/* ---- configuration ---------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    resil_retry_config config;
+} presets[] = {
+    {"transient", RESIL_RETRY_TRANSIENT},   {"external", RESIL_RETRY_EXTERNAL},
+    {"critical", RESIL_RETRY_CRITICAL},     {"aggressive", RESIL_RETRY_AGGRESSIVE},
+    {"none", RESIL_RETRY_NONE},
+};
+
+int resil_retry_preset(resil_retry_config *out, const char *name, resil_error *err)
+{
+    for (size_t i = 0; name && i < sizeof presets / sizeof presets[0]; i++) {
+        if (strcasecmp(name, presets[i].name) == 0) {
+            *out = presets[i].config;
+            return 0;
+        }
+    }
+    return resil_error_set(err, RESIL_EINVAL, "preset",
+                           "unknown retry preset '%s' (expected transient, external, "
+                           "critical, aggressive or none)",
+                           name ? name : "(null)");
+}
+
+int resil_retry_config_validate(const resil_retry_config *c, resil_error *err)
+{
+    if (!c)
+        return resil_error_set(err, RESIL_EINVAL, "config", "retry config is NULL");
+    if (c->max_retries < 0)
+        return resil_error_set(err, RESIL_EINVAL, "max_retries",
+                               "max_retries must be >= 0 (got %d)", c->max_retries);
+    if (!isfinite(c->base_delay_s) || c->base_delay_s < 0)
+        return resil_error_set(err, RESIL_EINVAL, "base_delay_s",
+                               "base_delay_s must be a finite number >= 0 (got %g)",
+                               c->base_delay_s);
+    if (!isfinite(c->max_delay_s) || c->max_delay_s < 0)
+        return resil_error_set(err, RESIL_EINVAL, "max_delay_s",
+                               "max_delay_s must be a finite number >= 0 (got %g)",
+                               c->max_delay_s);
+    if (c->base_delay_s > c->max_delay_s)
+        return resil_error_set(err, RESIL_EINVAL, "base_delay_s",
+                               "base_delay_s (%g) must not exceed max_delay_s (%g)",
+                               c->base_delay_s, c->max_delay_s);
+    if (!isfinite(c->exponential_base) || c->exponential_base < 1)
+        return resil_error_set(err, RESIL_EINVAL, "exponential_base",
+                               "exponential_base must be a finite number >= 1 (got %g)",
+                               c->exponential_base);
+    if (!isfinite(c->max_elapsed_s) || c->max_elapsed_s < 0)
+        return resil_error_set(err, RESIL_EINVAL, "max_elapsed_s",
+                               "max_elapsed_s must be a finite number >= 0, 0 meaning no "
+                               "deadline (got %g)",
+                               c->max_elapsed_s);
+    if ((unsigned)c->jitter_kind > RESIL_JITTER_DECORRELATED)
+        return resil_error_set(err, RESIL_EINVAL, "jitter_kind",
+                               "jitter_kind %d is not a resil_jitter_kind", (int)c->jitter_kind);
+    return 0;
+}
+
+resil_jitter_kind resil_retry_config_jitter(const resil_retry_config *c)
+{
+    if (!c->jitter)
+        return RESIL_JITTER_DEFAULT;
+    return c->jitter_kind == RESIL_JITTER_DEFAULT ? RESIL_JITTER_FULL : c->jitter_kind;
+}
+
+/* ---- backoff ---------------------------------------------------------------- */
+
+/* min(max_delay, base * b^(k-1)); pow overflows to inf, which min absorbs. */
+static double envelope(const resil_retry_config *c, int k)
+{
+    if (k < 1)
+        k = 1;
+    double d = c->base_delay_s * pow(c->exponential_base, (double)(k - 1));
+    if (!(d <= c->max_delay_s)) /* also catches NaN from 0 * inf */
+        d = c->max_delay_s;
+    return d;
+}
+
+double resil_backoff_delay(const resil_retry_config *c, int retry, double prev_delay_s,
+                           resil_rng *rng)
+{
+    double d = envelope(c, retry);
+    double v;
+    switch (resil_retry_config_jitter(c)) {
+    case RESIL_JITTER_FULL:
+        v = resil_rng_range(rng, 0.0, d);
+        break;
+    case RESIL_JITTER_EQUAL:
+        v = d / 2 + resil_rng_range(rng, 0.0, d / 2);
+        break;
+    case RESIL_JITTER_DECORRELATED: {
+        double base = c->base_delay_s;
+        double hi = 3.0 * (prev_delay_s > base ? prev_delay_s : base);
+        double next_env = envelope(c, retry + 1); /* base * b^retry, capped */
+        if (hi > next_env)
+            hi = next_env;
+        if (hi > c->max_delay_s)
+            hi = c->max_delay_s;
+        v = resil_rng_range(rng, base, hi);
+        break;
+    }
+    default:
+        v = d;
+        break;
+    }
+    if (v > c->max_delay_s)
+        v = c->max_delay_s;
+    if (!(v >= 0))
+        v = 0;
+    return v;
+}
+
+/* ---- stop reasons ------------------------------------------------------------ */
+
+const char *resil_stop_reason_name(resil_stop_reason r)
+{
+    switch (r) {
+    case RESIL_STOP_NONE: return "none";
+    case RESIL_STOP_SUCCESS: return "success";
+    case RESIL_STOP_EXHAUSTED: return "exhausted";
+    case RESIL_STOP_DEADLINE: return "deadline";
+    case RESIL_STOP_PERMANENT: return "permanent";
+    case RESIL_STOP_CANCELLED: return "cancelled";
+    case RESIL_STOP_BUDGET: return "budget";
+    }
+    return "unknown";
+}
+
+int resil_stop_reason_error(resil_stop_reason r)
+{
+    switch (r) {
+    case RESIL_STOP_NONE:
+    case RESIL_STOP_SUCCESS: return 0;
+    case RESIL_STOP_EXHAUSTED: return RESIL_EEXHAUSTED;
+    case RESIL_STOP_DEADLINE: return RESIL_EDEADLINE;
+    case RESIL_STOP_PERMANENT: return RESIL_EPERMANENT;
+    case RESIL_STOP_CANCELLED: return RESIL_ECANCELED;
+    case RESIL_STOP_BUDGET: return RESIL_EBUDGET;
+    }
+    return RESIL_EINVAL;
+}
+
+/* ---- state machine ------------------------------------------------------------ */
+
+static const resil_retry_opts default_opts = RESIL_RETRY_OPTS_INIT;
+
+/* init without validation: resil_retry validates once itself. */
+static inline void state_start(resil_retry_state *st, const resil_retry_config *c,
+                               const resil_retry_opts *o)
+{
+    st->config = c;
+    st->clock = o->clock ? o->clock : resil_clock_system();
+    st->rng = o->rng;
+    st->cancel = o->cancel;
+    st->budget = o->budget;
+    st->start_ns = -1;
+    st->deadline_ns = 0;
+    st->attempts = 0;
+    st->last_error = 0;
+    st->prev_delay_s = 0;
+    st->total_delay_s = 0;
+    st->reason = RESIL_STOP_NONE;
+    st->rng_seeded = false;
+    if (c->max_elapsed_s > 0 || o->measure_time) {
+        st->start_ns = st->clock->monotonic_ns(st->clock->ctx);
+        if (c->max_elapsed_s > 0)
+            st->deadline_ns = st->start_ns + resil__s_to_ns(c->max_elapsed_s);
+    }
+}
+
+int resil_retry_state_init(resil_retry_state *st, const resil_retry_config *config,
+                           const resil_retry_opts *opts, resil_error *err)
+{
+    int r = resil_retry_config_validate(config, err);
+    if (r)
+        return r;
+    state_start(st, config, opts ? opts : &default_opts);
+    return 0;
+}
+
+static resil_rng *state_rng(resil_retry_state *st)
+{
+    if (st->rng)
+        return st->rng;
+    if (!st->rng_seeded) {
+        resil_rng_seed_random(&st->own_rng);
+        st->rng_seeded = true;
+    }
+    return &st->own_rng;
+}
+
+static inline void stop(resil_retry_decision *out, resil_retry_state *st, resil_stop_reason r)
+{
+    st->reason = r;
+    out->retry = false;
+    out->delay_s = 0;
+    out->reason = r;
+}
+
+/* The decision after a failed attempt (kept out of line: the success path
+ * stays small). */
+static void feed_failure(resil_retry_decision *out, resil_retry_state *st, resil_outcome outcome,
+                         double retry_after_s)
+{
+    const resil_retry_config *c = st->config;
+    if (st->budget)
+        resil_retry_budget_on_failure(st->budget);
+    if (outcome != RESIL_OUTCOME_TRANSIENT)
+        return stop(out, st, RESIL_STOP_PERMANENT);
+    if (resil_cancel_is_cancelled(st->cancel))
+        return stop(out, st, RESIL_STOP_CANCELLED);
+    if (st->attempts > c->max_retries)
+        return stop(out, st, RESIL_STOP_EXHAUSTED);
+    if (st->budget && !resil_retry_budget_allows(st->budget))
+        return stop(out, st, RESIL_STOP_BUDGET);
+
+    bool hinted = retry_after_s >= 0; /* false for NaN */
+    double delay;
+    if (hinted) {
+        delay = retry_after_s;
+    } else {
+        resil_rng *rng = resil_retry_config_jitter(c) ? state_rng(st) : NULL;
+        delay = resil_backoff_delay(c, st->attempts, st->prev_delay_s, rng);
+        st->prev_delay_s = delay;
+    }
+    if (st->deadline_ns) {
+        int64_t now = st->clock->monotonic_ns(st->clock->ctx);
+        int64_t left = st->deadline_ns - now;
+        if (left <= 0)
+            return stop(out, st, RESIL_STOP_DEADLINE);
+        if (resil__s_to_ns(delay) > left) {
+            if (!hinted)
+                return stop(out, st, RESIL_STOP_DEADLINE);
+            delay = resil__ns_to_s(left); /* a hint is clamped to the deadline */
+        }
+    }
+    st->total_delay_s += delay;
+    out->retry = true;
+    out->delay_s = delay;
+    out->reason = RESIL_STOP_NONE;
+}
+
+static inline void state_feed(resil_retry_decision *out, resil_retry_state *st,
+                              resil_outcome outcome, int error, double retry_after_s)
+{
+    if (RESIL_UNLIKELY(st->reason != RESIL_STOP_NONE))
+        return stop(out, st, st->reason);
+    st->attempts++;
+    st->last_error = error;
+    if (RESIL_LIKELY(outcome == RESIL_OUTCOME_SUCCESS)) {
+        if (st->budget)
+            resil_retry_budget_on_success(st->budget);
+        return stop(out, st, RESIL_STOP_SUCCESS);
+    }
+    feed_failure(out, st, outcome, retry_after_s);
+}
+
+void resil_retry_state_feed(resil_retry_decision *out, resil_retry_state *st,
+                            resil_outcome outcome, int error, double retry_after_s)
+{
+    state_feed(out, st, outcome, error, retry_after_s);
+}
+
+void resil_retry_state_cancel(resil_retry_state *st)
+{
+    if (st->reason == RESIL_STOP_NONE)
+        st->reason = RESIL_STOP_CANCELLED;
+}
+
+int resil_retry_state_attempts(const resil_retry_state *st)
+{
+    return st->attempts;
+}
+
+double resil_retry_state_elapsed(const resil_retry_state *st)
+{
+    if (st->start_ns < 0)
+        return -1;
+    return resil__ns_to_s(st->clock->monotonic_ns(st->clock->ctx) - st->start_ns);
+}
+
+/* ---- the blocking loop ---------------------------------------------------------- */
+
+static void run_hook(resil_retry_hook hook, const resil_retry_opts *o, const resil_retry_state *st,
+                     const char *name, resil_outcome outcome, const resil_retry_decision *d)
+{
+    resil_attempt_info info = {
+        .name = name,
+        .attempt = st->attempts,
+        .outcome = outcome,
+        .error = st->last_error,
+        .delay_s = d->retry ? d->delay_s : 0,
+        .reason = d->retry ? RESIL_STOP_NONE : d->reason,
+        .elapsed_s = resil_retry_state_elapsed(st),
+    };
+    hook(&info, o->hook_arg);
+}
+
+static const resil_retry_config transient_config = RESIL_RETRY_TRANSIENT;
+
+int resil_retry(resil_retry_op op, void *arg, const char *name, const resil_retry_config *config,
+                const resil_retry_opts *opts, resil_retry_result *result)
+{
+    if (!config)
+        config = &transient_config;
+    if (!opts)
+        opts = &default_opts;
+    if (RESIL_UNLIKELY(!op || resil_retry_config_validate(config, NULL) != 0)) {
+        if (result)
+            *result = (resil_retry_result){.elapsed_s = -1, .last_error = RESIL_EINVAL};
+        return RESIL_EINVAL;
+    }
+
+    resil_retry_state st;
+    state_start(&st, config, opts);
+    resil_retry_decision d;
+    resil_outcome outcome = RESIL_OUTCOME_SUCCESS;
+
+    if (RESIL_UNLIKELY(resil_cancel_is_cancelled(opts->cancel))) {
+        stop(&d, &st, RESIL_STOP_CANCELLED);
+    } else {
+        for (;;) {
+            resil_retry_call call = {st.attempts + 1, name, 0, -1.0};
+            outcome = op(&call, arg);
+            state_feed(&d, &st, outcome, call.error, call.retry_after_s);
+            if (opts->after_attempt)
+                run_hook(opts->after_attempt, opts, &st, name, outcome, &d);
+            if (RESIL_LIKELY(!d.retry))
+                break;
+            if (opts->before_sleep)
+                run_hook(opts->before_sleep, opts, &st, name, outcome, &d);
+            if (st.clock->sleep_ns(st.clock->ctx, resil__s_to_ns(d.delay_s), st.cancel) != 0) {
+                stop(&d, &st, RESIL_STOP_CANCELLED);
+                break;
+            }
+        }
+    }
+
+    if (result) {
+        result->attempts = st.attempts;
+        result->reason = st.reason;
+        result->last_outcome = outcome;
+        result->last_error = st.last_error;
+        result->total_delay_s = st.total_delay_s;
+        result->elapsed_s = resil_retry_state_elapsed(&st);
+    }
+    return resil_stop_reason_error(st.reason);
+}
