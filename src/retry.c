@@ -81,6 +81,8 @@ static double envelope(const resil_retry_config *c, int k)
 {
     if (k < 1)
         k = 1;
+    if (c->base_delay_s == 0)
+        return 0;
     double d = c->base_delay_s * pow(c->exponential_base, (double)(k - 1));
     if (!(d <= c->max_delay_s)) /* also catches NaN from 0 * inf */
         d = c->max_delay_s;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# scripts/check-install.sh BUILD_DIR - installs the build into a DESTDIR, then
+# builds a small program against it through pkg-config, linked both to the
+# shared and to the static library, and runs it.  Checks the layout
+# (headers, libresil.so with its soname link, libresil.a, resil.pc, the CLI).
+set -euo pipefail
+build=$(cd "$1" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+prefix=/opt/resil-test
+DESTDIR="$tmp/root" cmake --install "$build" --prefix "$prefix" >/dev/null
+root="$tmp/root$prefix"
+libdir=$(cd "$root" && ls -d lib* | head -n1)
+for f in include/resil/resil.h include/resil/retry.h "$libdir/libresil.a" "$libdir/libresil.so" \
+         "$libdir/pkgconfig/resil.pc" bin/resil; do
+  [ -e "$root/$f" ] || { echo "missing after install: $f"; exit 1; }
+done
+ls "$root/$libdir"/libresil.so.0* >/dev/null || { echo "missing soname link libresil.so.0"; exit 1; }
+
+san=$(sed -n 's/^RESIL_SANITIZE:STRING=//p' "$build/CMakeCache.txt")
+cflags=()
+[ -n "$san" ] && cflags=(-fsanitize="$san")
+cat > "$tmp/prog.c" <<'C'
+#include <resil/resil.h>
+#include <stdio.h>
+#include <string.h>
+static resil_outcome op(resil_retry_call *c, void *arg) { (void)arg; return c->attempt < 2 ? RESIL_OUTCOME_TRANSIENT : RESIL_OUTCOME_SUCCESS; }
+int main(void) {
+    resil_fake_clock fc;
+    resil_retry_opts o = RESIL_RETRY_OPTS_INIT;
+    o.clock = resil_fake_clock_init(&fc, 0, 0);
+    resil_retry_result r;
+    resil_retry_config cfg = RESIL_RETRY_TRANSIENT;
+    int rc = resil_retry(op, NULL, "install-check", &cfg, &o, &r);
+    if (rc != 0 || r.attempts != 2 || strcmp(resil_version(), RESIL_VERSION_STRING) != 0) return 1;
+    printf("ok %s\n", resil_version());
+    return 0;
+}
+C
+export PKG_CONFIG_SYSROOT_DIR="$tmp/root" PKG_CONFIG_PATH="$root/$libdir/pkgconfig"
+pc_cflags=$(pkg-config --cflags resil)
+pc_libs=$(pkg-config --libs resil)
+pc_static=$(pkg-config --static --libs resil)
+cc -std=c11 -Wall -Wextra -Werror "${cflags[@]}" $pc_cflags "$tmp/prog.c" -o "$tmp/prog-shared" $pc_libs
+LD_LIBRARY_PATH="$root/$libdir" "$tmp/prog-shared"
+cc -std=c11 -Wall -Wextra -Werror "${cflags[@]}" $pc_cflags "$tmp/prog.c" -o "$tmp/prog-static" \
+   "$root/$libdir/libresil.a" $(printf '%s\n' $pc_static | grep -v -- '-lresil')
+"$tmp/prog-static"
+"$root/bin/resil" --version | grep -q 'resil 0.1.0' || { echo "installed CLI --version wrong"; exit 1; }
+echo "install ok: $prefix ($libdir)"
