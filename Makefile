@@ -25,7 +25,7 @@ test: build
 	ctest --preset $(PRESET) -j $(JOBS)
 
 demo: build
-	@bash examples/demo.sh $(BUILD)/resil
+	@bash examples/demo.sh $(BUILD)/resil $(BUILD)/example_retry
 
 bench: deps
 	@bash bench/run.sh
