@@ -9,6 +9,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=/opt/resil-test
 DESTDIR="$tmp/root" cmake --install "$build" --prefix "$prefix" >/dev/null
+pcfile=$(ls "$tmp/root$prefix"/lib*/pkgconfig/resil.pc)
+grep -q '^Version: ' "$pcfile" || { echo "resil.pc has no Version"; exit 1; }
 root="$tmp/root$prefix"
 libdir=$(cd "$root" && ls -d lib* | head -n1)
 for f in include/resil/resil.h include/resil/retry.h "$libdir/libresil.a" "$libdir/libresil.so" \
@@ -37,10 +39,12 @@ int main(void) {
     return 0;
 }
 C
-export PKG_CONFIG_SYSROOT_DIR="$tmp/root" PKG_CONFIG_PATH="$root/$libdir/pkgconfig"
-pc_cflags=$(pkg-config --cflags resil)
-pc_libs=$(pkg-config --libs resil)
-pc_static=$(pkg-config --static --libs resil)
+# The .pc names the configured prefix; point it at the staged tree instead.
+export PKG_CONFIG_PATH="$root/$libdir/pkgconfig"
+pc() { pkg-config --define-variable=prefix="$root" "$@" resil; }
+pc_cflags=$(pc --cflags)
+pc_libs=$(pc --libs)
+pc_static=$(pc --static --libs)
 cc -std=c11 -Wall -Wextra -Werror "${cflags[@]}" $pc_cflags "$tmp/prog.c" -o "$tmp/prog-shared" $pc_libs
 LD_LIBRARY_PATH="$root/$libdir" "$tmp/prog-shared"
 cc -std=c11 -Wall -Wextra -Werror "${cflags[@]}" $pc_cflags "$tmp/prog.c" -o "$tmp/prog-static" \

@@ -5,6 +5,7 @@
 
 #include "internal/util.h"
 
+#include <float.h>
 #include <math.h>
 #include <strings.h>
 
@@ -33,8 +34,20 @@ int resil_retry_preset(resil_retry_config *out, const char *name, resil_error *e
                            name ? name : "(null)");
 }
 
+/* All fields valid? (resil_retry's inline fast path has a cheaper, conservative
+ * version of this check in retry.h.) */
+static inline bool config_ok(const resil_retry_config *c)
+{
+    return c->max_retries >= 0 && c->base_delay_s >= 0 && c->base_delay_s <= c->max_delay_s &&
+           c->max_delay_s <= DBL_MAX && c->exponential_base >= 1 &&
+           c->exponential_base <= DBL_MAX && c->max_elapsed_s >= 0 &&
+           c->max_elapsed_s <= DBL_MAX && (unsigned)c->jitter_kind <= RESIL_JITTER_DECORRELATED;
+}
+
 int resil_retry_config_validate(const resil_retry_config *c, resil_error *err)
 {
+    if (c && config_ok(c))
+        return 0;
     if (!c)
         return resil_error_set(err, RESIL_EINVAL, "config", "retry config is NULL");
     if (c->max_retries < 0)
@@ -67,11 +80,16 @@ int resil_retry_config_validate(const resil_retry_config *c, resil_error *err)
     return 0;
 }
 
-resil_jitter_kind resil_retry_config_jitter(const resil_retry_config *c)
+static inline resil_jitter_kind jitter_of(const resil_retry_config *c)
 {
     if (!c->jitter)
         return RESIL_JITTER_DEFAULT;
     return c->jitter_kind == RESIL_JITTER_DEFAULT ? RESIL_JITTER_FULL : c->jitter_kind;
+}
+
+resil_jitter_kind resil_retry_config_jitter(const resil_retry_config *c)
+{
+    return jitter_of(c);
 }
 
 /* ---- backoff ---------------------------------------------------------------- */
@@ -83,7 +101,8 @@ static double envelope(const resil_retry_config *c, int k)
         k = 1;
     if (c->base_delay_s == 0)
         return 0;
-    double d = c->base_delay_s * pow(c->exponential_base, (double)(k - 1));
+    double d = c->exponential_base == 2.0 ? ldexp(c->base_delay_s, k > 2000 ? 2000 : k - 1)
+                                          : c->base_delay_s * pow(c->exponential_base, k - 1.0);
     if (!(d <= c->max_delay_s)) /* also catches NaN from 0 * inf */
         d = c->max_delay_s;
     return d;
@@ -94,7 +113,7 @@ double resil_backoff_delay(const resil_retry_config *c, int retry, double prev_d
 {
     double d = envelope(c, retry);
     double v;
-    switch (resil_retry_config_jitter(c)) {
+    switch (jitter_of(c)) {
     case RESIL_JITTER_FULL:
         v = resil_rng_range(rng, 0.0, d);
         break;
@@ -139,7 +158,7 @@ const char *resil_stop_reason_name(resil_stop_reason r)
     return "unknown";
 }
 
-int resil_stop_reason_error(resil_stop_reason r)
+static inline int reason_error(resil_stop_reason r)
 {
     switch (r) {
     case RESIL_STOP_NONE:
@@ -151,6 +170,11 @@ int resil_stop_reason_error(resil_stop_reason r)
     case RESIL_STOP_BUDGET: return RESIL_EBUDGET;
     }
     return RESIL_EINVAL;
+}
+
+int resil_stop_reason_error(resil_stop_reason r)
+{
+    return reason_error(r);
 }
 
 /* ---- state machine ------------------------------------------------------------ */
@@ -173,7 +197,6 @@ static inline void state_start(resil_retry_state *st, const resil_retry_config *
     st->prev_delay_s = 0;
     st->total_delay_s = 0;
     st->reason = RESIL_STOP_NONE;
-    st->rng_seeded = false;
     if (c->max_elapsed_s > 0 || o->measure_time) {
         st->start_ns = st->clock->monotonic_ns(st->clock->ctx);
         if (c->max_elapsed_s > 0)
@@ -191,15 +214,21 @@ int resil_retry_state_init(resil_retry_state *st, const resil_retry_config *conf
     return 0;
 }
 
+/* Without a caller's rng, jitter comes from a per-thread generator seeded
+ * from the kernel once per thread (a getrandom per retry would cost more than
+ * the retry decision itself). */
+static _Thread_local resil_rng thread_rng;
+static _Thread_local bool thread_rng_seeded;
+
 static resil_rng *state_rng(resil_retry_state *st)
 {
     if (st->rng)
         return st->rng;
-    if (!st->rng_seeded) {
-        resil_rng_seed_random(&st->own_rng);
-        st->rng_seeded = true;
+    if (!thread_rng_seeded) {
+        resil_rng_seed_random(&thread_rng);
+        thread_rng_seeded = true;
     }
-    return &st->own_rng;
+    return &thread_rng;
 }
 
 static inline void stop(resil_retry_decision *out, resil_retry_state *st, resil_stop_reason r)
@@ -232,7 +261,7 @@ static void feed_failure(resil_retry_decision *out, resil_retry_state *st, resil
     if (hinted) {
         delay = retry_after_s;
     } else {
-        resil_rng *rng = resil_retry_config_jitter(c) ? state_rng(st) : NULL;
+        resil_rng *rng = jitter_of(c) ? state_rng(st) : NULL;
         delay = resil_backoff_delay(c, st->attempts, st->prev_delay_s, rng);
         st->prev_delay_s = delay;
     }
@@ -285,11 +314,16 @@ int resil_retry_state_attempts(const resil_retry_state *st)
     return st->attempts;
 }
 
-double resil_retry_state_elapsed(const resil_retry_state *st)
+static inline double state_elapsed(const resil_retry_state *st)
 {
     if (st->start_ns < 0)
         return -1;
     return resil__ns_to_s(st->clock->monotonic_ns(st->clock->ctx) - st->start_ns);
+}
+
+double resil_retry_state_elapsed(const resil_retry_state *st)
+{
+    return state_elapsed(st);
 }
 
 /* ---- the blocking loop ---------------------------------------------------------- */
@@ -304,21 +338,28 @@ static void run_hook(resil_retry_hook hook, const resil_retry_opts *o, const res
         .error = st->last_error,
         .delay_s = d->retry ? d->delay_s : 0,
         .reason = d->retry ? RESIL_STOP_NONE : d->reason,
-        .elapsed_s = resil_retry_state_elapsed(st),
+        .elapsed_s = state_elapsed(st),
     };
     hook(&info, o->hook_arg);
 }
 
 static const resil_retry_config transient_config = RESIL_RETRY_TRANSIENT;
 
-int resil_retry(resil_retry_op op, void *arg, const char *name, const resil_retry_config *config,
-                const resil_retry_opts *opts, resil_retry_result *result)
+/* The external definition of the inline resil_retry (C11 6.7.4). */
+extern inline int resil_retry(resil_retry_op op, void *arg, const char *name,
+                              const resil_retry_config *config, const resil_retry_opts *opts,
+                              resil_retry_result *result);
+
+int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
+                         const resil_retry_config *config, const resil_retry_opts *opts,
+                         resil_retry_result *result, int first_outcome, int first_error,
+                         double first_retry_after_s)
 {
     if (!config)
         config = &transient_config;
     if (!opts)
         opts = &default_opts;
-    if (RESIL_UNLIKELY(!op || resil_retry_config_validate(config, NULL) != 0)) {
+    if (first_outcome < 0 && (!op || !config_ok(config))) {
         if (result)
             *result = (resil_retry_result){.elapsed_s = -1, .last_error = RESIL_EINVAL};
         return RESIL_EINVAL;
@@ -327,26 +368,33 @@ int resil_retry(resil_retry_op op, void *arg, const char *name, const resil_retr
     resil_retry_state st;
     state_start(&st, config, opts);
     resil_retry_decision d;
-    resil_outcome outcome = RESIL_OUTCOME_SUCCESS;
+    resil_outcome outcome;
 
-    if (RESIL_UNLIKELY(resil_cancel_is_cancelled(opts->cancel))) {
+    if (first_outcome >= 0) {
+        outcome = (resil_outcome)first_outcome;
+        state_feed(&d, &st, outcome, first_error, first_retry_after_s);
+    } else if (resil_cancel_is_cancelled(opts->cancel)) {
+        outcome = RESIL_OUTCOME_SUCCESS;
         stop(&d, &st, RESIL_STOP_CANCELLED);
     } else {
-        for (;;) {
-            resil_retry_call call = {st.attempts + 1, name, 0, -1.0};
-            outcome = op(&call, arg);
-            state_feed(&d, &st, outcome, call.error, call.retry_after_s);
-            if (opts->after_attempt)
-                run_hook(opts->after_attempt, opts, &st, name, outcome, &d);
-            if (RESIL_LIKELY(!d.retry))
-                break;
-            if (opts->before_sleep)
-                run_hook(opts->before_sleep, opts, &st, name, outcome, &d);
-            if (st.clock->sleep_ns(st.clock->ctx, resil__s_to_ns(d.delay_s), st.cancel) != 0) {
-                stop(&d, &st, RESIL_STOP_CANCELLED);
-                break;
-            }
+        resil_retry_call call = {1, name, 0, -1.0};
+        outcome = op(&call, arg);
+        state_feed(&d, &st, outcome, call.error, call.retry_after_s);
+    }
+    for (;;) {
+        if (st.attempts > 0 && opts->after_attempt)
+            run_hook(opts->after_attempt, opts, &st, name, outcome, &d);
+        if (!d.retry)
+            break;
+        if (opts->before_sleep)
+            run_hook(opts->before_sleep, opts, &st, name, outcome, &d);
+        if (st.clock->sleep_ns(st.clock->ctx, resil__s_to_ns(d.delay_s), st.cancel) != 0) {
+            stop(&d, &st, RESIL_STOP_CANCELLED);
+            break;
         }
+        resil_retry_call call = {st.attempts + 1, name, 0, -1.0};
+        outcome = op(&call, arg);
+        state_feed(&d, &st, outcome, call.error, call.retry_after_s);
     }
 
     if (result) {
@@ -355,7 +403,7 @@ int resil_retry(resil_retry_op op, void *arg, const char *name, const resil_retr
         result->last_outcome = outcome;
         result->last_error = st.last_error;
         result->total_delay_s = st.total_delay_s;
-        result->elapsed_s = resil_retry_state_elapsed(&st);
+        result->elapsed_s = state_elapsed(&st);
     }
-    return resil_stop_reason_error(st.reason);
+    return reason_error(st.reason);
 }

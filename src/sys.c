@@ -21,26 +21,29 @@ static int sys_fcntl_lock(int fd, int cmd, struct flock *fl)
     return fcntl(fd, cmd, fl);
 }
 
-static const struct resil__sys_table real_table = {
-    .open = sys_open,
-    .openat = sys_openat,
-    .close = close,
-    .read = read,
-    .write = write,
-    .pwrite = pwrite,
-    .lseek = lseek,
-    .fsync = fsync,
-    .fdatasync = fdatasync,
-    .ftruncate = ftruncate,
-    .fstat = fstat,
-    .lstat = lstat,
-    .rename = rename,
-    .unlink = unlink,
-    .fcntl_lock = sys_fcntl_lock,
-    .ppoll = ppoll,
-};
+#define REAL_TABLE \
+    {                                                                           \
+    .open = sys_open,                                                           \
+    .openat = sys_openat,                                                       \
+    .close = close,                                                             \
+    .read = read,                                                               \
+    .write = write,                                                             \
+    .pwrite = pwrite,                                                           \
+    .lseek = lseek,                                                             \
+    .fsync = fsync,                                                             \
+    .fdatasync = fdatasync,                                                     \
+    .ftruncate = ftruncate,                                                     \
+    .fstat = fstat,                                                             \
+    .lstat = lstat,                                                             \
+    .rename = rename,                                                           \
+    .unlink = unlink,                                                           \
+    .fcntl_lock = sys_fcntl_lock,                                               \
+    .ppoll = ppoll,                                                             \
+    }
 
-struct resil__sys_table resil__sys = real_table;
+static const struct resil__sys_table real_table = REAL_TABLE;
+
+struct resil__sys_table resil__sys = REAL_TABLE;
 
 void resil__sys_reset(void)
 {

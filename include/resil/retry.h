@@ -167,8 +167,9 @@ typedef void (*resil_retry_hook)(const resil_attempt_info *info, void *arg);
  * start from RESIL_RETRY_OPTS_INIT (all zero). */
 typedef struct resil_retry_opts {
     const resil_clock *clock;     /* NULL: the system clock */
-    resil_rng *rng;               /* NULL: a private generator, seeded from the
-                                     kernel only when a jittered delay is needed */
+    resil_rng *rng;               /* NULL: a per-thread generator, seeded from the
+                                     kernel the first time a thread needs a
+                                     jittered delay */
     resil_cancel *cancel;         /* NULL: not cancellable */
     resil_retry_budget *budget;   /* NULL: no budget */
     resil_retry_hook after_attempt; /* after every attempt (info.delay_s set) */
@@ -196,8 +197,6 @@ typedef struct resil_retry_state {
     double prev_delay_s;
     double total_delay_s;
     resil_stop_reason reason;
-    bool rng_seeded;
-    resil_rng own_rng;
 } resil_retry_state;
 
 /* The state machine's answer. */
@@ -258,6 +257,20 @@ typedef struct resil_retry_result {
                                  deadline and no opts->measure_time) */
 } resil_retry_result;
 
+/* The part of resil_retry that follows a first attempt which did not simply
+ * succeed, or that makes every attempt when the fast path does not apply
+ * (deadline, measure_time, an after_attempt hook or a cancel token).
+ * first_outcome < 0 means no attempt was made yet (the config is then
+ * validated and the first attempt made here); otherwise it is the outcome of
+ * attempt 1, with first_error and first_retry_after_s as the op reported them,
+ * and the config must already be valid.  Arguments and return value as for
+ * resil_retry, which is what callers should use. */
+RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
+                                      const resil_retry_config *config,
+                                      const resil_retry_opts *opts, resil_retry_result *result,
+                                      int first_outcome, int first_error,
+                                      double first_retry_after_s);
+
 /* Runs op up to 1 + config->max_retries times, sleeping the backoff delay
  * between attempts, until it succeeds, fails permanently, the deadline would
  * be crossed, the budget refuses, or `opts->cancel` fires (which wakes a
@@ -266,12 +279,63 @@ typedef struct resil_retry_result {
  * Returns 0 on success; otherwise resil_stop_reason_error(reason)
  * (RESIL_EEXHAUSTED, RESIL_EDEADLINE, RESIL_EPERMANENT, RESIL_ECANCELED,
  * RESIL_EBUDGET) with the op's own error in result->last_error; RESIL_EINVAL
- * for a bad config (op not called).
- * The first attempt allocates nothing, draws no random number and reads no
- * clock unless a deadline or measure_time asks for time. */
+ * for a bad config or a NULL op (op not called).
+ *
+ * Hot path: this is a C99/C11 inline function, so that a first attempt that
+ * succeeds costs a few nanoseconds over calling op directly; it allocates
+ * nothing, draws no random number and reads no clock unless a deadline or
+ * measure_time asks for time.  libresil also exports it as an ordinary
+ * function (for function pointers and other languages); define
+ * RESIL_NO_INLINE_FAST_PATH before including to always call that one. */
+#if defined(RESIL_NO_INLINE_FAST_PATH) && !defined(RESIL_BUILDING)
 RESIL_EXPORT int resil_retry(resil_retry_op op, void *arg, const char *name,
                              const resil_retry_config *config, const resil_retry_opts *opts,
                              resil_retry_result *result);
+#else
+RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *name,
+                                    const resil_retry_config *config,
+                                    const resil_retry_opts *opts, resil_retry_result *result)
+{
+    /* Eligible: an op, a config without deadline, no time, no after_attempt
+     * hook, no cancel token.  The config check is conservative: for doubles
+     * >= +0.0 and finite, the IEEE bits read as an unsigned integer lie below
+     * +inf's and order like the values, so each "finite and >= x" test is one
+     * integer comparison; anything it refuses goes to resil_retry_continue,
+     * which validates properly. */
+    if (op && config &&
+        (!opts || (!opts->measure_time && !opts->after_attempt && !opts->cancel))) {
+        union {
+            double d;
+            uint64_t u;
+        } base = {config->base_delay_s}, max = {config->max_delay_s},
+          eb = {config->exponential_base}, el = {config->max_elapsed_s};
+        unsigned bad = (max.u >= 0x7ff0000000000000ULL) | (base.u > max.u) |
+                       (eb.u - 0x3ff0000000000000ULL >= 0x4000000000000000ULL) | (el.u != 0) |
+                       ((unsigned)config->max_retries >> 31) |
+                       ((unsigned)config->jitter_kind > (unsigned)RESIL_JITTER_DECORRELATED);
+        if (bad == 0) {
+            resil_retry_call call = {1, name, 0, -1.0};
+            resil_outcome outcome = op(&call, arg);
+            if (outcome == RESIL_OUTCOME_SUCCESS) {
+                if (opts && opts->budget)
+                    resil_retry_budget_on_success(opts->budget);
+                if (result) {
+                    result->attempts = 1;
+                    result->reason = RESIL_STOP_SUCCESS;
+                    result->last_outcome = RESIL_OUTCOME_SUCCESS;
+                    result->last_error = call.error;
+                    result->total_delay_s = 0.0;
+                    result->elapsed_s = -1.0;
+                }
+                return 0;
+            }
+            return resil_retry_continue(op, arg, name, config, opts, result, (int)outcome,
+                                        call.error, call.retry_after_s);
+        }
+    }
+    return resil_retry_continue(op, arg, name, config, opts, result, -1, 0, -1.0);
+}
+#endif
 
 #ifdef __cplusplus
 }

@@ -749,6 +749,52 @@ static void test_cancel_wakes_sleeping_retry(void **state)
     resil_cancel_free(tok);
 }
 
+/* The exported, out-of-line resil_retry (what a function pointer or another
+ * language calls) behaves like the inline fast path. */
+static void test_exported_function_matches_inline(void **state)
+{
+    (void)state;
+    int (*volatile fp)(resil_retry_op, void *, const char *, const resil_retry_config *,
+                       const resil_retry_opts *, resil_retry_result *) = resil_retry;
+    resil_fake_clock fc;
+    resil_retry_opts o = RESIL_RETRY_OPTS_INIT;
+    o.clock = resil_fake_clock_init(&fc, 0, 0);
+    resil_retry_config c = no_jitter(3, 1, 8);
+    resil_retry_result r1, r2;
+    struct script a = {.fail_times = 2, .error = -3, .retry_after_s = -1};
+    struct script b = a;
+    assert_int_equal(fp(scripted, &a, "x", &c, &o, &r1), 0);
+    assert_int_equal(resil_retry(scripted, &b, "x", &c, &o, &r2), 0);
+    assert_int_equal(r1.attempts, 3);
+    assert_int_equal(r2.attempts, 3);
+    assert_true(r1.total_delay_s == r2.total_delay_s);
+    c.base_delay_s = 99;
+    assert_int_equal(fp(scripted, &a, "x", &c, &o, &r1), RESIL_EINVAL);
+
+    /* Values the inline pre-check refuses but the validator accepts (a
+     * negative zero) still work, through the slow path. */
+    c = no_jitter(3, 1, 8);
+    c.max_elapsed_s = -0.0;
+    struct script z = {.fail_times = 1, .retry_after_s = -1};
+    assert_int_equal(resil_retry(scripted, &z, "x", &c, &o, &r1), 0);
+    assert_int_equal(r1.attempts, 2);
+    /* And every invalid field is refused by the inline path too. */
+    resil_retry_config bad[6];
+    for (int i = 0; i < 6; i++)
+        bad[i] = no_jitter(3, 1, 8);
+    bad[0].max_retries = -2;
+    bad[1].base_delay_s = NAN;
+    bad[2].max_delay_s = INFINITY;
+    bad[3].exponential_base = 0.99;
+    bad[4].exponential_base = INFINITY;
+    bad[5].jitter_kind = (resil_jitter_kind)4;
+    for (int i = 0; i < 6; i++) {
+        struct script n = {0};
+        assert_int_equal(resil_retry(scripted, &n, "x", &bad[i], NULL, NULL), RESIL_EINVAL);
+        assert_int_equal(n.calls, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_state_machine),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_exported_function_matches_inline),
         cmocka_unit_test(test_budget_refuses_and_refills),
         cmocka_unit_test(test_budget_threads),
         cmocka_unit_test(test_cancel_wakes_sleeping_retry),
