@@ -1,1 +1,1263 @@
-int resil__cli_run_placeholder;
+/* src/cli/run.c - `resil run [options] -- CMD [ARGS...]`: run a command,
+ * retrying it with backoff until it succeeds (a superset of Debian's retry(1)).
+ *
+ * A thin shell over the public API: resil_retry() is the loop; the op below
+ * runs the command once and says whether the attempt succeeded, failed
+ * transiently or failed permanently; a --delay list is passed to the library
+ * as the op's retry-after hint; signals cancel a resil_cancel token; messages
+ * and NDJSON events come from the after_attempt hook.
+ *
+ * One attempt:
+ *   stdin   a terminal is passed through; anything else is captured: the child
+ *           reads a pipe that we feed, first with every byte of our stdin read
+ *           so far (replay), then with more of our stdin, read only when the
+ *           pipe has room;
+ *   stdout  goes to an anonymous temporary file, copied afterwards to our
+ *           stdout if the attempt succeeded, to our stderr otherwise;
+ *   stderr  passes straight through;
+ *   waiting one ppoll() loop over a pidfd, the cancel token's fd, the stdin
+ *           pump and the attempt timeout (waitpid polling without pidfd).
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include "resil/cancel.h"
+#include "resil/clock.h"
+#include "resil/common.h"
+#include "resil/retry.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define NS_PER_S 1000000000LL
+#define NS_NEVER INT64_MAX
+#define PUMP_CHUNK 65536
+#define EXIT_TIMEDOUT 124
+#define EXIT_CANNOT_EXEC 126
+#define EXIT_NOT_FOUND 127
+#define FALLBACK_POLL_NS (10 * 1000000LL) /* waitpid polling without pidfd */
+
+/* ---- signals ---------------------------------------------------------------- */
+
+/* The signals resil forwards to the command and that cancel the retry. */
+static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define N_HANDLED (sizeof handled_signals / sizeof handled_signals[0])
+
+/* Shared with the handler.  g_target: where to forward (pid, -pgid, 0 = no
+ * command running); written only while the handled signals are blocked. */
+static resil_cancel *g_cancel;
+static volatile sig_atomic_t g_target;
+static volatile sig_atomic_t g_own_pgroup;
+static volatile sig_atomic_t g_signal; /* the last signal received, 0 if none */
+
+static void on_signal(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    int saved = errno;
+    g_signal = sig;
+    resil_cancel_cancel(g_cancel);
+    pid_t target = (pid_t)g_target;
+    /* A command sharing our process group already got a signal the terminal
+     * sent to the group (si_code SI_KERNEL): forward only the others. */
+    if (target != 0 && (g_own_pgroup || !si || si->si_code != SI_KERNEL))
+        kill(target, sig);
+    errno = saved;
+}
+
+static const char *signal_name(int sig)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGCHLD, "SIGCHLD"},
+        {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
+        {SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+        {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
+        {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i].sig == sig)
+            return names[i].name;
+    }
+    return NULL;
+}
+
+/* ---- options ------------------------------------------------------------------ */
+
+/* A set of exit statuses 0..255 (signal deaths count as 128+N). */
+typedef struct code_set {
+    bool given;
+    bool has[256];
+} code_set;
+
+typedef struct run_ctx {
+    /* the command */
+    char **cmd;
+    const char *name;  /* the retry's name (events, library) */
+    const char *label; /* what messages call the command (-m, else name) */
+
+    /* policy */
+    resil_retry_config config;
+    bool until_mode;   /* true: stop when `criteria` matches; false: retry while */
+    code_set criteria; /* --until / --while */
+    code_set retry_on;
+    code_set stop_on;
+    double *delays; /* --delay list, or NULL */
+    size_t n_delays;
+    double attempt_timeout_s; /* 0 = none */
+    int64_t run_start_ns;     /* monotonic start of the whole run (for --deadline) */
+    double kill_after_s;
+    bool quiet;
+    int events_fd; /* -1 = none */
+
+    /* process set-up */
+    enum { STDIN_TTY, STDIN_PIPE, STDIN_INHERIT } stdin_mode;
+    bool own_pgroup;
+    sigset_t orig_mask;   /* our signal mask at start: the child's */
+    sigset_t handled;     /* the handled signals we installed handlers for */
+    sigset_t child_deflt; /* reset to SIG_DFL in the child */
+
+    /* captured stdin: every byte read so far */
+    char *in_buf;
+    size_t in_len, in_cap;
+    bool in_eof;
+
+    /* the last attempt */
+    bool exited;   /* exited normally with exit_code */
+    int exit_code;
+    int term_sig;  /* killed by this signal, 0 if not */
+    bool timed_out;
+    bool exec_failed;
+    bool fatal; /* resil's own failure; message already printed */
+    int status; /* what we report: code, 128+N, 124, 126, 127 */
+    double duration_s;
+} run_ctx;
+
+static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void msg(const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
+    line[len++] = '\n';
+    /* One write per line: lines from concurrent writers do not interleave. */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+static void run_usage(FILE *out)
+{
+    fputs("usage: resil run [options] [--] CMD [ARGS...]\n"
+          "\n"
+          "Runs CMD, retrying it with backoff until it succeeds.  stdin is captured and\n"
+          "replayed to each attempt; stdout of failed attempts goes to stderr, so stdout\n"
+          "carries the successful attempt's output once.\n"
+          "\n"
+          "policy:\n"
+          "  --preset NAME          transient|external|critical|aggressive|none\n"
+          "                         (default transient); the options below override it\n"
+          "  -t, --max-retries N    retries after the first attempt (alias --times)\n"
+          "      --forever          retry without limit\n"
+          "      --base-delay S     delay before the first retry\n"
+          "      --max-delay S      no delay exceeds this\n"
+          "      --exp-base X       delay growth factor (>= 1)\n"
+          "      --jitter KIND      full|equal|decorrelated|none\n"
+          "      --deadline S       give up at S seconds: no sleep past it, a running\n"
+          "                         attempt is ended (as by --attempt-timeout)\n"
+          "      --seed N           seed the jitter generator (reproducible delays)\n"
+          "  -d, --delay LIST       fixed delays \"1,2,4\" in turn, the last repeated\n"
+          "      --attempt-timeout S  SIGTERM an attempt still running after S seconds\n"
+          "                         (then SIGKILL after --kill-after S, default 5);\n"
+          "                         counts as a transient failure with status 124\n"
+          "      --retry-on CODES   retry only these exit codes (\"1-3,75\")\n"
+          "      --stop-on CODES    stop at once on these exit codes\n"
+          "  -u, --until CRITERIA   stop when met: success,true,fail,false,N,N-M\n"
+          "                         (default: success)\n"
+          "  -w, --while CRITERIA   retry while met\n"
+          "\n"
+          "reporting:\n"
+          "      --name NAME        the retry's name (default: CMD's basename)\n"
+          "  -m, --message TEXT     what messages call the command\n"
+          "      --events FILE      append one NDJSON line per attempt to FILE\n"
+          "  -q, --quiet            no progress messages\n"
+          "  -h, --help             this help\n"
+          "  -v, --version          print the version\n"
+          "\n"
+          "S is seconds, optionally with a unit ms, s, m, h or d.\n"
+          "Exit status: the last attempt's status (0 on success, 128+N for signal N,\n"
+          "124 for a timed-out attempt), 126/127 when CMD cannot be run, 2 for usage\n"
+          "errors, 1 for resil's own failures.  See resil(1).\n",
+          out);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    msg("resil run: %s", text);
+    msg("Try 'resil run --help' for more information.");
+    return RESIL_CLI_EXIT_USAGE;
+}
+
+/* Parses "1-3,75" (codes 0..255) into set; with `words`, also success/true
+ * (0) and fail/false (1..255), as retry(1)'s criteria.  On error copies the
+ * bad token to bad[]. */
+static bool parse_codes(code_set *set, const char *text, bool words, char *bad, size_t bad_size)
+{
+    memset(set, 0, sizeof *set);
+    set->given = true;
+    const char *p = text;
+    bool any = false;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char tok[64];
+        if (len == 0 || len >= sizeof tok) {
+            snprintf(bad, bad_size, "%.*s", (int)(len < 40 ? len : 40), p);
+            return false;
+        }
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        long lo = 0, hi = -1;
+        char *dash = strchr(tok, '-');
+        if (words && (strcmp(tok, "success") == 0 || strcmp(tok, "true") == 0)) {
+            lo = hi = 0;
+        } else if (words && (strcmp(tok, "fail") == 0 || strcmp(tok, "false") == 0)) {
+            lo = 1;
+            hi = 255;
+        } else if (dash && dash != tok) {
+            *dash = '\0';
+            bool ok = resil_cli_parse_long(tok, 0, 255, &lo) &&
+                      resil_cli_parse_long(dash + 1, 0, 255, &hi) && lo <= hi &&
+                      dash[1] != '+' && tok[0] != '+';
+            *dash = '-';
+            if (!ok) {
+                snprintf(bad, bad_size, "%s", tok);
+                return false;
+            }
+        } else if (tok[0] != '+' && resil_cli_parse_long(tok, 0, 255, &lo)) {
+            hi = lo;
+        } else {
+            snprintf(bad, bad_size, "%s", tok);
+            return false;
+        }
+        for (long c = lo; c <= hi; c++)
+            set->has[c] = true;
+        any = true;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return any;
+}
+
+static bool parse_delays(run_ctx *c, const char *text, char *bad, size_t bad_size)
+{
+    free(c->delays);
+    c->delays = NULL;
+    c->n_delays = 0;
+    size_t n = 1;
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    c->delays = calloc(n, sizeof *c->delays);
+    if (!c->delays) {
+        snprintf(bad, bad_size, "(out of memory)");
+        return false;
+    }
+    const char *p = text;
+    for (size_t i = 0; i < n; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char tok[64];
+        if (len == 0 || len >= sizeof tok) {
+            snprintf(bad, bad_size, "%.*s", (int)(len < 40 ? len : 40), p);
+            return false;
+        }
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        if (!resil_cli_parse_seconds(tok, &c->delays[i])) {
+            snprintf(bad, bad_size, "%s", tok);
+            return false;
+        }
+        p = comma ? comma + 1 : p + len;
+    }
+    c->n_delays = n;
+    return true;
+}
+
+/* The command-line option naming a config field (for validation errors). */
+static const char *field_option(const char *field)
+{
+    static const struct {
+        const char *field, *option;
+    } map[] = {
+        {"max_retries", "--max-retries"}, {"base_delay_s", "--base-delay"},
+        {"max_delay_s", "--max-delay"},   {"exponential_base", "--exp-base"},
+        {"max_elapsed_s", "--deadline"},  {"jitter_kind", "--jitter"},
+        {"preset", "--preset"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        if (strcmp(map[i].field, field) == 0)
+            return map[i].option;
+    }
+    return NULL;
+}
+
+enum {
+    OPT_PRESET = 1000,
+    OPT_MAX_RETRIES,
+    OPT_FOREVER,
+    OPT_BASE_DELAY,
+    OPT_MAX_DELAY,
+    OPT_EXP_BASE,
+    OPT_JITTER,
+    OPT_DEADLINE,
+    OPT_SEED,
+    OPT_ATTEMPT_TIMEOUT,
+    OPT_KILL_AFTER,
+    OPT_RETRY_ON,
+    OPT_STOP_ON,
+    OPT_NAME,
+    OPT_EVENTS,
+};
+
+static const struct option long_options[] = {
+    {"preset", required_argument, NULL, OPT_PRESET},
+    {"max-retries", required_argument, NULL, OPT_MAX_RETRIES},
+    {"times", required_argument, NULL, 't'},
+    {"forever", no_argument, NULL, OPT_FOREVER},
+    {"base-delay", required_argument, NULL, OPT_BASE_DELAY},
+    {"max-delay", required_argument, NULL, OPT_MAX_DELAY},
+    {"exp-base", required_argument, NULL, OPT_EXP_BASE},
+    {"jitter", required_argument, NULL, OPT_JITTER},
+    {"deadline", required_argument, NULL, OPT_DEADLINE},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"delay", required_argument, NULL, 'd'},
+    {"attempt-timeout", required_argument, NULL, OPT_ATTEMPT_TIMEOUT},
+    {"kill-after", required_argument, NULL, OPT_KILL_AFTER},
+    {"retry-on", required_argument, NULL, OPT_RETRY_ON},
+    {"stop-on", required_argument, NULL, OPT_STOP_ON},
+    {"until", required_argument, NULL, 'u'},
+    {"while", required_argument, NULL, 'w'},
+    {"message", required_argument, NULL, 'm'},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"events", required_argument, NULL, OPT_EVENTS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'v'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The option as the user wrote it, for messages. */
+static const char *option_name(int opt, char *buf, size_t size)
+{
+    for (const struct option *o = long_options; o->name; o++) {
+        if (o->val == opt) {
+            snprintf(buf, size, "--%s", o->name);
+            return buf;
+        }
+    }
+    snprintf(buf, size, "-%c", opt);
+    return buf;
+}
+
+/* What the command line set, applied over the preset afterwards so that the
+ * order of --preset and the individual options does not matter. */
+typedef struct overrides {
+    const char *preset;
+    bool has_retries, has_base, has_max, has_exp, has_jitter, has_deadline, has_seed;
+    int retries;
+    double base, max, exp, deadline;
+    bool jitter;
+    resil_jitter_kind jitter_kind;
+    uint64_t seed;
+    const char *events_path;
+} overrides;
+
+/* Parses the options.  Returns -1 to go on, or an exit status. */
+static int parse_args(run_ctx *c, overrides *ov, int argc, char **argv)
+{
+    char bad[128], oname[64];
+    int opt;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+:t:d:u:w:m:qhv", long_options, NULL)) != -1) {
+        double d;
+        long l;
+        switch (opt) {
+        case OPT_PRESET:
+            ov->preset = optarg;
+            break;
+        case 't':
+        case OPT_MAX_RETRIES:
+            if (!resil_cli_parse_long(optarg, 0, INT_MAX, &l))
+                return usage_error("%s: '%s' is not a valid number of retries (expected an "
+                                   "integer >= 0)",
+                                   option_name(opt, oname, sizeof oname), optarg);
+            ov->has_retries = true;
+            ov->retries = (int)l;
+            break;
+        case OPT_FOREVER:
+            ov->has_retries = true;
+            ov->retries = INT_MAX;
+            break;
+        case OPT_BASE_DELAY:
+        case OPT_MAX_DELAY:
+        case OPT_DEADLINE:
+            if (!resil_cli_parse_seconds(optarg, &d))
+                return usage_error("%s: '%s' is not a valid duration (expected seconds >= 0, "
+                                   "optionally with a unit ms, s, m, h or d)",
+                                   option_name(opt, oname, sizeof oname), optarg);
+            if (opt == OPT_BASE_DELAY) {
+                ov->has_base = true;
+                ov->base = d;
+            } else if (opt == OPT_MAX_DELAY) {
+                ov->has_max = true;
+                ov->max = d;
+            } else {
+                ov->has_deadline = true;
+                ov->deadline = d;
+            }
+            break;
+        case OPT_EXP_BASE:
+            if (!resil_cli_parse_double(optarg, &d))
+                return usage_error("--exp-base: '%s' is not a valid number", optarg);
+            ov->has_exp = true;
+            ov->exp = d;
+            break;
+        case OPT_JITTER:
+            ov->has_jitter = true;
+            ov->jitter = true;
+            if (strcmp(optarg, "full") == 0)
+                ov->jitter_kind = RESIL_JITTER_FULL;
+            else if (strcmp(optarg, "equal") == 0)
+                ov->jitter_kind = RESIL_JITTER_EQUAL;
+            else if (strcmp(optarg, "decorrelated") == 0)
+                ov->jitter_kind = RESIL_JITTER_DECORRELATED;
+            else if (strcmp(optarg, "none") == 0) {
+                ov->jitter = false;
+                ov->jitter_kind = RESIL_JITTER_DEFAULT;
+            } else
+                return usage_error("--jitter: unknown jitter '%s' (expected full, equal, "
+                                   "decorrelated or none)",
+                                   optarg);
+            break;
+        case OPT_SEED:
+            if (!resil_cli_parse_u64(optarg, &ov->seed))
+                return usage_error("--seed: '%s' is not a valid seed (expected an integer "
+                                   "in 0..18446744073709551615)",
+                                   optarg);
+            ov->has_seed = true;
+            break;
+        case 'd':
+            if (!parse_delays(c, optarg, bad, sizeof bad))
+                return usage_error("--delay: bad delay '%s' in '%s' (expected seconds >= 0, "
+                                   "comma-separated)",
+                                   bad, optarg);
+            break;
+        case OPT_ATTEMPT_TIMEOUT:
+        case OPT_KILL_AFTER:
+            if (!resil_cli_parse_seconds(optarg, &d))
+                return usage_error("%s: '%s' is not a valid duration (expected seconds >= 0, "
+                                   "optionally with a unit ms, s, m, h or d)",
+                                   option_name(opt, oname, sizeof oname), optarg);
+            if (opt == OPT_ATTEMPT_TIMEOUT)
+                c->attempt_timeout_s = d;
+            else
+                c->kill_after_s = d;
+            break;
+        case OPT_RETRY_ON:
+        case OPT_STOP_ON:
+            if (!parse_codes(opt == OPT_RETRY_ON ? &c->retry_on : &c->stop_on, optarg, false,
+                             bad, sizeof bad))
+                return usage_error("%s: bad exit code '%s' in '%s' (expected N or N-M, "
+                                   "comma-separated, with 0 <= N <= M <= 255)",
+                                   option_name(opt, oname, sizeof oname), bad, optarg);
+            break;
+        case 'u':
+        case 'w':
+            if (c->criteria.given && c->until_mode != (opt == 'u'))
+                return usage_error("--until and --while cannot be combined");
+            if (!parse_codes(&c->criteria, optarg, true, bad, sizeof bad))
+                return usage_error("%s: bad criterion '%s' in '%s' (expected success, "
+                                   "true, fail, false, N or N-M, comma-separated)",
+                                   option_name(opt, oname, sizeof oname), bad, optarg);
+            c->until_mode = opt == 'u';
+            break;
+        case 'm':
+            c->label = optarg;
+            break;
+        case OPT_NAME:
+            c->name = optarg;
+            break;
+        case OPT_EVENTS:
+            ov->events_path = optarg;
+            break;
+        case 'q':
+            c->quiet = true;
+            break;
+        case 'h':
+            run_usage(stdout);
+            return fflush(stdout) == 0 ? RESIL_CLI_EXIT_OK : RESIL_CLI_EXIT_FAILURE;
+        case 'v':
+            printf("resil %s\n", resil_version());
+            return fflush(stdout) == 0 ? RESIL_CLI_EXIT_OK : RESIL_CLI_EXIT_FAILURE;
+        case ':':
+            if (optopt)
+                return usage_error("option '%s' requires an argument",
+                                   option_name(optopt, oname, sizeof oname));
+            return usage_error("option '%s' requires an argument", argv[optind - 1]);
+        default: /* '?' */
+            if (optopt)
+                return usage_error("unknown option '-%c'", optopt);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("missing command (usage: resil run [options] [--] CMD [ARGS...])");
+    if (argv[optind][0] == '\0')
+        return usage_error("the command is an empty string");
+    c->cmd = argv + optind;
+    return -1;
+}
+
+/* Builds the retry config: the preset, then the individual options. */
+static int build_config(run_ctx *c, const overrides *ov)
+{
+    resil_error err;
+    resil_error_clear(&err);
+    if (resil_retry_preset(&c->config, ov->preset ? ov->preset : "transient", &err) != 0)
+        return usage_error("--preset: %s", err.message);
+    if (ov->has_retries)
+        c->config.max_retries = ov->retries;
+    if (ov->has_base)
+        c->config.base_delay_s = ov->base;
+    if (ov->has_max)
+        c->config.max_delay_s = ov->max;
+    if (ov->has_exp)
+        c->config.exponential_base = ov->exp;
+    if (ov->has_jitter) {
+        c->config.jitter = ov->jitter;
+        c->config.jitter_kind = ov->jitter_kind;
+    }
+    if (ov->has_deadline)
+        c->config.max_elapsed_s = ov->deadline;
+    if (resil_retry_config_validate(&c->config, &err) != 0) {
+        const char *o = field_option(err.path);
+        if (o)
+            return usage_error("%s: %s", o, err.message);
+        return usage_error("invalid retry configuration: %s", err.message);
+    }
+    return -1;
+}
+
+/* ---- small I/O helpers ------------------------------------------------------------ */
+
+static int64_t now_ns(void)
+{
+    return resil_clock_monotonic_ns(NULL);
+}
+
+/* t + s seconds, saturating at NS_NEVER (s is finite and >= 0). */
+static int64_t add_s(int64_t t, double s)
+{
+    double ns = s * 1e9;
+    if (!(ns < (double)(NS_NEVER - t) - 1e9))
+        return NS_NEVER;
+    return t + (int64_t)ns;
+}
+
+/* Writes all of buf to fd; gives up quietly on errors (a closed stdout). */
+static void write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            poll(&p, 1, 1000);
+        } else {
+            return;
+        }
+    }
+}
+
+/* Copies the whole of `from` (rewound) to fd `to`. */
+static void copy_file(int from, int to)
+{
+    char buf[PUMP_CHUNK];
+    if (lseek(from, 0, SEEK_SET) < 0)
+        return;
+    for (;;) {
+        ssize_t n = read(from, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        write_all(to, buf, (size_t)n);
+    }
+}
+
+/* An anonymous temporary file for the child's stdout. */
+static int make_tmpfile(void)
+{
+    int fd = memfd_create("resil-run-stdout", MFD_CLOEXEC);
+    if (fd >= 0)
+        return fd;
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && strcmp(dir, "/tmp") != 0)
+        fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    return fd;
+}
+
+static bool in_reserve(run_ctx *c, size_t more)
+{
+    if (c->in_cap - c->in_len >= more)
+        return true;
+    size_t cap = c->in_cap ? c->in_cap : PUMP_CHUNK;
+    while (cap - c->in_len < more) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    char *p = realloc(c->in_buf, cap);
+    if (!p)
+        return false;
+    c->in_buf = p;
+    c->in_cap = cap;
+    return true;
+}
+
+/* Blocks the handled signals (so g_target changes atomically for the
+ * handler); restore with unblock_handled(). */
+static void block_handled(const run_ctx *c, sigset_t *saved)
+{
+    sigprocmask(SIG_BLOCK, &c->handled, saved);
+}
+
+static void unblock_handled(const sigset_t *saved)
+{
+    sigprocmask(SIG_SETMASK, saved, NULL);
+}
+
+/* ---- one attempt --------------------------------------------------------------------- */
+
+typedef struct attempt_io {
+    int pipe_w;  /* the child's stdin pipe, -1 when closed */
+    size_t wpos; /* bytes of in_buf written to this child */
+    bool pumping;
+} attempt_io;
+
+static void pipe_close(attempt_io *io)
+{
+    if (io->pipe_w >= 0)
+        close(io->pipe_w);
+    io->pipe_w = -1;
+    io->pumping = false;
+}
+
+/* Writes what the child has not seen yet of in_buf. */
+static void pump_write(run_ctx *c, attempt_io *io)
+{
+    while (io->pumping && io->wpos < c->in_len) {
+        ssize_t n = write(io->pipe_w, c->in_buf + io->wpos, c->in_len - io->wpos);
+        if (n > 0) {
+            io->wpos += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            return; /* full: wait for POLLOUT */
+        } else {
+            pipe_close(io); /* EPIPE: the child does not read any more */
+            return;
+        }
+    }
+}
+
+/* Reads one chunk of our stdin into in_buf (recorded for replays). */
+static void pump_read(run_ctx *c, attempt_io *io)
+{
+    if (!in_reserve(c, PUMP_CHUNK)) {
+        msg("resil run: out of memory capturing stdin; the command sees end of input");
+        c->in_eof = true;
+        return;
+    }
+    ssize_t n = read(STDIN_FILENO, c->in_buf + c->in_len, PUMP_CHUNK);
+    if (n > 0) {
+        c->in_len += (size_t)n;
+        pump_write(c, io);
+    } else if (n == 0) {
+        c->in_eof = true;
+    } else if (errno != EINTR && errno != EAGAIN) {
+        msg("resil run: reading stdin: %s", strerror(errno));
+        c->in_eof = true;
+    }
+}
+
+static void record_status(run_ctx *c, int wstatus)
+{
+    if (WIFEXITED(wstatus)) {
+        c->exited = true;
+        c->exit_code = WEXITSTATUS(wstatus);
+        c->status = c->exit_code;
+    } else if (WIFSIGNALED(wstatus)) {
+        c->term_sig = WTERMSIG(wstatus);
+        c->status = 128 + c->term_sig > 255 ? 255 : 128 + c->term_sig;
+    }
+    if (c->timed_out)
+        c->status = EXIT_TIMEDOUT;
+}
+
+/* Reaps pid if it has exited (blocking when `block`).  Returns true once
+ * reaped. */
+static bool reap(run_ctx *c, pid_t pid, bool block)
+{
+    sigset_t saved;
+    block_handled(c, &saved);
+    int wstatus = 0;
+    pid_t r;
+    do
+        r = waitpid(pid, &wstatus, block ? 0 : WNOHANG);
+    while (r < 0 && errno == EINTR);
+    bool done = r == pid || (r < 0 && errno == ECHILD);
+    if (done)
+        g_target = 0; /* before the signals come back: never signal a reused pid */
+    unblock_handled(&saved);
+    if (r == pid)
+        record_status(c, wstatus);
+    else if (done) /* ECHILD: lost the child; report a failure */
+        c->status = 1;
+    return done;
+}
+
+/* Waits for the child, pumping stdin and enforcing the attempt timeout. */
+static void wait_child(run_ctx *c, pid_t pid, attempt_io *io, int64_t start)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int cancel_fd = resil_cancel_fd(g_cancel);
+    bool cancel_seen = false;
+    int64_t term_at = c->attempt_timeout_s > 0 ? add_s(start, c->attempt_timeout_s) : NS_NEVER;
+    /* --deadline bounds the whole run: an attempt still running when it
+     * comes is ended like a timed-out one (and the retry then stops with
+     * reason "deadline"). */
+    if (c->config.max_elapsed_s > 0) {
+        int64_t deadline = add_s(c->run_start_ns, c->config.max_elapsed_s);
+        if (deadline < term_at)
+            term_at = deadline;
+    }
+    int64_t kill_at = NS_NEVER;
+    pid_t target = c->own_pgroup ? -pid : pid;
+
+    for (;;) {
+        if (io->pumping && io->wpos >= c->in_len && c->in_eof)
+            pipe_close(io); /* everything written: the child sees end of input */
+
+        struct pollfd pfd[4];
+        nfds_t n = 0;
+        int i_pid = -1, i_cancel = -1, i_pipe = -1, i_in = -1;
+        if (pidfd >= 0) {
+            i_pid = (int)n;
+            pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        }
+        if (!cancel_seen && cancel_fd >= 0) {
+            i_cancel = (int)n;
+            pfd[n++] = (struct pollfd){.fd = cancel_fd, .events = POLLIN};
+        }
+        if (io->pumping) {
+            i_pipe = (int)n;
+            /* Unwritten bytes: wait for room.  Else only watch for the
+             * reader going away (POLLERR) while we wait for more stdin. */
+            short ev = io->wpos < c->in_len ? POLLOUT : 0;
+            pfd[n++] = (struct pollfd){.fd = io->pipe_w, .events = ev};
+            if (io->wpos >= c->in_len && !c->in_eof) {
+                i_in = (int)n;
+                pfd[n++] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
+            }
+        }
+
+        int64_t now = now_ns();
+        int64_t wake = term_at < kill_at ? term_at : kill_at;
+        if (pidfd < 0 && now + FALLBACK_POLL_NS < wake)
+            wake = now + FALLBACK_POLL_NS;
+        struct timespec ts, *tsp = NULL;
+        if (wake != NS_NEVER) {
+            int64_t left = wake > now ? wake - now : 0;
+            ts.tv_sec = (time_t)(left / NS_PER_S);
+            ts.tv_nsec = (long)(left % NS_PER_S);
+            tsp = &ts;
+        }
+        int r = ppoll(pfd, n, tsp, NULL);
+        if (r < 0 && errno != EINTR) {
+            /* Should not happen (EINVAL/ENOMEM): degrade to polling. */
+            struct timespec pause = {0, FALLBACK_POLL_NS};
+            nanosleep(&pause, NULL);
+        }
+
+        if (r > 0) {
+            if (i_cancel >= 0 && (pfd[i_cancel].revents & POLLIN))
+                cancel_seen = true; /* the handler forwarded the signal */
+            if (i_pipe >= 0 && io->pumping) {
+                short re = pfd[i_pipe].revents;
+                if (re & (POLLERR | POLLNVAL))
+                    pipe_close(io);
+                else if (re & POLLOUT)
+                    pump_write(c, io);
+            }
+            if (i_in >= 0 && io->pumping && (pfd[i_in].revents & (POLLIN | POLLHUP | POLLERR)))
+                pump_read(c, io);
+            else if (i_in >= 0 && (pfd[i_in].revents & POLLNVAL))
+                c->in_eof = true;
+        }
+
+        now = now_ns();
+        if (now >= term_at) {
+            c->timed_out = true;
+            kill(target, SIGTERM);
+            kill(target, SIGCONT); /* a stopped command must see the SIGTERM */
+            term_at = NS_NEVER;
+            kill_at = add_s(now, c->kill_after_s);
+        } else if (now >= kill_at) {
+            kill(target, SIGKILL);
+            kill_at = NS_NEVER;
+        }
+
+        bool exited = pidfd >= 0 ? (r > 0 && (pfd[i_pid].revents & (POLLIN | POLLHUP)))
+                                 : true; /* fallback: try a WNOHANG reap each time */
+        if (exited && reap(c, pid, pidfd >= 0))
+            break;
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    pipe_close(io);
+}
+
+/* Classifies the last attempt. */
+static resil_outcome classify(const run_ctx *c)
+{
+    int s = c->status;
+    bool met = c->until_mode ? c->criteria.has[s] : !c->criteria.has[s];
+    if (met)
+        return RESIL_OUTCOME_SUCCESS;
+    if (c->stop_on.given && c->stop_on.has[s])
+        return RESIL_OUTCOME_PERMANENT;
+    if (c->retry_on.given && !c->retry_on.has[s] && !c->timed_out)
+        return RESIL_OUTCOME_PERMANENT;
+    return RESIL_OUTCOME_TRANSIENT;
+}
+
+static resil_outcome fatal(run_ctx *c, const char *what, int err)
+{
+    msg("resil run: %s: %s", what, strerror(err));
+    c->fatal = true;
+    c->status = RESIL_CLI_EXIT_FAILURE;
+    return RESIL_OUTCOME_PERMANENT;
+}
+
+/* The op: runs the command once. */
+static resil_outcome run_attempt(resil_retry_call *call, void *arg)
+{
+    run_ctx *c = arg;
+    c->exited = false;
+    c->exit_code = 0;
+    c->term_sig = 0;
+    c->timed_out = false;
+    c->exec_failed = false;
+    c->status = 0;
+    c->duration_s = 0;
+    if (c->n_delays > 0) {
+        size_t i = (size_t)(call->attempt - 1);
+        call->retry_after_s = c->delays[i < c->n_delays ? i : c->n_delays - 1];
+    }
+
+    int out_fd = make_tmpfile();
+    if (out_fd < 0)
+        return fatal(c, "cannot create a temporary file for the command's stdout", errno);
+    attempt_io io = {.pipe_w = -1, .wpos = 0, .pumping = false};
+    int pipe_r = -1;
+    if (c->stdin_mode == STDIN_PIPE) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            int e = errno;
+            close(out_fd);
+            return fatal(c, "cannot create a pipe for the command's stdin", e);
+        }
+        pipe_r = p[0];
+        io.pipe_w = p[1];
+        io.pumping = true;
+        fcntl(io.pipe_w, F_SETFL, fcntl(io.pipe_w, F_GETFL) | O_NONBLOCK);
+    }
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    if (pipe_r >= 0)
+        posix_spawn_file_actions_adddup2(&fa, pipe_r, STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (c->own_pgroup) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        posix_spawnattr_setpgroup(&attr, 0);
+    }
+    posix_spawnattr_setflags(&attr, flags);
+    posix_spawnattr_setsigmask(&attr, &c->orig_mask);
+    posix_spawnattr_setsigdefault(&attr, &c->child_deflt);
+
+    sigset_t saved;
+    pid_t pid = -1;
+    block_handled(c, &saved);
+    int64_t start = now_ns();
+    int rc = posix_spawnp(&pid, c->cmd[0], &fa, &attr, c->cmd, environ);
+    if (rc == 0)
+        g_target = c->own_pgroup ? -pid : pid;
+    unblock_handled(&saved); /* a signal that came meanwhile is forwarded now */
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (pipe_r >= 0)
+        close(pipe_r);
+
+    if (rc != 0) {
+        pipe_close(&io);
+        close(out_fd);
+        c->exec_failed = true;
+        if (rc == ENOENT) {
+            c->status = EXIT_NOT_FOUND;
+            msg("resil run: %s: command not found", c->cmd[0]);
+        } else {
+            c->status = EXIT_CANNOT_EXEC;
+            msg("resil run: %s: cannot execute: %s", c->cmd[0], strerror(rc));
+        }
+        call->error = -rc;
+        return RESIL_OUTCOME_PERMANENT;
+    }
+
+    wait_child(c, pid, &io, start);
+    c->duration_s = (double)(now_ns() - start) / 1e9;
+
+    resil_outcome outcome = classify(c);
+    copy_file(out_fd, outcome == RESIL_OUTCOME_SUCCESS ? STDOUT_FILENO : STDERR_FILENO);
+    close(out_fd);
+    call->error = c->status;
+    return outcome;
+}
+
+/* ---- messages and events ------------------------------------------------------------------ */
+
+/* "exit 7", "killed by SIGKILL (exit 137)", "timed out (exit 124)". */
+static void describe(const run_ctx *c, char *buf, size_t size)
+{
+    if (c->timed_out) {
+        snprintf(buf, size, "timed out, exit %d", c->status);
+    } else if (c->term_sig) {
+        const char *nm = signal_name(c->term_sig);
+        if (nm)
+            snprintf(buf, size, "killed by %s, exit %d", nm, c->status);
+        else
+            snprintf(buf, size, "killed by signal %d, exit %d", c->term_sig, c->status);
+    } else {
+        snprintf(buf, size, "exit %d", c->status);
+    }
+}
+
+static void attempt_counter(const run_ctx *c, int attempt, char *buf, size_t size)
+{
+    if (c->config.max_retries == INT_MAX)
+        snprintf(buf, size, "attempt %d", attempt);
+    else
+        snprintf(buf, size, "attempt %d/%ld", attempt, (long)c->config.max_retries + 1);
+}
+
+static void write_event(run_ctx *c, const resil_attempt_info *info)
+{
+    int64_t wall = resil_clock_wall_ns(NULL);
+    time_t secs = (time_t)(wall / NS_PER_S);
+    struct tm tm;
+    char stamp[64] = "1970-01-01T00:00:00.000Z";
+    if (gmtime_r(&secs, &tm)) {
+        char base[40];
+        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(stamp, sizeof stamp, "%s.%03dZ", base, (int)((wall % NS_PER_S) / 1000000));
+    }
+    bool retrying = info->reason == RESIL_STOP_NONE;
+    json_t *ev = json_pack(
+        "{s:s, s:s, s:i, s:o, s:o, s:b, s:f, s:o, s:s}", "time", stamp, "name", c->name,
+        "attempt", info->attempt, "exit_status",
+        c->exited || c->exec_failed ? json_integer(c->exec_failed ? c->status : c->exit_code)
+                                    : json_null(),
+        "signal", c->term_sig ? json_integer(c->term_sig) : json_null(), "timed_out",
+        (int)c->timed_out, "duration_s", c->duration_s, "next_delay_s",
+        retrying ? json_real(info->delay_s) : json_null(), "outcome",
+        retrying ? "retry" : resil_stop_reason_name(info->reason));
+    if (!ev) {
+        msg("resil run: cannot build the event for attempt %d", info->attempt);
+        return;
+    }
+    char *text = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(ev);
+    if (!text)
+        return;
+    size_t len = strlen(text);
+    char *line = malloc(len + 2);
+    if (line) {
+        memcpy(line, text, len);
+        line[len] = '\n';
+        /* One write() on an O_APPEND fd: lines of concurrent writers never
+         * interleave. */
+        ssize_t w = write(c->events_fd, line, len + 1);
+        if (w != (ssize_t)(len + 1))
+            msg("resil run: writing events: %s", w < 0 ? strerror(errno) : "short write");
+        free(line);
+    }
+    free(text);
+}
+
+/* Seconds for messages: "0.012s", "1.04s", "30.00s". */
+static const char *fmt_secs(double s, char *buf, size_t size)
+{
+    snprintf(buf, size, s < 0.1 ? "%.3fs" : "%.2fs", s);
+    return buf;
+}
+
+static void after_attempt(const resil_attempt_info *info, void *arg)
+{
+    run_ctx *c = arg;
+    if (c->fatal)
+        return;
+    if (c->events_fd >= 0)
+        write_event(c, info);
+    if (c->quiet || c->exec_failed || info->reason != RESIL_STOP_NONE)
+        return; /* the final line is printed by resil_cli_run */
+    char counter[64], what[96], took[32], delay[32];
+    attempt_counter(c, info->attempt, counter, sizeof counter);
+    fmt_secs(c->duration_s, took, sizeof took);
+    fmt_secs(info->delay_s, delay, sizeof delay);
+    if (c->timed_out) {
+        msg("resil run: '%s' %s timed out after %s (exit %d); retrying in %s", c->label, counter,
+            took, c->status, delay);
+    } else {
+        describe(c, what, sizeof what);
+        msg("resil run: '%s' %s failed (%s) after %s; retrying in %s", c->label, counter, what,
+            took, delay);
+    }
+}
+
+/* ---- set-up and the entry point ---------------------------------------------------------- */
+
+/* Makes sure fds 0-2 are open (on /dev/null) so that our own files never
+ * land on them.  Returns true when stdin was closed. */
+static bool ensure_std_fds(void)
+{
+    bool stdin_closed = false;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        if (fd == 0)
+            stdin_closed = true;
+        int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (nfd >= 0 && nfd != fd) {
+            dup2(nfd, fd);
+            close(nfd);
+        }
+    }
+    return stdin_closed;
+}
+
+/* Installs the handlers and prepares the child's signal state.  Signals that
+ * were ignored when we started (nohup, background jobs) stay ignored, in us
+ * and in the command. */
+static int setup_signals(run_ctx *c)
+{
+    sigprocmask(SIG_SETMASK, NULL, &c->orig_mask);
+    sigemptyset(&c->handled);
+    sigemptyset(&c->child_deflt);
+    sigaddset(&c->child_deflt, SIGPIPE);
+    sigaddset(&c->child_deflt, SIGCHLD);
+
+    /* SIGPIPE: a command that stops reading its stdin gives us EPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    /* An inherited SIG_IGN for SIGCHLD would reap the child behind our back. */
+    signal(SIGCHLD, SIG_DFL);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_HANDLED; i++)
+        sigaddset(&sa.sa_mask, handled_signals[i]);
+    for (size_t i = 0; i < N_HANDLED; i++) {
+        struct sigaction old;
+        if (sigaction(handled_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue;
+        if (sigaction(handled_signals[i], &sa, NULL) != 0) {
+            msg("resil run: cannot install a signal handler: %s", strerror(errno));
+            return RESIL_CLI_EXIT_FAILURE;
+        }
+        sigaddset(&c->handled, handled_signals[i]);
+        sigaddset(&c->child_deflt, handled_signals[i]);
+        /* A blocked handled signal would never cancel us: unblock it in us,
+         * while the command gets our original mask. */
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, handled_signals[i]);
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+    }
+    return -1;
+}
+
+static void cleanup(run_ctx *c)
+{
+    for (size_t i = 0; i < N_HANDLED; i++) {
+        if (sigismember(&c->handled, handled_signals[i]))
+            signal(handled_signals[i], SIG_DFL);
+    }
+    resil_cancel_free(g_cancel);
+    g_cancel = NULL;
+    if (c->events_fd >= 0)
+        close(c->events_fd);
+    free(c->delays);
+    free(c->in_buf);
+}
+
+int resil_cli_run(int argc, char **argv)
+{
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.events_fd = -1;
+    c.kill_after_s = 5;
+    c.until_mode = true;
+    overrides ov;
+    memset(&ov, 0, sizeof ov);
+
+    int rc = parse_args(&c, &ov, argc, argv);
+    if (rc < 0)
+        rc = build_config(&c, &ov);
+    if (rc >= 0) {
+        free(c.delays);
+        return rc;
+    }
+    if (!c.criteria.given) { /* default: --until success */
+        c.criteria.given = true;
+        c.criteria.has[0] = true;
+    }
+    if (!c.name) {
+        const char *slash = strrchr(c.cmd[0], '/');
+        c.name = slash && slash[1] ? slash + 1 : c.cmd[0];
+    }
+    if (!c.label)
+        c.label = c.name;
+
+    bool stdin_closed = ensure_std_fds();
+    if (stdin_closed)
+        c.stdin_mode = STDIN_INHERIT; /* now /dev/null */
+    else if (isatty(STDIN_FILENO))
+        c.stdin_mode = STDIN_TTY;
+    else
+        c.stdin_mode = STDIN_PIPE;
+    /* An interactive command shares our process group (and the terminal);
+     * otherwise it gets its own, so that a timeout reaches its children. */
+    c.own_pgroup = c.stdin_mode != STDIN_TTY;
+    g_own_pgroup = c.own_pgroup;
+
+    if (ov.events_path) {
+        c.events_fd = open(ov.events_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (c.events_fd < 0) {
+            msg("resil run: cannot open events file '%s': %s", ov.events_path, strerror(errno));
+            free(c.delays);
+            return RESIL_CLI_EXIT_FAILURE;
+        }
+    }
+    int err = resil_cancel_new(&g_cancel);
+    if (err != 0) {
+        msg("resil run: cannot create a cancel token: %s", resil_strerror(err));
+        cleanup(&c);
+        return RESIL_CLI_EXIT_FAILURE;
+    }
+    rc = setup_signals(&c);
+    if (rc >= 0) {
+        cleanup(&c);
+        return rc;
+    }
+
+    resil_rng rng;
+    resil_retry_opts opts = RESIL_RETRY_OPTS_INIT;
+    if (ov.has_seed) {
+        resil_rng_seed(&rng, ov.seed);
+        opts.rng = &rng;
+    }
+    opts.cancel = g_cancel;
+    opts.after_attempt = after_attempt;
+    opts.hook_arg = &c;
+
+    resil_retry_result res;
+    c.run_start_ns = now_ns();
+    int r = resil_retry(run_attempt, &c, c.name, &c.config, &opts, &res);
+
+    int status;
+    if (c.fatal) {
+        status = RESIL_CLI_EXIT_FAILURE;
+    } else if (c.exec_failed) {
+        status = c.status; /* the one message was printed by the op */
+    } else if (r == RESIL_EINVAL) {
+        msg("resil run: invalid retry configuration");
+        status = RESIL_CLI_EXIT_USAGE;
+    } else if (res.attempts == 0) {
+        /* Cancelled before the first attempt. */
+        int sig = g_signal;
+        status = sig ? 128 + sig : RESIL_CLI_EXIT_FAILURE;
+        if (!c.quiet)
+            msg("resil run: '%s' cancelled by %s before the first attempt", c.label,
+                sig && signal_name(sig) ? signal_name(sig) : "a signal");
+    } else {
+        status = c.status;
+        if (r != 0 && !c.quiet) {
+            char what[96];
+            describe(&c, what, sizeof what);
+            if (res.reason == RESIL_STOP_CANCELLED) {
+                int sig = g_signal;
+                const char *nm = sig ? signal_name(sig) : NULL;
+                msg("resil run: '%s' cancelled by %s after %d attempt%s: %s", c.label,
+                    nm ? nm : "a signal", res.attempts, res.attempts == 1 ? "" : "s", what);
+            } else {
+                msg("resil run: '%s' gave up after %d attempt%s (%s): %s", c.label, res.attempts,
+                    res.attempts == 1 ? "" : "s", resil_stop_reason_name(res.reason), what);
+            }
+        }
+    }
+    cleanup(&c);
+    return status;
+}
