@@ -303,7 +303,8 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
      * integer comparison; anything it refuses goes to resil_retry_continue,
      * which validates properly. */
     if (op && config &&
-        (!opts || (!opts->measure_time && !opts->after_attempt && !opts->cancel))) {
+        (!opts || (((uintptr_t)opts->after_attempt | (uintptr_t)opts->cancel |
+                    (uintptr_t)opts->measure_time) == 0))) {
         union {
             double d;
             uint64_t u;
