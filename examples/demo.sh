@@ -7,7 +7,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+  step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n== %s\n' "$*"; }
+fi
 
 step "resil run: a command that fails twice, then succeeds"
 echo "\$ resil run --name fetch --base-delay 0.2 --max-delay 2 --events events.ndjson -- flaky.sh"
