@@ -6,7 +6,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps configure build test demo bench install check-asan check-tsan clean
+.PHONY: all deps configure build test demo bench install check-asan check-tsan coverage clean
 
 all: build
 
@@ -41,6 +41,12 @@ check-asan:
 check-tsan:
 	$(MAKE) build PRESET=tsan
 	setarch $$(uname -m) -R ctest --preset tsan -j $(JOBS)
+
+# Line coverage of the library by the test suite (gcov).
+coverage:
+	$(MAKE) test PRESET=coverage
+	@cd build/coverage && gcov -n $$(find . -name '*.gcda' -path '*resil_obj*') 2>/dev/null | \
+	  awk '/^File .*\/src\//{f=$$2} /^Lines executed/{if(f!=""){print f, $$0; f=""}}'
 
 clean:
 	rm -rf build

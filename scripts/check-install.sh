@@ -22,6 +22,7 @@ ls "$root/$libdir"/libresil.so.0* >/dev/null || { echo "missing soname link libr
 san=$(sed -n 's/^RESIL_SANITIZE:STRING=//p' "$build/CMakeCache.txt")
 cflags=()
 [ -n "$san" ] && cflags=(-fsanitize="$san")
+grep -q '^RESIL_COVERAGE:BOOL=ON' "$build/CMakeCache.txt" && cflags+=(--coverage)
 cat > "$tmp/prog.c" <<'C'
 #include <resil/resil.h>
 #include <stdio.h>
