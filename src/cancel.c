@@ -17,6 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* resil_cancel_cancel runs in signal handlers: the flag must be lock-free. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic int must be lock-free");
+
 struct resil_cancel {
     atomic_int cancelled;
     int efd;
@@ -68,10 +71,18 @@ void resil_cancel_reset(resil_cancel *c)
 {
     if (!c)
         return;
+    /* Flag first, then drain; a cancel that slipped in between (a race the
+     * header forbids, but a signal handler cannot always be held off) is
+     * made visible again on the fd. */
+    atomic_store_explicit(&c->cancelled, 0, memory_order_release);
     uint64_t v;
     while (read(c->efd, &v, sizeof v) > 0) {
     }
-    atomic_store_explicit(&c->cancelled, 0, memory_order_release);
+    if (atomic_load_explicit(&c->cancelled, memory_order_acquire)) {
+        uint64_t one = 1;
+        ssize_t n = write(c->efd, &one, sizeof one);
+        (void)n;
+    }
 }
 
 int resil_cancel_fd(const resil_cancel *c)
@@ -92,7 +103,8 @@ int resil_cancel_wait(resil_cancel *c, int64_t timeout_ns)
         return RESIL_ECANCELED;
     if (timeout_ns <= 0)
         return 0;
-    int64_t deadline = mono_now() + timeout_ns;
+    int64_t now0 = mono_now();
+    int64_t deadline = timeout_ns > INT64_MAX - now0 ? INT64_MAX : now0 + timeout_ns;
     for (;;) {
         int64_t left = deadline - mono_now();
         if (left <= 0)
@@ -105,8 +117,16 @@ int resil_cancel_wait(resil_cancel *c, int64_t timeout_ns)
         }
         struct pollfd pfd = {.fd = c->efd, .events = POLLIN};
         int r = resil__sys.ppoll(&pfd, 1, &ts, NULL);
-        if (r > 0 || resil_cancel_is_cancelled(c))
+        if (resil_cancel_is_cancelled(c))
             return RESIL_ECANCELED;
-        /* r == 0: timeout (loop re-checks the clock); r < 0: EINTR, loop. */
+        if ((r < 0 && errno != EINTR) || (r > 0 && (pfd.revents & (POLLNVAL | POLLERR)))) {
+            /* ppoll cannot wait (ENOMEM ...): sleep in short slices that
+             * still notice the flag, rather than spin or give up. */
+            struct timespec slice = {0, 1000000};
+            if (left < 1000000)
+                slice.tv_nsec = (long)left;
+            nanosleep(&slice, NULL);
+        }
+        /* r == 0: timeout (loop re-checks the clock); EINTR: loop. */
     }
 }

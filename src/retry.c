@@ -6,6 +6,7 @@
 #include "internal/util.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <strings.h>
 
@@ -192,6 +193,7 @@ static inline void state_start(resil_retry_state *st, const resil_retry_config *
     st->budget = o->budget;
     st->start_ns = -1;
     st->deadline_ns = 0;
+    st->has_deadline = false;
     st->attempts = 0;
     st->last_error = 0;
     st->prev_delay_s = 0;
@@ -199,8 +201,11 @@ static inline void state_start(resil_retry_state *st, const resil_retry_config *
     st->reason = RESIL_STOP_NONE;
     if (c->max_elapsed_s > 0 || o->measure_time) {
         st->start_ns = st->clock->monotonic_ns(st->clock->ctx);
-        if (c->max_elapsed_s > 0)
-            st->deadline_ns = st->start_ns + resil__s_to_ns(c->max_elapsed_s);
+        if (c->max_elapsed_s > 0) {
+            int64_t span = resil__s_to_ns(c->max_elapsed_s);
+            st->has_deadline = true;
+            st->deadline_ns = resil__add_sat(st->start_ns, span > 0 ? span : 1);
+        }
     }
 }
 
@@ -239,6 +244,14 @@ static inline void stop(resil_retry_decision *out, resil_retry_state *st, resil_
     out->reason = r;
 }
 
+/* True when, after sleeping delay_s from now, an attempt still starts
+ * strictly before the deadline. */
+static bool fits_deadline(const resil_retry_state *st, double delay_s)
+{
+    int64_t now = st->clock->monotonic_ns(st->clock->ctx);
+    return now < st->deadline_ns && resil__s_to_ns(delay_s) < st->deadline_ns - now;
+}
+
 /* The decision after a failed attempt (kept out of line: the success path
  * stays small). */
 static void feed_failure(resil_retry_decision *out, resil_retry_state *st, resil_outcome outcome,
@@ -256,26 +269,16 @@ static void feed_failure(resil_retry_decision *out, resil_retry_state *st, resil
     if (st->budget && !resil_retry_budget_allows(st->budget))
         return stop(out, st, RESIL_STOP_BUDGET);
 
-    bool hinted = retry_after_s >= 0; /* false for NaN */
     double delay;
-    if (hinted) {
+    if (retry_after_s >= 0) { /* false for NaN */
         delay = retry_after_s;
     } else {
         resil_rng *rng = jitter_of(c) ? state_rng(st) : NULL;
         delay = resil_backoff_delay(c, st->attempts, st->prev_delay_s, rng);
         st->prev_delay_s = delay;
     }
-    if (st->deadline_ns) {
-        int64_t now = st->clock->monotonic_ns(st->clock->ctx);
-        int64_t left = st->deadline_ns - now;
-        if (left <= 0)
-            return stop(out, st, RESIL_STOP_DEADLINE);
-        if (resil__s_to_ns(delay) > left) {
-            if (!hinted)
-                return stop(out, st, RESIL_STOP_DEADLINE);
-            delay = resil__ns_to_s(left); /* a hint is clamped to the deadline */
-        }
-    }
+    if (st->has_deadline && !fits_deadline(st, delay))
+        return stop(out, st, RESIL_STOP_DEADLINE);
     st->total_delay_s += delay;
     out->retry = true;
     out->delay_s = delay;
@@ -287,7 +290,8 @@ static inline void state_feed(resil_retry_decision *out, resil_retry_state *st,
 {
     if (RESIL_UNLIKELY(st->reason != RESIL_STOP_NONE))
         return stop(out, st, st->reason);
-    st->attempts++;
+    if (st->attempts < INT_MAX) /* "forever" is max_retries == INT_MAX */
+        st->attempts++;
     st->last_error = error;
     if (RESIL_LIKELY(outcome == RESIL_OUTCOME_SUCCESS)) {
         if (st->budget)
@@ -388,7 +392,14 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
             break;
         if (opts->before_sleep)
             run_hook(opts->before_sleep, opts, &st, name, outcome, &d);
-        if (st.clock->sleep_ns(st.clock->ctx, resil__s_to_ns(d.delay_s), st.cancel) != 0) {
+        /* The hooks took time: the deadline is checked again. */
+        if (st.has_deadline && !fits_deadline(&st, d.delay_s)) {
+            st.total_delay_s -= d.delay_s;
+            stop(&d, &st, RESIL_STOP_DEADLINE);
+            break;
+        }
+        if (st.clock->sleep_ns(st.clock->ctx, resil__s_to_ns(d.delay_s), st.cancel) != 0 ||
+            resil_cancel_is_cancelled(st.cancel)) {
             stop(&d, &st, RESIL_STOP_CANCELLED);
             break;
         }

@@ -191,7 +191,8 @@ typedef struct resil_retry_state {
     resil_cancel *cancel;
     resil_retry_budget *budget;
     int64_t start_ns;      /* -1 when time is not measured */
-    int64_t deadline_ns;   /* 0 when none */
+    int64_t deadline_ns;   /* when has_deadline */
+    bool has_deadline;
     int attempts;
     int last_error;
     double prev_delay_s;
@@ -214,10 +215,14 @@ RESIL_EXPORT int resil_retry_state_init(resil_retry_state *st, const resil_retry
 
 /* Feeds the outcome of the attempt just made.  `error` is the op's error code
  * (kept as the last error); retry_after_s >= 0 is a server's hint that
- * replaces the computed delay (any size, but bounded by the deadline: a hint
- * that would cross it is shortened to end at the deadline); < 0 or NaN means
- * no hint.  Fills *out: retry with a delay, or stop with a reason.  Once a
- * stop was answered, further calls answer the same stop.  Never blocks. */
+ * replaces the computed delay (any size, even above max_delay_s); < 0 or NaN
+ * means no hint.  With a deadline, every delay, computed or hinted, is bounded
+ * by it: a delay after which the next attempt would not start strictly before
+ * the deadline stops the retry at once with RESIL_STOP_DEADLINE (no sleep
+ * that would be followed by no attempt, no attempt that starts with no time
+ * left).  Fills *out: retry with a delay, or stop with a reason.  Once a stop
+ * was answered, further calls answer the same stop.  Any outcome other than
+ * SUCCESS and TRANSIENT counts as PERMANENT.  Never blocks. */
 RESIL_EXPORT void resil_retry_state_feed(resil_retry_decision *out, resil_retry_state *st,
                                          resil_outcome outcome, int error, double retry_after_s);
 
@@ -274,7 +279,8 @@ RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *
 /* Runs op up to 1 + config->max_retries times, sleeping the backoff delay
  * between attempts, until it succeeds, fails permanently, the deadline would
  * be crossed, the budget refuses, or `opts->cancel` fires (which wakes a
- * sleep at once).  name (may be NULL) is passed to the op and the hooks.
+ * sleep at once; the token is also checked before every attempt).  The
+ * deadline is checked again right before each sleep, after the hooks ran.  name (may be NULL) is passed to the op and the hooks.
  * config NULL means RESIL_RETRY_TRANSIENT; opts and result may be NULL.
  * Returns 0 on success; otherwise resil_stop_reason_error(reason)
  * (RESIL_EEXHAUSTED, RESIL_EDEADLINE, RESIL_EPERMANENT, RESIL_ECANCELED,
@@ -287,7 +293,10 @@ RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *
  * measure_time asks for time.  libresil also exports it as an ordinary
  * function (for function pointers and other languages); define
  * RESIL_NO_INLINE_FAST_PATH before including to always call that one. */
-#if defined(RESIL_NO_INLINE_FAST_PATH) && !defined(RESIL_BUILDING)
+#if (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__)) && \
+    !defined(RESIL_BUILDING)
+/* (GNU89 inline semantics, -fgnu89-inline, would turn the inline definition
+ * into an external one in every file: use the library's copy instead.) */
 RESIL_EXPORT int resil_retry(resil_retry_op op, void *arg, const char *name,
                              const resil_retry_config *config, const resil_retry_opts *opts,
                              resil_retry_result *result);
@@ -330,7 +339,10 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
                 }
                 return 0;
             }
-            return resil_retry_continue(op, arg, name, config, opts, result, (int)outcome,
+            return resil_retry_continue(op, arg, name, config, opts, result,
+                                        outcome == RESIL_OUTCOME_TRANSIENT
+                                            ? (int)RESIL_OUTCOME_TRANSIENT
+                                            : (int)RESIL_OUTCOME_PERMANENT,
                                         call.error, call.retry_after_s);
         }
     }

@@ -25,6 +25,12 @@ static inline int64_t resil__s_to_ns(double s)
     return (int64_t)(s * 1e9);
 }
 
+/* a + b for b >= 0, saturating at INT64_MAX. */
+static inline int64_t resil__add_sat(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 static inline double resil__ns_to_s(int64_t ns)
 {
     return (double)ns / 1e9;

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/sys.h"
 #include "resil/cancel.h"
 #include "resil/clock.h"
 
@@ -180,6 +182,58 @@ static void test_wait_survives_eintr(void **state)
     resil_cancel_free(c);
 }
 
+/* Fault injection: ppoll failing with ENOMEM neither spins to a false
+ * cancel nor ends the wait early, and a cancel is still seen. */
+static int failing_ppoll_calls;
+static int failing_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *m)
+{
+    (void)fds;
+    (void)n;
+    (void)t;
+    (void)m;
+    failing_ppoll_calls++;
+    errno = ENOMEM;
+    return -1;
+}
+
+static void test_wait_when_ppoll_fails(void **state)
+{
+    (void)state;
+    resil_cancel *c;
+    assert_int_equal(resil_cancel_new(&c), 0);
+    resil__sys.ppoll = failing_ppoll;
+    int64_t t0 = now_ns();
+    assert_int_equal(resil_cancel_wait(c, 30 * MS), 0);
+    int64_t took = now_ns() - t0;
+    assert_true(took >= 30 * MS);
+    assert_true(failing_ppoll_calls > 0 && failing_ppoll_calls < 1000); /* sliced, not spinning */
+
+    struct canceller k = {c, 20 * MS, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_later, &k);
+    assert_int_equal(resil_cancel_wait(c, 30000 * MS), RESIL_ECANCELED);
+    int64_t woke = now_ns();
+    pthread_join(t, NULL);
+    assert_true(woke - k.cancelled_at < 50 * MS);
+    resil__sys_reset();
+    resil_cancel_free(c);
+}
+
+/* reset after cancel leaves a usable token; cancel after reset wakes again. */
+static void test_reset_then_cancel(void **state)
+{
+    (void)state;
+    resil_cancel *c;
+    assert_int_equal(resil_cancel_new(&c), 0);
+    for (int i = 0; i < 3; i++) {
+        resil_cancel_cancel(c);
+        assert_int_equal(resil_cancel_wait(c, 1000 * MS), RESIL_ECANCELED);
+        resil_cancel_reset(c);
+        assert_int_equal(resil_cancel_wait(c, 1 * MS), 0);
+    }
+    resil_cancel_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +242,8 @@ int main(void)
         cmocka_unit_test(test_cancel_wakes_all_waiters),
         cmocka_unit_test(test_cancel_from_signal_handler),
         cmocka_unit_test(test_wait_survives_eintr),
+        cmocka_unit_test(test_wait_when_ppoll_fails),
+        cmocka_unit_test(test_reset_then_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

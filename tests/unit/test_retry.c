@@ -449,19 +449,31 @@ static void test_retry_after_hint(void **state)
     assert_int_equal(resil_retry(scripted, &s, "h", &c, &o, NULL), 0);
     assert_int_equal(resil_fake_clock_slept_ns(&fc), 15 * S);
 
-    /* With a deadline, a hint that would cross it is clamped to it: the
-     * sleep ends exactly at the deadline, one more attempt is made there,
-     * and then the retry stops with DEADLINE. */
+    /* With a deadline, a hint is bounded by it like any delay: a hint after
+     * which the next attempt could not start before the deadline stops the
+     * retry at once, without sleeping to the deadline for nothing. */
     resil_fake_clock_init(&fc, 0, 0);
     c.max_elapsed_s = 5;
     struct script t = {.fail_times = 100, .retry_after_s = 100, .clock = &fc,
                        .op_cost_ns = 1 * S, .deadline_ns = 5 * S};
     resil_retry_result r;
     assert_int_equal(resil_retry(scripted, &t, "h", &c, &o, &r), RESIL_EDEADLINE);
-    assert_int_equal(t.calls, 2);
-    assert_int_equal(t.attempt_start[1], 5 * S);
-    assert_int_equal(resil_fake_clock_slept_ns(&fc), 4 * S);
-    assert_true(near(r.total_delay_s, 4.0));
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(resil_fake_clock_slept_ns(&fc), 0);
+    assert_true(r.total_delay_s == 0);
+    /* A hint that fits is slept in full, even above max_delay_s. */
+    resil_fake_clock_init(&fc, 0, 0);
+    struct script t2 = {.fail_times = 1, .retry_after_s = 3.5, .clock = &fc,
+                        .op_cost_ns = 1 * S, .deadline_ns = 5 * S};
+    assert_int_equal(resil_retry(scripted, &t2, "h", &c, &o, &r), 0);
+    assert_int_equal(t2.calls, 2);
+    assert_int_equal(t2.attempt_start[1], 4500 * MS);
+    /* A hint ending exactly at the deadline would leave no time: stop. */
+    resil_fake_clock_init(&fc, 0, 0);
+    struct script t3 = {.fail_times = 1, .retry_after_s = 4.0, .clock = &fc,
+                        .op_cost_ns = 1 * S};
+    assert_int_equal(resil_retry(scripted, &t3, "h", &c, &o, &r), RESIL_EDEADLINE);
+    assert_int_equal(t3.calls, 1);
 
     /* A computed delay that would cross the deadline stops at once instead. */
     resil_fake_clock_init(&fc, 0, 0);
@@ -471,6 +483,7 @@ static void test_retry_after_hint(void **state)
                        .op_cost_ns = 500 * MS};
     assert_int_equal(resil_retry(scripted, &u, "h", &c, &o, &r), RESIL_EDEADLINE);
     assert_int_equal(u.calls, 2); /* 0.5 + 4 + 0.5 = 5.0; a second 4 s sleep would cross */
+    assert_int_equal(u.attempt_start[1], 4500 * MS);
     assert_int_equal(resil_fake_clock_now(&fc), 5 * S);
 
     /* A NaN hint counts as none. */
@@ -749,6 +762,119 @@ static void test_cancel_wakes_sleeping_retry(void **state)
     resil_cancel_free(tok);
 }
 
+/* Hooks take time: the deadline is checked again right before sleeping. */
+struct slow_hook {
+    resil_fake_clock *fc;
+    int64_t cost_ns;
+    int calls;
+};
+
+static void slow_before_sleep(const resil_attempt_info *info, void *arg)
+{
+    (void)info;
+    struct slow_hook *h = arg;
+    h->calls++;
+    resil_fake_clock_advance(h->fc, h->cost_ns);
+}
+
+static void test_deadline_rechecked_after_hooks(void **state)
+{
+    (void)state;
+    resil_fake_clock fc;
+    struct slow_hook h = {&fc, 800 * MS, 0};
+    resil_retry_opts o = RESIL_RETRY_OPTS_INIT;
+    o.clock = resil_fake_clock_init(&fc, 0, 0);
+    o.before_sleep = slow_before_sleep;
+    o.hook_arg = &h;
+    resil_retry_config c = no_jitter(5, 1.0, 1.0);
+    c.max_elapsed_s = 1.5; /* 1 s sleep fits at t=0, not after a 0.8 s hook */
+    struct script s = {.fail_times = 100, .retry_after_s = -1, .clock = &fc};
+    resil_retry_result r;
+    assert_int_equal(resil_retry(scripted, &s, "h", &c, &o, &r), RESIL_EDEADLINE);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(resil_fake_clock_slept_ns(&fc), 0);
+    assert_true(r.total_delay_s == 0);
+    assert_true(resil_fake_clock_now(&fc) <= 1500 * MS);
+}
+
+/* A clock whose sleep "sleeps" fine but a signal cancels the token meanwhile:
+ * the token is checked again before the next attempt. */
+static resil_cancel *sleep_cancels_token;
+static int64_t ccl_mono(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+static int ccl_sleep(void *ctx, int64_t ns, resil_cancel *cancel)
+{
+    (void)ctx;
+    (void)ns;
+    (void)cancel;
+    resil_cancel_cancel(sleep_cancels_token);
+    return 0;
+}
+
+static void test_cancel_checked_after_sleep(void **state)
+{
+    (void)state;
+    assert_int_equal(resil_cancel_new(&sleep_cancels_token), 0);
+    resil_clock clk = {ccl_mono, ccl_mono, ccl_sleep, NULL};
+    resil_retry_opts o = RESIL_RETRY_OPTS_INIT;
+    o.clock = &clk;
+    o.cancel = sleep_cancels_token;
+    resil_retry_config c = no_jitter(5, 1, 1);
+    struct script s = {.fail_times = 100, .retry_after_s = -1};
+    resil_retry_result r;
+    assert_int_equal(resil_retry(scripted, &s, "c", &c, &o, &r), RESIL_ECANCELED);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(r.reason, RESIL_STOP_CANCELLED);
+    resil_cancel_free(sleep_cancels_token);
+}
+
+/* An op returning a value outside resil_outcome counts as a permanent
+ * failure, on the fast path as on the slow one, and is called once. */
+static int weird_calls;
+static resil_outcome weird_op(resil_retry_call *call, void *arg)
+{
+    (void)call;
+    (void)arg;
+    weird_calls++;
+    return (resil_outcome)-1;
+}
+
+static void test_out_of_range_outcome(void **state)
+{
+    (void)state;
+    resil_fake_clock fc;
+    resil_retry_opts o = RESIL_RETRY_OPTS_INIT;
+    o.clock = resil_fake_clock_init(&fc, 0, 0);
+    resil_retry_config c = RESIL_RETRY_TRANSIENT;
+    resil_retry_result r;
+    weird_calls = 0;
+    assert_int_equal(resil_retry(weird_op, NULL, "w", &c, &o, &r), RESIL_EPERMANENT);
+    assert_int_equal(weird_calls, 1);
+    o.measure_time = true; /* the slow path from the start */
+    weird_calls = 0;
+    assert_int_equal(resil_retry(weird_op, NULL, "w", &c, &o, &r), RESIL_EPERMANENT);
+    assert_int_equal(weird_calls, 1);
+}
+
+/* A deadline below one nanosecond is still a deadline, whatever the clock's
+ * epoch. */
+static void test_tiny_deadline(void **state)
+{
+    (void)state;
+    resil_fake_clock fc;
+    resil_retry_opts o = RESIL_RETRY_OPTS_INIT;
+    o.clock = resil_fake_clock_init(&fc, 0, 0);
+    resil_retry_config c = no_jitter(1000, 0, 0);
+    c.max_elapsed_s = 1e-10;
+    struct script s = {.fail_times = 100000, .retry_after_s = -1, .clock = &fc, .op_cost_ns = 1};
+    assert_int_equal(resil_retry(scripted, &s, "t", &c, &o, NULL), RESIL_EDEADLINE);
+    assert_int_equal(s.calls, 1);
+}
+
 /* The exported, out-of-line resil_retry (what a function pointer or another
  * language calls) behaves like the inline fast path. */
 static void test_exported_function_matches_inline(void **state)
@@ -810,6 +936,10 @@ int main(void)
         cmocka_unit_test(test_deadline_never_crossed),
         cmocka_unit_test(test_retry_after_hint),
         cmocka_unit_test(test_hooks),
+        cmocka_unit_test(test_deadline_rechecked_after_hooks),
+        cmocka_unit_test(test_cancel_checked_after_sleep),
+        cmocka_unit_test(test_out_of_range_outcome),
+        cmocka_unit_test(test_tiny_deadline),
         cmocka_unit_test(test_state_machine),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_exported_function_matches_inline),
