@@ -46,7 +46,8 @@ int resil_cli_run(int argc, char **argv);
  * values out of range. */
 static inline bool resil_cli_parse_long(const char *s, long lo, long hi, long *out)
 {
-    if (!s || !*s)
+    /* strtol would skip leading blanks: " 1" is not a number here */
+    if (!s || !*s || *s == ' ' || (*s >= '\t' && *s <= '\r'))
         return false;
     char *end = NULL;
     errno = 0;
@@ -74,7 +75,7 @@ static inline bool resil_cli_parse_u64(const char *s, uint64_t *out)
 /* Parses a finite decimal number (no suffix). */
 static inline bool resil_cli_parse_double(const char *s, double *out)
 {
-    if (!s || !*s)
+    if (!s || !*s || *s == ' ' || (*s >= '\t' && *s <= '\r'))
         return false;
     char *end = NULL;
     errno = 0;
@@ -87,10 +88,11 @@ static inline bool resil_cli_parse_double(const char *s, double *out)
 
 /* Parses a duration: a finite number >= 0 of seconds, optionally followed by
  * a unit "ms", "s", "m", "h" or "d" (as sleep(1) and timeout(1) accept).
- * Hexadecimal and infinities are refused. */
+ * It must start with a digit or '.': no sign, no blanks, no "inf"/"nan";
+ * hexadecimal is refused; exponents ("1e-3") are fine. */
 static inline bool resil_cli_parse_seconds(const char *s, double *out)
 {
-    if (!s || !*s || strpbrk(s, "xXpP") || strchr(s, '-'))
+    if (!s || !((*s >= '0' && *s <= '9') || *s == '.') || strpbrk(s, "xXpP"))
         return false;
     char *end = NULL;
     errno = 0;

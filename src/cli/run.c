@@ -73,8 +73,10 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
     pid_t target = (pid_t)g_target;
     /* A command sharing our process group already got a signal the terminal
      * sent to the group (si_code SI_KERNEL): forward only the others. */
-    if (target != 0 && (g_own_pgroup || !si || si->si_code != SI_KERNEL))
+    if (target != 0 && (g_own_pgroup || !si || si->si_code != SI_KERNEL)) {
         kill(target, sig);
+        kill(target, SIGCONT); /* a stopped command must see it too */
+    }
     errno = saved;
 }
 
@@ -112,6 +114,7 @@ typedef struct run_ctx {
     /* the command */
     char **cmd;
     const char *name;  /* the retry's name (events, library) */
+    char *json_name;   /* the name as valid UTF-8, for events */
     const char *label; /* what messages call the command (-m, else name) */
 
     /* policy */
@@ -147,6 +150,8 @@ typedef struct run_ctx {
     bool timed_out;
     bool exec_failed;
     bool fatal; /* resil's own failure; message already printed */
+    bool skipped;     /* cancelled before it could start: not an attempt */
+    int output_errno; /* writing the successful attempt's stdout failed */
     int status; /* what we report: code, 128+N, 124, 126, 127 */
     double duration_s;
 } run_ctx;
@@ -594,8 +599,8 @@ static int64_t add_s(int64_t t, double s)
     return t + (int64_t)ns;
 }
 
-/* Writes all of buf to fd; gives up quietly on errors (a closed stdout). */
-static void write_all(int fd, const char *buf, size_t len)
+/* Writes all of buf to fd.  Returns 0 or the errno that stopped it. */
+static int write_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, buf, len);
@@ -608,39 +613,45 @@ static void write_all(int fd, const char *buf, size_t len)
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             poll(&p, 1, 1000);
         } else {
-            return;
+            return n < 0 ? errno : EIO;
         }
     }
+    return 0;
 }
 
-/* Copies the whole of `from` (rewound) to fd `to`. */
-static void copy_file(int from, int to)
+/* Copies the whole of `from` (rewound) to fd `to`.  Returns 0 or an errno. */
+static int copy_file(int from, int to)
 {
     char buf[PUMP_CHUNK];
     if (lseek(from, 0, SEEK_SET) < 0)
-        return;
+        return errno;
     for (;;) {
         ssize_t n = read(from, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return;
-        write_all(to, buf, (size_t)n);
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return 0;
+        int e = write_all(to, buf, (size_t)n);
+        if (e)
+            return e;
     }
 }
 
-/* An anonymous temporary file for the child's stdout. */
+/* An anonymous temporary file for the child's stdout: on disk in $TMPDIR
+ * (or /tmp) when possible, so that a large output does not sit in memory;
+ * in memory (memfd) otherwise. */
 static int make_tmpfile(void)
 {
-    int fd = memfd_create("resil-run-stdout", MFD_CLOEXEC);
-    if (fd >= 0)
-        return fd;
     const char *dir = getenv("TMPDIR");
     if (!dir || !*dir)
         dir = "/tmp";
-    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0 && strcmp(dir, "/tmp") != 0)
         fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        fd = memfd_create("resil-run-stdout", MFD_CLOEXEC);
     return fd;
 }
 
@@ -863,6 +874,16 @@ static void wait_child(run_ctx *c, pid_t pid, attempt_io *io, int64_t start)
     if (pidfd >= 0)
         close(pidfd);
     pipe_close(io);
+    /* A timed-out command's own group may outlive it (children that ignore
+     * SIGTERM): they get the rest of the grace period, then SIGKILL, so that
+     * nothing of this attempt overlaps the next one. */
+    if (c->timed_out && c->own_pgroup && kill_at != NS_NEVER) {
+        while (kill(-pid, 0) == 0 && now_ns() < kill_at) {
+            struct timespec slice = {0, 10 * 1000 * 1000};
+            nanosleep(&slice, NULL);
+        }
+        kill(-pid, SIGKILL);
+    }
 }
 
 /* Classifies the last attempt. */
@@ -891,6 +912,10 @@ static resil_outcome fatal(run_ctx *c, const char *what, int err)
 static resil_outcome run_attempt(resil_retry_call *call, void *arg)
 {
     run_ctx *c = arg;
+    /* What the last attempt left, restored if this one is skipped. */
+    bool prev_exited = c->exited, prev_timed_out = c->timed_out;
+    int prev_status = c->status, prev_code = c->exit_code, prev_sig = c->term_sig;
+    double prev_duration = c->duration_s;
     c->exited = false;
     c->exit_code = 0;
     c->term_sig = 0;
@@ -940,6 +965,25 @@ static resil_outcome run_attempt(resil_retry_call *call, void *arg)
     sigset_t saved;
     pid_t pid = -1;
     block_handled(c, &saved);
+    if (resil_cancel_is_cancelled(g_cancel)) {
+        /* A signal came after the library's last look at the token and
+         * before the spawn (it could not be forwarded): start nothing. */
+        unblock_handled(&saved);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (pipe_r >= 0)
+            close(pipe_r);
+        pipe_close(&io);
+        close(out_fd);
+        c->skipped = true;
+        c->exited = prev_exited;
+        c->timed_out = prev_timed_out;
+        c->status = prev_status;
+        c->exit_code = prev_code;
+        c->term_sig = prev_sig;
+        c->duration_s = prev_duration;
+        return RESIL_OUTCOME_PERMANENT;
+    }
     int64_t start = now_ns();
     int rc = posix_spawnp(&pid, c->cmd[0], &fa, &attr, c->cmd, environ);
     if (rc == 0)
@@ -953,6 +997,13 @@ static resil_outcome run_attempt(resil_retry_call *call, void *arg)
     if (rc != 0) {
         pipe_close(&io);
         close(out_fd);
+        if (rc == EAGAIN || rc == ENOMEM) {
+            /* The system could not start a process now: worth a retry. */
+            msg("resil run: %s: cannot start: %s", c->cmd[0], strerror(rc));
+            c->status = RESIL_CLI_EXIT_FAILURE;
+            call->error = -rc;
+            return RESIL_OUTCOME_TRANSIENT;
+        }
         c->exec_failed = true;
         if (rc == ENOENT) {
             c->status = EXIT_NOT_FOUND;
@@ -969,7 +1020,9 @@ static resil_outcome run_attempt(resil_retry_call *call, void *arg)
     c->duration_s = (double)(now_ns() - start) / 1e9;
 
     resil_outcome outcome = classify(c);
-    copy_file(out_fd, outcome == RESIL_OUTCOME_SUCCESS ? STDOUT_FILENO : STDERR_FILENO);
+    int werr = copy_file(out_fd, outcome == RESIL_OUTCOME_SUCCESS ? STDOUT_FILENO : STDERR_FILENO);
+    if (werr && outcome == RESIL_OUTCOME_SUCCESS)
+        c->output_errno = werr; /* the output is lost: never a silent success */
     close(out_fd);
     call->error = c->status;
     return outcome;
@@ -1001,6 +1054,41 @@ static void attempt_counter(const run_ctx *c, int attempt, char *buf, size_t siz
         snprintf(buf, size, "attempt %d/%ld", attempt, (long)c->config.max_retries + 1);
 }
 
+/* A copy of s that is valid UTF-8 (JSON strings must be): each byte that
+ * does not start a well-formed sequence becomes '?'.  Caller frees. */
+static char *utf8_sanitized(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = p[i];
+        size_t len = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3
+                                   : (b & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = (p[i + k] & 0xc0) == 0x80;
+        if (ok && len > 1) {
+            uint32_t cp = b & (0xff >> (len + 1));
+            for (size_t k = 1; k < len; k++)
+                cp = cp << 6 | (p[i + k] & 0x3f);
+            static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= min_cp[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+        }
+        if (ok) {
+            memcpy(out + i, p + i, len);
+            i += len;
+        } else {
+            out[i++] = '?';
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static void write_event(run_ctx *c, const resil_attempt_info *info)
 {
     int64_t wall = resil_clock_wall_ns(NULL);
@@ -1014,7 +1102,8 @@ static void write_event(run_ctx *c, const resil_attempt_info *info)
     }
     bool retrying = info->reason == RESIL_STOP_NONE;
     json_t *ev = json_pack(
-        "{s:s, s:s, s:i, s:o, s:o, s:b, s:f, s:o, s:s}", "time", stamp, "name", c->name,
+        "{s:s, s:s, s:i, s:o, s:o, s:b, s:f, s:o, s:s}", "time", stamp, "name",
+        c->json_name ? c->json_name : "?",
         "attempt", info->attempt, "exit_status",
         c->exited || c->exec_failed ? json_integer(c->exec_failed ? c->status : c->exit_code)
                                     : json_null(),
@@ -1055,7 +1144,7 @@ static const char *fmt_secs(double s, char *buf, size_t size)
 static void after_attempt(const resil_attempt_info *info, void *arg)
 {
     run_ctx *c = arg;
-    if (c->fatal)
+    if (c->fatal || c->skipped)
         return;
     if (c->events_fd >= 0)
         write_event(c, info);
@@ -1076,6 +1165,18 @@ static void after_attempt(const resil_attempt_info *info, void *arg)
 }
 
 /* ---- set-up and the entry point ---------------------------------------------------------- */
+
+/* True when we have a controlling terminal and are in its foreground
+ * process group. */
+static bool in_terminal_foreground(void)
+{
+    int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool fg = tcgetpgrp(fd) == getpgrp();
+    close(fd);
+    return fg;
+}
 
 /* Makes sure fds 0-2 are open (on /dev/null) so that our own files never
  * land on them.  Returns true when stdin was closed. */
@@ -1151,6 +1252,7 @@ static void cleanup(run_ctx *c)
         close(c->events_fd);
     free(c->delays);
     free(c->in_buf);
+    free(c->json_name);
 }
 
 int resil_cli_run(int argc, char **argv)
@@ -1180,6 +1282,7 @@ int resil_cli_run(int argc, char **argv)
     }
     if (!c.label)
         c.label = c.name;
+    c.json_name = utf8_sanitized(c.name);
 
     bool stdin_closed = ensure_std_fds();
     if (stdin_closed)
@@ -1188,16 +1291,18 @@ int resil_cli_run(int argc, char **argv)
         c.stdin_mode = STDIN_TTY;
     else
         c.stdin_mode = STDIN_PIPE;
-    /* An interactive command shares our process group (and the terminal);
-     * otherwise it gets its own, so that a timeout reaches its children. */
-    c.own_pgroup = c.stdin_mode != STDIN_TTY;
+    /* When resil runs in the foreground of a terminal, the command shares
+     * our process group: it may read the terminal (a password prompt) even
+     * when stdin is a pipe, which a background group cannot.  Otherwise it
+     * gets a group of its own, so that a timeout reaches its children. */
+    c.own_pgroup = !in_terminal_foreground();
     g_own_pgroup = c.own_pgroup;
 
     if (ov.events_path) {
         c.events_fd = open(ov.events_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (c.events_fd < 0) {
             msg("resil run: cannot open events file '%s': %s", ov.events_path, strerror(errno));
-            free(c.delays);
+            cleanup(&c);
             return RESIL_CLI_EXIT_FAILURE;
         }
     }
@@ -1228,8 +1333,22 @@ int resil_cli_run(int argc, char **argv)
     int r = resil_retry(run_attempt, &c, c.name, &c.config, &opts, &res);
 
     int status;
+    if (c.skipped) {
+        /* The last "attempt" was a cancellation caught before the spawn. */
+        res.attempts--;
+        res.reason = RESIL_STOP_CANCELLED;
+        r = RESIL_ECANCELED;
+    }
     if (c.fatal) {
         status = RESIL_CLI_EXIT_FAILURE;
+    } else if (c.output_errno) {
+        /* The command succeeded but its output could not be delivered. */
+        if (c.output_errno == EPIPE) {
+            status = 128 + SIGPIPE; /* as the shell reports a reader gone away */
+        } else {
+            msg("resil run: cannot write the command's output: %s", strerror(c.output_errno));
+            status = RESIL_CLI_EXIT_FAILURE;
+        }
     } else if (c.exec_failed) {
         status = c.status; /* the one message was printed by the op */
     } else if (r == RESIL_EINVAL) {

@@ -641,6 +641,71 @@ t_deadline_cuts_attempt() {
     expect_grep "message" err "(deadline)"
 }
 
+# Output that cannot be delivered is never a silent success.
+t_output_errors() {
+    local rc
+    "${GUARD[@]}" "$RESIL" run -- echo hi >/dev/full 2>err
+    rc=$?
+    expect "status with stdout on /dev/full" "$rc" 1 || return 1
+    expect_grep "message" err "cannot write the command's output" || return 1
+    "${GUARD[@]}" "$RESIL" run -- sh -c 'seq 1 200000' 2>err | head -n 1 >/dev/null
+    expect "status when the reader goes away" "${PIPESTATUS[0]}" 141
+}
+
+# After a timeout, what is left of the command's group gets SIGKILL at the
+# end of the grace period, even when the command itself exited at once.
+t_timeout_kills_leftovers() {
+    local rc
+    rm -f alive
+    "${GUARD[@]}" "$RESIL" run --attempt-timeout 0.3 --kill-after 0.3 --max-retries 0 -- \
+        sh -c '(trap "" TERM; sleep 1.5; touch alive) & sleep 100' </dev/null 2>/dev/null
+    rc=$?
+    expect "status" "$rc" 124 || return 1
+    sleep 1.8
+    [ ! -e alive ] || { echo "a child of the timed-out command survived"; return 1; }
+}
+
+# A stopped command still gets a forwarded SIGTERM (with SIGCONT).
+t_signal_to_stopped_command() {
+    local p t0 t1 rc
+    rm -f c
+    "$RESIL" run "${FAST[@]}" -- sh -c 'echo x >>c; kill -STOP $$; sleep 30' </dev/null 2>err &
+    p=$!
+    echo "$p" >>"$T/bg.pids"
+    wait_file c || { echo "command did not start"; return 1; }
+    sleep 0.3
+    t0=$(now_ms)
+    kill -TERM "$p"
+    wait "$p"
+    rc=$?
+    t1=$(now_ms)
+    expect "status" "$rc" 143 || return 1
+    [ $((t1 - t0)) -lt 3000 ] || { echo "took $((t1 - t0)) ms"; return 1; }
+}
+
+# Numbers: exponents are fine, blanks and signs are not.
+t_number_syntax() {
+    "${GUARD[@]}" "$RESIL" run --base-delay 1e-3 --max-delay 2e-3 -- true 2>err
+    expect "--base-delay 1e-3" $? 0 || { cat err; return 1; }
+    "${GUARD[@]}" "$RESIL" run --retry-on ' 1' -- true 2>err
+    expect "--retry-on ' 1'" $? 2 || return 1
+    "${GUARD[@]}" "$RESIL" run --base-delay -1 -- true 2>err
+    expect "--base-delay -1" $? 2 || return 1
+    "${GUARD[@]}" "$RESIL" run --deadline inf -- true 2>err
+    expect "--deadline inf" $? 2
+}
+
+# A name that is not UTF-8 still gives valid JSON events.
+t_events_non_utf8_name() {
+    [ $HAVE_PY = 1 ] || return 0
+    rm -f ev
+    "${GUARD[@]}" "$RESIL" run --name $'caf\xe9' --events ev -- true 2>err
+    expect "status" $? 0 || return 1
+    python3 events.py ev >ev.txt || { cat ev.txt; return 1; }
+    python3 -c 'import json,sys; n=json.loads(open("ev").readline())["name"]; sys.exit(n != "caf?")' ||
+        { echo "name: $(head -c 200 ev)"; return 1; }
+}
+
 t_delay_list() {
     [ $HAVE_PY = 1 ] || return 0
     rm -f ev
@@ -697,10 +762,15 @@ check "SIGTERM is forwarded and stops retrying" t_signal_forwarding
 check "SIGTERM during back-off exits promptly" t_signal_during_backoff
 check "SIGINT from kill(1)" t_sigint_forwarding
 check "usage errors exit 2 naming the option" t_usage_errors
+check "output that cannot be written is not a success" t_output_errors
+check "a timeout kills what is left of the command's group" t_timeout_kills_leftovers
+check "SIGTERM reaches a stopped command" t_signal_to_stopped_command
+check "number syntax of options" t_number_syntax
 if [ $HAVE_PY = 1 ]; then
     check "--seed gives reproducible delays" t_seed
     check "--deadline stops with outcome deadline" t_deadline
     check "--deadline ends a running attempt" t_deadline_cuts_attempt
+    check "events with a non-UTF-8 name" t_events_non_utf8_name
     check "--delay list is used in turn" t_delay_list
 else
     skip "--seed gives reproducible delays" "no python3"
