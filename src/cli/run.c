@@ -151,6 +151,7 @@ typedef struct run_ctx {
     bool exec_failed;
     bool fatal; /* resil's own failure; message already printed */
     bool skipped;     /* cancelled before it could start: not an attempt */
+    bool last_event_retry; /* the last events line said "retry" */
     int output_errno; /* writing the successful attempt's stdout failed */
     int status; /* what we report: code, 128+N, 124, 126, 127 */
     double duration_s;
@@ -231,6 +232,25 @@ static int usage_error(const char *fmt, ...)
     return RESIL_CLI_EXIT_USAGE;
 }
 
+/* Copies the next comma-separated token of *p (at most 63 bytes) into tok and
+ * moves *p past it and its comma; *more tells whether a token follows.
+ * Returns false, with the offending text in bad[], for an empty or too long
+ * token. */
+static bool next_token(const char **p, char tok[64], bool *more, char *bad, size_t bad_size)
+{
+    const char *comma = strchr(*p, ',');
+    size_t len = comma ? (size_t)(comma - *p) : strlen(*p);
+    if (len == 0 || len >= 64) {
+        snprintf(bad, bad_size, "%.*s", (int)(len < 40 ? len : 40), *p);
+        return false;
+    }
+    memcpy(tok, *p, len);
+    tok[len] = '\0';
+    *more = comma != NULL;
+    *p = comma ? comma + 1 : *p + len;
+    return true;
+}
+
 /* Parses "1-3,75" (codes 0..255) into set; with `words`, also success/true
  * (0) and fail/false (1..255), as retry(1)'s criteria.  On error copies the
  * bad token to bad[]. */
@@ -239,17 +259,11 @@ static bool parse_codes(code_set *set, const char *text, bool words, char *bad, 
     memset(set, 0, sizeof *set);
     set->given = true;
     const char *p = text;
-    bool any = false;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    bool more = true;
+    while (more) {
         char tok[64];
-        if (len == 0 || len >= sizeof tok) {
-            snprintf(bad, bad_size, "%.*s", (int)(len < 40 ? len : 40), p);
+        if (!next_token(&p, tok, &more, bad, bad_size))
             return false;
-        }
-        memcpy(tok, p, len);
-        tok[len] = '\0';
         long lo = 0, hi = -1;
         char *dash = strchr(tok, '-');
         if (words && (strcmp(tok, "success") == 0 || strcmp(tok, "true") == 0)) {
@@ -275,12 +289,8 @@ static bool parse_codes(code_set *set, const char *text, bool words, char *bad, 
         }
         for (long c = lo; c <= hi; c++)
             set->has[c] = true;
-        any = true;
-        if (!comma)
-            break;
-        p = comma + 1;
     }
-    return any;
+    return true;
 }
 
 static bool parse_delays(run_ctx *c, const char *text, char *bad, size_t bad_size)
@@ -297,21 +307,15 @@ static bool parse_delays(run_ctx *c, const char *text, char *bad, size_t bad_siz
         return false;
     }
     const char *p = text;
+    bool more = true;
     for (size_t i = 0; i < n; i++) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char tok[64];
-        if (len == 0 || len >= sizeof tok) {
-            snprintf(bad, bad_size, "%.*s", (int)(len < 40 ? len : 40), p);
+        if (!next_token(&p, tok, &more, bad, bad_size))
             return false;
-        }
-        memcpy(tok, p, len);
-        tok[len] = '\0';
         if (!resil_cli_parse_seconds(tok, &c->delays[i])) {
             snprintf(bad, bad_size, "%s", tok);
             return false;
         }
-        p = comma ? comma + 1 : p + len;
     }
     c->n_delays = n;
     return true;
@@ -1146,8 +1150,10 @@ static void after_attempt(const resil_attempt_info *info, void *arg)
     run_ctx *c = arg;
     if (c->fatal || c->skipped)
         return;
-    if (c->events_fd >= 0)
+    if (c->events_fd >= 0) {
         write_event(c, info);
+        c->last_event_retry = info->reason == RESIL_STOP_NONE;
+    }
     if (c->quiet || c->exec_failed || info->reason != RESIL_STOP_NONE)
         return; /* the final line is printed by resil_cli_run */
     char counter[64], what[96], took[32], delay[32];
@@ -1338,6 +1344,13 @@ int resil_cli_run(int argc, char **argv)
         res.attempts--;
         res.reason = RESIL_STOP_CANCELLED;
         r = RESIL_ECANCELED;
+    }
+    if (res.reason == RESIL_STOP_CANCELLED && c.last_event_retry) {
+        /* Stopped during the sleep: the events file ends with how. */
+        resil_attempt_info last = {.name = c.name, .attempt = res.attempts,
+                                   .outcome = res.last_outcome, .error = res.last_error,
+                                   .reason = RESIL_STOP_CANCELLED, .elapsed_s = -1};
+        write_event(&c, &last);
     }
     if (c.fatal) {
         status = RESIL_CLI_EXIT_FAILURE;
