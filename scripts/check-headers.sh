@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# scripts/check-headers.sh BUILD_DIR - every public header compiles on its
+# own (C11, -Wall -Wextra -Wpedantic -Werror, gcc and clang when present), and
+# a program of two files that both use the inline resil_retry links against
+# the static library without duplicate symbols, with C11 and with GNU89
+# inline semantics.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$1" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+san=$(sed -n 's/^RESIL_SANITIZE:STRING=//p' "$build/CMakeCache.txt")
+extra=()
+[ -n "$san" ] && extra+=(-fsanitize="$san")
+grep -q '^RESIL_COVERAGE:BOOL=ON' "$build/CMakeCache.txt" && extra+=(--coverage)
+
+compilers=(cc)
+command -v clang >/dev/null && compilers+=(clang)
+n=0
+for h in "$root"/include/resil/*.h; do
+  for c in "${compilers[@]}"; do
+    printf '#include <resil/%s>\n#include <resil/%s>\nint main(void) { return 0; }\n' \
+      "$(basename "$h")" "$(basename "$h")" >"$tmp/one.c"
+    "$c" -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$root/include" -c "$tmp/one.c" -o "$tmp/one.o" ||
+      { echo "header $(basename "$h") does not compile alone with $c"; exit 1; }
+    n=$((n + 1))
+  done
+done
+
+cat >"$tmp/a.c" <<'C'
+#include <resil/resil.h>
+static resil_outcome ok(resil_retry_call *c, void *a) { (void)c; (void)a; return RESIL_OUTCOME_SUCCESS; }
+int use_a(void);
+int use_a(void) { return resil_retry(ok, NULL, "a", NULL, NULL, NULL); }
+C
+cat >"$tmp/b.c" <<'C'
+#include <resil/resil.h>
+static resil_outcome ok(resil_retry_call *c, void *a) { (void)c; (void)a; return RESIL_OUTCOME_SUCCESS; }
+int use_a(void);
+int main(void) {
+    int (*fp)(resil_retry_op, void *, const char *, const resil_retry_config *,
+              const resil_retry_opts *, resil_retry_result *) = resil_retry;
+    return use_a() | resil_retry(ok, NULL, "b", NULL, NULL, NULL) | fp(ok, NULL, "c", NULL, NULL, NULL);
+}
+C
+# Link with the compiler that built the library (sanitizer and coverage
+# runtimes differ between compilers).
+build_cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+for c in "${build_cc:-cc}"; do
+  for mode in "-std=c11" "-std=c11 -fgnu89-inline" "-std=gnu99 -O2" "-std=c11 -DRESIL_NO_INLINE_FAST_PATH"; do
+    # shellcheck disable=SC2086
+    "$c" $mode -Wall -Wextra -Werror "${extra[@]}" -I"$root/include" "$tmp/a.c" "$tmp/b.c" \
+      "$build/libresil.a" -lpthread -lm -o "$tmp/prog" ||
+      { echo "two files using resil_retry do not link with $c $mode"; exit 1; }
+    "$tmp/prog" || { echo "program built with $c $mode failed"; exit 1; }
+    n=$((n + 1))
+  done
+done
+echo "headers ok: $n compilations"
