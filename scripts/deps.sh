@@ -4,7 +4,7 @@
 # first); otherwise it prints the exact apt-get line and fails.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libjansson-dev libcmocka-dev "$@")
+pkgs=(build-essential cmake pkg-config libjansson-dev libyaml-dev libcmocka-dev "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

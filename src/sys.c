@@ -35,7 +35,12 @@ static int sys_fcntl_lock(int fd, int cmd, struct flock *fl)
     .ftruncate = ftruncate,                                                     \
     .fstat = fstat,                                                             \
     .lstat = lstat,                                                             \
+    .fstatat = fstatat,                                                         \
+    .fchmod = fchmod,                                                           \
+    .readlink = readlink,                                                       \
     .rename = rename,                                                           \
+    .renameat = renameat,                                                       \
+    .unlinkat = unlinkat,                                                       \
     .unlink = unlink,                                                           \
     .fcntl_lock = sys_fcntl_lock,                                               \
     .ppoll = ppoll,                                                             \

@@ -8,5 +8,6 @@
 #include "resil/cancel.h"
 #include "resil/clock.h"
 #include "resil/retry.h"
+#include "resil/files.h"
 
 #endif /* RESIL_RESIL_H */

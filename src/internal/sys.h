@@ -30,8 +30,13 @@ struct resil__sys_table {
     int (*ftruncate)(int fd, off_t len);
     int (*fstat)(int fd, struct stat *st);
     int (*lstat)(const char *path, struct stat *st);
+    int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
+    int (*fchmod)(int fd, mode_t mode);
+    ssize_t (*readlink)(const char *path, char *buf, size_t size);
     int (*rename)(const char *from, const char *to);
+    int (*renameat)(int olddir, const char *from, int newdir, const char *to);
     int (*unlink)(const char *path);
+    int (*unlinkat)(int dirfd, const char *path, int flags);
     int (*fcntl_lock)(int fd, int cmd, struct flock *fl);
     int (*ppoll)(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
                  const sigset_t *mask);

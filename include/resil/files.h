@@ -1,0 +1,240 @@
+/* resil/files.h - process-safe files: locks that never hang, atomic replace,
+ * JSON and YAML state files, and a shared NDJSON event log.
+ *
+ * Guarantees, for any number of threads and processes on one machine using
+ * these functions on the same paths:
+ *   - a reader never sees a torn file: state files are replaced atomically
+ *     (write a temp file, fsync, rename), so a reader sees the old or the new
+ *     content, whole;
+ *   - concurrent writers never lose an update: resil_update_*_safe holds the
+ *     exclusive lock across read, modify and write;
+ *   - a writer killed at any instant leaves the old or the new content, and
+ *     at most a temp file that the next writer sweeps;
+ *   - no lock wait is endless: every acquire has a timeout (and can be
+ *     cancelled), and a timeout names the lock file and its last holder.
+ *
+ * Locks live on a permanent sidecar file "<path>.lock" (created on first
+ * use; never renamed or unlinked, so that every process locks the same
+ * inode).  They are Linux open-file-description locks (F_OFD_SETLK): each
+ * acquire opens its own description, so threads of one process exclude each
+ * other too, an unrelated close() of the same file elsewhere in the process
+ * does not drop the lock, and a child made by fork() does not hold it as its
+ * own (release unlocks the description even if a child still has a copy).
+ *
+ * Thread safety: all functions are thread-safe; a resil_lock or a
+ * resil_ndjson_writer belongs to one thread at a time.  Process safety: as
+ * above, on local file systems (the locks are advisory: every writer must use
+ * resil or flock-compatible OFD locks on the same sidecar).
+ */
+#ifndef RESIL_FILES_H
+#define RESIL_FILES_H
+
+#include <jansson.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "resil/cancel.h"
+#include "resil/clock.h"
+#include "resil/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How hard a write insists that the data reached the disk. */
+typedef enum resil_durability {
+    RESIL_DURABLE_FULL = 0, /* fsync the file, rename, fsync the directory */
+    RESIL_DURABLE_FILE,     /* fsync the file, rename (a crash of the machine may
+                               lose the rename, never the content) */
+    RESIL_DURABLE_NONE      /* no fsync: atomic against process crashes only */
+} resil_durability;
+
+/* Options shared by the file functions.  Start from RESIL_FILE_OPTS_INIT;
+ * zero means default. */
+typedef struct resil_file_opts {
+    double lock_timeout_s;     /* 0: 10 s; < 0: one try only */
+    resil_durability durability;
+    unsigned mode;             /* mode of a new file; 0: 0644 less the umask.
+                                  An existing file keeps its own mode. */
+    size_t max_size;           /* largest file a read accepts; 0: 64 MiB */
+    double stale_temp_s;       /* temp files of dead writers are swept; a temp
+                                  whose writer cannot be checked is swept when
+                                  older than this; 0: 3600 s */
+    bool sync_each;            /* NDJSON: fdatasync after every append/batch */
+    const resil_clock *clock;  /* lock polling; NULL: the system clock */
+    resil_cancel *cancel;      /* wakes a lock wait at once (RESIL_ECANCELED) */
+} resil_file_opts;
+
+#define RESIL_FILE_OPTS_INIT {0}
+
+/* Default limits. */
+#define RESIL_FILE_DEFAULT_LOCK_TIMEOUT_S 10.0
+#define RESIL_FILE_DEFAULT_MAX_SIZE ((size_t)64 << 20)
+
+/* ---- locks ------------------------------------------------------------- */
+
+typedef enum resil_lock_mode {
+    RESIL_LOCK_SHARED = 1,   /* many holders, no exclusive one */
+    RESIL_LOCK_EXCLUSIVE = 2 /* one holder */
+} resil_lock_mode;
+
+typedef struct resil_lock resil_lock;
+
+/* Acquires the lock of `path` (the sidecar "<path>.lock", created 0644 less
+ * the umask if missing; `path` itself need not exist).  Polls with capped,
+ * jittered backoff against the monotonic clock until opts->lock_timeout_s has
+ * passed: no signals, no alarm().  An exclusive holder writes its pid and
+ * host name into the sidecar, for diagnostics.
+ * On success *out receives a new lock that the caller releases with
+ * resil_lock_release.  Errors: RESIL_ETIMEDOUT (err->message names the lock
+ * file and the last exclusive holder, e.g. "pid 4242 on host build-7"),
+ * RESIL_ECANCELED, RESIL_EINVAL, -errno from open (e.g. -EACCES, -ENOENT for
+ * a missing directory). */
+RESIL_EXPORT int resil_lock_acquire(resil_lock **out, const char *path, resil_lock_mode mode,
+                                    const resil_file_opts *opts, resil_error *err);
+
+/* Releases and frees a lock (NULL is ignored).  Returns 0 or -errno from the
+ * unlock (the lock is gone either way once the descriptor is closed). */
+RESIL_EXPORT int resil_lock_release(resil_lock *lock);
+
+/* The sidecar's path (owned by the lock). */
+RESIL_EXPORT const char *resil_lock_path(const resil_lock *lock);
+
+/* ---- atomic replace ----------------------------------------------------- */
+
+/* Replaces the content of `path` with len bytes of data, atomically: under
+ * the exclusive lock, writes a temp file in the same directory (O_CREAT |
+ * O_EXCL | O_NOFOLLOW | O_CLOEXEC), with the existing file's mode, fsyncs it
+ * (unless RESIL_DURABLE_NONE), renames it over the target and fsyncs the
+ * directory (RESIL_DURABLE_FULL).  A symlink is followed: its target is
+ * replaced and the link stays.  Temp files left by crashed writers are swept
+ * under the lock.
+ * Errors (the target is then untouched and no temp file is left):
+ * -errno (-ENOSPC, -EIO, -EACCES ...), RESIL_ETIMEDOUT, RESIL_ECANCELED.
+ * RESIL_EDURABILITY: the content WAS replaced, but the directory could not be
+ * synced, so the rename may not survive a machine crash.  An fsync error is
+ * never retried. */
+RESIL_EXPORT int resil_write_file_atomic(const char *path, const void *data, size_t len,
+                                         const resil_file_opts *opts, resil_error *err);
+
+/* Reads a whole regular file (no lock is needed: files written by resil are
+ * replaced atomically).  *out receives a new NUL-terminated buffer (free()
+ * it) and *out_len its length without the NUL.  Errors: -ENOENT, -EACCES
+ * ..., RESIL_EINVAL for a file that is not a regular file, -EFBIG for one
+ * larger than opts->max_size. */
+RESIL_EXPORT int resil_read_file(char **out, size_t *out_len, const char *path,
+                                 const resil_file_opts *opts, resil_error *err);
+
+/* ---- JSON and YAML state files ------------------------------------------ */
+
+/* Writes `value` (borrowed) as JSON (2-space indent, keys in insertion
+ * order, a final newline) with resil_write_file_atomic.  Errors as there,
+ * plus RESIL_EINVAL for a value jansson cannot encode. */
+RESIL_EXPORT int resil_write_json_safe(const char *path, const json_t *value,
+                                       const resil_file_opts *opts, resil_error *err);
+
+/* Reads a JSON document.  *out receives a new reference.  Parse errors:
+ * RESIL_EPARSE with err->path, err->line, err->column and the parser's
+ * message.  Other errors as resil_read_file. */
+RESIL_EXPORT int resil_read_json_safe(json_t **out, const char *path,
+                                      const resil_file_opts *opts, resil_error *err);
+
+/* The callback of an update: *doc is the current document (a reference the
+ * callback owns; NULL when the file does not exist yet).  It may modify it
+ * in place or replace it (decref the old one, store a new reference).
+ * Returns 0 to write *doc back, 1 to leave the file as it is, or a negative
+ * code to abort the update (returned by the update function). */
+typedef int (*resil_update_fn)(json_t **doc, void *arg);
+
+/* A locked read-modify-write: takes the exclusive lock, reads the current
+ * document (missing file: NULL), calls fn, writes the result atomically,
+ * releases the lock.  N processes updating one file lose no update.
+ * Errors: those of the read (a file that does not parse is NOT overwritten:
+ * RESIL_EPARSE), fn's own negative code, those of the write. */
+RESIL_EXPORT int resil_update_json_safe(const char *path, resil_update_fn fn, void *arg,
+                                        const resil_file_opts *opts, resil_error *err);
+
+/* The same for YAML.  YAML is read with a safe core schema (null, booleans
+ * true/false, integers, floats, strings; no aliases or anchors, no custom
+ * tags; a duplicate key is an error) into the same json_t values; on write,
+ * strings that a YAML reader would take for something else are quoted, so
+ * JSON -> YAML -> JSON gives back the same value.  Errors as for JSON. */
+RESIL_EXPORT int resil_write_yaml_safe(const char *path, const json_t *value,
+                                       const resil_file_opts *opts, resil_error *err);
+RESIL_EXPORT int resil_read_yaml_safe(json_t **out, const char *path,
+                                      const resil_file_opts *opts, resil_error *err);
+RESIL_EXPORT int resil_update_yaml_safe(const char *path, resil_update_fn fn, void *arg,
+                                        const resil_file_opts *opts, resil_error *err);
+
+/* In-memory conversions used by the above (and by `resil yaml`).
+ * resil_yaml_parse: *out receives a new reference; errors RESIL_EPARSE with
+ * line and column (err->path is set to `name`, which may be NULL).
+ * resil_yaml_dump: *out receives a new malloc()ed NUL-terminated string. */
+RESIL_EXPORT int resil_yaml_parse(json_t **out, const char *text, size_t len, const char *name,
+                                  resil_error *err);
+RESIL_EXPORT int resil_yaml_dump(char **out, const json_t *value, resil_error *err);
+
+/* ---- NDJSON event log ----------------------------------------------------- */
+
+/* Appends `record` (borrowed; encoded compactly, one line) to the log at
+ * path: under the exclusive lock, with a single write() on an O_APPEND
+ * descriptor; after a short write or an error the file is truncated back to
+ * its previous size, so a record is in the log whole or not at all.
+ * fdatasync after the write when opts->sync_each.  Errors: -errno,
+ * RESIL_ETIMEDOUT, RESIL_ECANCELED, RESIL_EINVAL (a record that cannot be
+ * encoded). */
+RESIL_EXPORT int resil_append_ndjson_safe(const char *path, const json_t *record,
+                                          const resil_file_opts *opts, resil_error *err);
+
+/* Appends n records in one write() under one lock (all or none). */
+RESIL_EXPORT int resil_append_ndjson_batch(const char *path, const json_t *const *records,
+                                           size_t n, const resil_file_opts *opts,
+                                           resil_error *err);
+
+/* A writer that keeps the log open, for many appends: the lock is taken per
+ * append (so other processes interleave whole records), the descriptors are
+ * not reopened.  One thread at a time. */
+typedef struct resil_ndjson_writer resil_ndjson_writer;
+
+RESIL_EXPORT int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
+                                          const resil_file_opts *opts, resil_error *err);
+RESIL_EXPORT int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t *record,
+                                            resil_error *err);
+/* Flushes to disk (fdatasync) and closes; NULL is ignored. */
+RESIL_EXPORT int resil_ndjson_writer_close(resil_ndjson_writer *w);
+
+/* What a read found. */
+typedef struct resil_ndjson_stats {
+    size_t records;    /* records delivered */
+    size_t bad_lines;  /* lines that did not parse (skipped) */
+    size_t first_bad_line; /* line number of the first, 0 if none */
+    size_t torn_bytes; /* bytes after the last newline (a torn tail) */
+} resil_ndjson_stats;
+
+/* Called for each record, in order; line is 1-based.  The record is borrowed
+ * (json_incref it to keep it).  Return 0 to go on, non-zero to stop the read
+ * (that value is returned). */
+typedef int (*resil_ndjson_record_fn)(json_t *record, size_t line, void *arg);
+/* Called for each bad line (may be NULL): its number and the parser's
+ * message. */
+typedef void (*resil_ndjson_bad_fn)(size_t line, const char *message, void *arg);
+
+/* Streams the records of an NDJSON log.  Bytes after the last newline are a
+ * torn tail (a writer died mid-append): never parsed, counted in
+ * stats->torn_bytes.  Bad lines are skipped and reported to on_bad; with
+ * `strict`, the first bad line (or a torn tail) is an error, RESIL_EPARSE
+ * with its line number.  Empty lines are ignored.  stats may be NULL. */
+RESIL_EXPORT int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
+                                        resil_ndjson_bad_fn on_bad, void *arg, bool strict,
+                                        resil_ndjson_stats *stats, const resil_file_opts *opts,
+                                        resil_error *err);
+
+/* Cuts a torn tail off the log, under the exclusive lock.  *cut (may be NULL)
+ * receives the number of bytes removed. */
+RESIL_EXPORT int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *opts,
+                                     resil_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RESIL_FILES_H */

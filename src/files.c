@@ -1,0 +1,527 @@
+/* src/files.c - atomic replace, whole-file reads, and JSON / YAML state files
+ * on top of them. */
+#define _GNU_SOURCE
+#include "internal/files.h"
+#include "internal/sys.h"
+#include "internal/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- paths ------------------------------------------------------------------ */
+
+int resil__split_path(char **dir, const char **base, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        *dir = strdup(".");
+        *base = path;
+    } else if (slash == path) {
+        *dir = strdup("/");
+        *base = slash + 1;
+    } else {
+        *dir = strndup(path, (size_t)(slash - path));
+        *base = slash + 1;
+    }
+    return *dir ? 0 : -ENOMEM;
+}
+
+int resil__resolve_target(char **out, const char *path, resil_error *err)
+{
+    char *cur = strdup(path);
+    if (!cur)
+        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat st;
+        if (resil__sys.lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) {
+            *out = cur; /* missing or not a link: this is the file to write */
+            return 0;
+        }
+        char link[PATH_MAX];
+        ssize_t n = resil__sys.readlink(cur, link, sizeof link - 1);
+        if (n < 0) {
+            int e = errno;
+            free(cur);
+            return resil_error_set(err, -e, path, "cannot read the symlink %s: %s", path,
+                                   strerror(e));
+        }
+        link[n] = '\0';
+        char *next;
+        if (link[0] == '/') {
+            next = strdup(link);
+        } else {
+            char *dir;
+            const char *base;
+            if (resil__split_path(&dir, &base, cur) != 0) {
+                free(cur);
+                return resil_error_set(err, -ENOMEM, path, "out of memory");
+            }
+            next = malloc(strlen(dir) + strlen(link) + 2);
+            if (next)
+                sprintf(next, "%s/%s", dir, link);
+            free(dir);
+        }
+        free(cur);
+        if (!next)
+            return resil_error_set(err, -ENOMEM, path, "out of memory");
+        cur = next;
+    }
+    free(cur);
+    return resil_error_set(err, -ELOOP, path, "too many levels of symlinks at %s", path);
+}
+
+/* ---- stale temp files ----------------------------------------------------------- */
+
+/* Temp files are ".<base>.resil-tmp.<pid>.<8 hex>.<host>". */
+#define TMP_TAG ".resil-tmp."
+
+static void host_name(char *buf, size_t size)
+{
+    if (gethostname(buf, size - 1) != 0)
+        snprintf(buf, size, "localhost");
+    buf[size - 1] = '\0';
+    for (char *p = buf; *p; p++) {
+        if (*p == '/')
+            *p = '_';
+    }
+}
+
+/* Sweeps the temp files of `base` left by writers that died.  Runs under the
+ * exclusive lock of the target, and only when the previous holder of that
+ * lock died holding it (its note was still in the sidecar), so the directory
+ * is not scanned on every write.  A temp is removed when its writer's pid is
+ * gone (same host) or it is older than stale_temp_s (other hosts, pid
+ * reuse). */
+static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
+{
+    int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return;
+    DIR *d = fdopendir(dup_fd);
+    if (!d) {
+        close(dup_fd);
+        return;
+    }
+    size_t blen = strlen(base);
+    char host[256];
+    host_name(host, sizeof host);
+    double stale_s = o->stale_temp_s > 0 ? o->stale_temp_s : 3600;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (n[0] != '.' || strncmp(n + 1, base, blen) != 0 ||
+            strncmp(n + 1 + blen, TMP_TAG, sizeof TMP_TAG - 1) != 0)
+            continue;
+        const char *rest = n + 1 + blen + sizeof TMP_TAG - 1;
+        char *end;
+        long pid = strtol(rest, &end, 10);
+        const char *their_host = end && *end == '.' ? strchr(end + 1, '.') : NULL;
+        bool dead = false;
+        if (their_host && pid > 0 && strcmp(their_host + 1, host) == 0)
+            dead = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+        struct stat st;
+        bool old = resil__sys.fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                   difftime(now, st.st_mtime) > stale_s;
+        if (dead || old)
+            resil__sys.unlinkat(dfd, n, 0);
+    }
+    closedir(d);
+}
+
+/* ---- atomic replace ----------------------------------------------------------- */
+
+static int write_all_fd(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = resil__sys.write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Replaces target (already resolved, lock held).  sweep: the previous lock
+ * holder died, so look for its temp files. */
+static int replace_locked(const char *target, const void *data, size_t len,
+                          const resil_file_opts *o, bool sweep, resil_error *err)
+{
+    char *dir;
+    const char *base;
+    if (resil__split_path(&dir, &base, target) != 0)
+        return resil_error_set(err, -ENOMEM, target, "out of memory");
+    int rc = 0;
+    int dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (dfd < 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, target, "cannot open the directory of %s: %s", target,
+                             strerror(e));
+        free(dir);
+        return rc;
+    }
+    if (sweep)
+        sweep_stale(dfd, base, o);
+
+    struct stat st;
+    bool exists = resil__sys.fstatat(dfd, base, &st, 0) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+        rc = resil_error_set(err, RESIL_EINVAL, target, "%s is not a regular file", target);
+        goto out_dir;
+    }
+
+    char host[256], tmp[NAME_MAX + 1];
+    host_name(host, sizeof host);
+    resil_rng rng;
+    resil_rng_seed_random(&rng);
+    int n = snprintf(tmp, sizeof tmp, ".%s" TMP_TAG "%ld.%08x.%s", base, (long)getpid(),
+                     (unsigned)resil_rng_next(&rng), host);
+    if (n < 0 || n >= (int)sizeof tmp) /* a long name: drop the host */
+        snprintf(tmp, sizeof tmp, ".%.*s" TMP_TAG "%ld.%08x", NAME_MAX - 40, base,
+                 (long)getpid(), (unsigned)resil_rng_next(&rng));
+
+    mode_t create_mode = o->mode ? (mode_t)o->mode : 0644;
+    int tfd = resil__sys.openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                exists ? 0600 : create_mode);
+    if (tfd < 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, target, "cannot create a temp file beside %s: %s", target,
+                             strerror(e));
+        goto out_dir;
+    }
+    /* The existing file's mode, or exactly the mode asked for (not less the
+     * umask); otherwise 0644 less the umask, as open() made it. */
+    if (exists || o->mode) {
+        mode_t m = exists ? (st.st_mode & 07777) : (mode_t)o->mode;
+        if (resil__sys.fchmod(tfd, m) != 0) {
+            int e = errno;
+            rc = resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
+                                 target, strerror(e));
+            goto out_tmp;
+        }
+    }
+    rc = write_all_fd(tfd, data, len);
+    if (rc != 0) {
+        rc = resil_error_set(err, rc, target, "cannot write %s: %s (the file is unchanged)",
+                             target, strerror(-rc));
+        goto out_tmp;
+    }
+    if (o->durability != RESIL_DURABLE_NONE && resil__sys.fsync(tfd) != 0) {
+        /* Final: a failed fsync may have dropped the dirty pages; retrying
+         * would report success for data that is not there. */
+        int e = errno;
+        rc = resil_error_set(err, -e, target, "cannot sync %s: %s (the file is unchanged)",
+                             target, strerror(e));
+        goto out_tmp;
+    }
+    if (resil__sys.close(tfd) != 0) {
+        tfd = -1;
+        int e = errno;
+        rc = resil_error_set(err, -e, target, "cannot write %s: %s (the file is unchanged)",
+                             target, strerror(e));
+        goto out_tmp;
+    }
+    tfd = -1;
+    if (resil__sys.renameat(dfd, tmp, dfd, base) != 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, target, "cannot replace %s: %s (the file is unchanged)",
+                             target, strerror(e));
+        goto out_tmp;
+    }
+    /* Renamed: from here on the temp name is the target; never unlink it. */
+    if (o->durability == RESIL_DURABLE_FULL && resil__sys.fsync(dfd) != 0) {
+        int e = errno;
+        rc = resil_error_set(err, RESIL_EDURABILITY, target,
+                             "%s was replaced, but its directory could not be synced (%s): "
+                             "the change may not survive a crash of the machine",
+                             target, strerror(e));
+        if (err)
+            err->sys_errno = e;
+    }
+    goto out_dir;
+
+out_tmp:
+    if (tfd >= 0)
+        resil__sys.close(tfd);
+    resil__sys.unlinkat(dfd, tmp, 0);
+out_dir:
+    resil__sys.close(dfd);
+    free(dir);
+    return rc;
+}
+
+/* Resolves path, takes the exclusive lock, runs replace_locked. */
+int resil_write_file_atomic(const char *path, const void *data, size_t len,
+                            const resil_file_opts *opts, resil_error *err)
+{
+    if (!path || !*path || (!data && len))
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_write_file_atomic: bad arguments");
+    const resil_file_opts *o = resil__file_opts(opts);
+    char *target;
+    int rc = resil__resolve_target(&target, path, err);
+    if (rc)
+        return rc;
+    resil_lock *lk;
+    rc = resil_lock_acquire(&lk, target, RESIL_LOCK_EXCLUSIVE, o, err);
+    if (rc == 0) {
+        rc = replace_locked(target, data ? data : "", len, o, lk->holder_died, err);
+        resil_lock_release(lk);
+    }
+    free(target);
+    return rc;
+}
+
+int resil_read_file(char **out, size_t *out_len, const char *path, const resil_file_opts *opts,
+                    resil_error *err)
+{
+    if (!out || !path || !*path)
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_read_file: bad arguments");
+    const resil_file_opts *o = resil__file_opts(opts);
+    size_t max = o->max_size ? o->max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
+    int fd = resil__sys.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
+    if (fd < 0) {
+        int e = errno;
+        return resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+    }
+    struct stat st;
+    if (resil__sys.fstat(fd, &st) != 0) {
+        int e = errno;
+        resil__sys.close(fd);
+        return resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        resil__sys.close(fd);
+        return resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        resil__sys.close(fd);
+        return resil_error_set(err, -EFBIG, path,
+                               "%s is %lld bytes, more than the limit of %zu bytes", path,
+                               (long long)st.st_size, max);
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        resil__sys.close(fd);
+        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    }
+    for (;;) {
+        if (len == cap) { /* it grew while we read (not one of ours) */
+            if (cap > max) {
+                free(buf);
+                resil__sys.close(fd);
+                return resil_error_set(err, -EFBIG, path, "%s grew beyond the limit of %zu bytes",
+                                       path, max);
+            }
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                resil__sys.close(fd);
+                return resil_error_set(err, -ENOMEM, path, "out of memory");
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = resil__sys.read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(buf);
+            resil__sys.close(fd);
+            return resil_error_set(err, -e, path, "cannot read %s: %s", path, strerror(e));
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    resil__sys.close(fd);
+    buf[len] = '\0';
+    *out = buf;
+    if (out_len)
+        *out_len = len;
+    return 0;
+}
+
+/* ---- JSON and YAML -------------------------------------------------------------- */
+
+typedef enum { FMT_JSON, FMT_YAML } doc_format;
+
+static int encode(char **out, size_t *len, const json_t *value, doc_format fmt, const char *path,
+                  resil_error *err)
+{
+    if (!value)
+        return resil_error_set(err, RESIL_EINVAL, path, "no document to write to %s", path);
+    if (fmt == FMT_YAML) {
+        int rc = resil_yaml_dump(out, value, err);
+        if (rc == 0)
+            *len = strlen(*out);
+        return rc;
+    }
+    size_t flags = JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+    char *s = json_dumps(value, flags);
+    if (!s)
+        return resil_error_set(err, RESIL_EINVAL, path,
+                               "cannot encode the document for %s as JSON (invalid UTF-8 or a "
+                               "NaN/infinite number?)",
+                               path);
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    }
+    t[n] = '\n';
+    t[n + 1] = '\0';
+    *out = t;
+    *len = n + 1;
+    return 0;
+}
+
+static int decode(json_t **out, const char *text, size_t len, doc_format fmt, const char *path,
+                  resil_error *err)
+{
+    if (fmt == FMT_YAML)
+        return resil_yaml_parse(out, text, len, path, err);
+    json_error_t je;
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                           &je);
+    if (!v) {
+        int rc = resil_error_set(err, RESIL_EPARSE, path, "%s:%d:%d: %s", path, je.line,
+                                 je.column, je.text);
+        if (err) {
+            err->line = je.line;
+            err->column = je.column;
+        }
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+static int read_doc(json_t **out, const char *path, doc_format fmt, const resil_file_opts *o,
+                    resil_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = resil_read_file(&buf, &len, path, o, err);
+    if (rc)
+        return rc;
+    rc = decode(out, buf, len, fmt, path, err);
+    free(buf);
+    return rc;
+}
+
+static int write_doc(const char *path, const json_t *value, doc_format fmt,
+                     const resil_file_opts *opts, resil_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = encode(&text, &len, value, fmt, path, err);
+    if (rc)
+        return rc;
+    rc = resil_write_file_atomic(path, text, len, opts, err);
+    free(text);
+    return rc;
+}
+
+static int update_doc(const char *path, resil_update_fn fn, void *arg, doc_format fmt,
+                      const resil_file_opts *opts, resil_error *err)
+{
+    if (!path || !*path || !fn)
+        return resil_error_set(err, RESIL_EINVAL, path, "update: bad arguments");
+    const resil_file_opts *o = resil__file_opts(opts);
+    char *target;
+    int rc = resil__resolve_target(&target, path, err);
+    if (rc)
+        return rc;
+    resil_lock *lk;
+    rc = resil_lock_acquire(&lk, target, RESIL_LOCK_EXCLUSIVE, o, err);
+    if (rc) {
+        free(target);
+        return rc;
+    }
+    json_t *doc = NULL;
+    rc = read_doc(&doc, target, fmt, o, err);
+    if (rc == -ENOENT) {
+        resil_error_clear(err);
+        doc = NULL;
+        rc = 0;
+    }
+    if (rc == 0) {
+        int r = fn(&doc, arg);
+        if (r < 0) {
+            rc = err && err->code == r ? r
+                                       : resil_error_set(err, r, target,
+                                                         "the update of %s was abandoned: %s",
+                                                         target, resil_strerror(r));
+        } else if (r == 0) {
+            char *text = NULL;
+            size_t len = 0;
+            rc = encode(&text, &len, doc, fmt, target, err);
+            if (rc == 0) {
+                rc = replace_locked(target, text, len, o, lk->holder_died, err);
+                free(text);
+            }
+        }
+    }
+    json_decref(doc);
+    resil_lock_release(lk);
+    free(target);
+    return rc;
+}
+
+int resil_write_json_safe(const char *path, const json_t *value, const resil_file_opts *opts,
+                          resil_error *err)
+{
+    return write_doc(path, value, FMT_JSON, opts, err);
+}
+
+int resil_read_json_safe(json_t **out, const char *path, const resil_file_opts *opts,
+                         resil_error *err)
+{
+    if (!out)
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_read_json_safe: out is NULL");
+    return read_doc(out, path, FMT_JSON, resil__file_opts(opts), err);
+}
+
+int resil_update_json_safe(const char *path, resil_update_fn fn, void *arg,
+                           const resil_file_opts *opts, resil_error *err)
+{
+    return update_doc(path, fn, arg, FMT_JSON, opts, err);
+}
+
+int resil_write_yaml_safe(const char *path, const json_t *value, const resil_file_opts *opts,
+                          resil_error *err)
+{
+    return write_doc(path, value, FMT_YAML, opts, err);
+}
+
+int resil_read_yaml_safe(json_t **out, const char *path, const resil_file_opts *opts,
+                         resil_error *err)
+{
+    if (!out)
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_read_yaml_safe: out is NULL");
+    return read_doc(out, path, FMT_YAML, resil__file_opts(opts), err);
+}
+
+int resil_update_yaml_safe(const char *path, resil_update_fn fn, void *arg,
+                           const resil_file_opts *opts, resil_error *err)
+{
+    return update_doc(path, fn, arg, FMT_YAML, opts, err);
+}

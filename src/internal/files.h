@@ -1,0 +1,44 @@
+/* src/internal/files.h - what lock.c, files.c and ndjson.c share. */
+#ifndef RESIL_INTERNAL_FILES_H
+#define RESIL_INTERNAL_FILES_H
+
+#include "resil/files.h"
+
+struct resil_lock {
+    int fd;             /* the sidecar, one open file description */
+    resil_lock_mode mode;
+    char *path;         /* "<target>.lock" */
+    bool holder_died;   /* exclusive: the previous holder left its note,
+                           i.e. died holding the lock (a clean release clears
+                           it): its temp files may be lying around */
+};
+
+/* opts or the defaults (never NULL). */
+const resil_file_opts *resil__file_opts(const resil_file_opts *opts);
+
+/* Waits for an OFD lock of `type` (F_RDLCK / F_WRLCK) on the open sidecar fd
+ * as resil_lock_acquire does (timeout, backoff, cancel).  lock_path is for
+ * messages.  Returns 0 or an error (err filled). */
+int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *opts,
+                     resil_error *err);
+
+/* Unlocks the description (F_UNLCK); clears the holder note first when it
+ * was exclusive. */
+int resil__lock_unlock(int fd, bool exclusive);
+
+/* Records "pid N on host H since T" in the sidecar for diagnostics. */
+void resil__lock_note_holder(int fd);
+
+/* The path a write to `path` must replace: `path` itself, or the final
+ * target of a chain of symlinks (relative links resolved against the link's
+ * directory).  *out is malloc()ed. */
+int resil__resolve_target(char **out, const char *path, resil_error *err);
+
+/* Splits a path into a malloc()ed directory ("." for none) and its last
+ * component (pointing into path). */
+int resil__split_path(char **dir, const char **base, const char *path);
+
+/* "<path>.lock", malloc()ed, or NULL. */
+char *resil__lock_path_of(const char *path);
+
+#endif

@@ -1,0 +1,425 @@
+/* src/ndjson.c - the NDJSON event log: whole-line appends under the lock,
+ * streaming reads that skip torn tails and bad lines, and repair. */
+#define _GNU_SOURCE
+#include "internal/files.h"
+#include "internal/sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Encodes records as compact lines into one malloc()ed buffer. */
+static int encode_lines(char **out, size_t *out_len, const json_t *const *records, size_t n,
+                        const char *path, resil_error *err)
+{
+    size_t cap = 256 * (n ? n : 1), len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (!records[i]) {
+            free(buf);
+            return resil_error_set(err, RESIL_EINVAL, path, "record %zu is NULL", i);
+        }
+        size_t need = json_dumpb(records[i], NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (need == 0) {
+            free(buf);
+            return resil_error_set(err, RESIL_EINVAL, path,
+                                   "record %zu cannot be encoded as JSON (invalid UTF-8 or a "
+                                   "NaN/infinite number?)",
+                                   i);
+        }
+        if (cap - len < need + 1) {
+            while (cap - len < need + 1)
+                cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return resil_error_set(err, -ENOMEM, path, "out of memory");
+            }
+            buf = nb;
+        }
+        json_dumpb(records[i], buf + len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+        len += need;
+        buf[len++] = '\n';
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* One write() of the whole buffer on an O_APPEND descriptor, with the lock
+ * held; on a short write or an error the file is cut back to its old size,
+ * so that no partial record stays behind. */
+static int append_locked(int fd, const char *buf, size_t len, bool sync, const char *path,
+                         resil_error *err)
+{
+    struct stat st;
+    if (resil__sys.fstat(fd, &st) != 0) {
+        int e = errno;
+        return resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
+    }
+    ssize_t n;
+    do
+        n = resil__sys.write(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)len) {
+        int e = n < 0 ? errno : EIO;
+        if (n != 0 && resil__sys.ftruncate(fd, st.st_size) != 0) {
+            int te = errno;
+            return resil_error_set(err, -e, path,
+                                   "cannot append to %s: %s; cutting the partial record "
+                                   "failed too (%s): run resil_repair_ndjson",
+                                   path, strerror(e), strerror(te));
+        }
+        return resil_error_set(err, -e, path, "cannot append to %s: %s (nothing was added)",
+                               path, n < 0 ? strerror(e) : "short write");
+    }
+    if (sync && resil__sys.fdatasync(fd) != 0) {
+        int e = errno;
+        return resil_error_set(err, -e, path,
+                               "appended to %s, but fdatasync failed: %s (the record may not "
+                               "survive a crash of the machine)",
+                               path, strerror(e));
+    }
+    return 0;
+}
+
+struct resil_ndjson_writer {
+    int fd;      /* the log, O_APPEND */
+    int lock_fd; /* the sidecar */
+    char *path;
+    char *lock_path;
+    resil_file_opts opts;
+};
+
+int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
+                             const resil_file_opts *opts, resil_error *err)
+{
+    if (!out || !path || !*path)
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_ndjson_writer_open: bad arguments");
+    const resil_file_opts *o = resil__file_opts(opts);
+    resil_ndjson_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    w->fd = w->lock_fd = -1;
+    w->opts = *o;
+    int rc = resil__resolve_target(&w->path, path, err);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    w->lock_path = resil__lock_path_of(w->path);
+    if (!w->lock_path) {
+        rc = resil_error_set(err, -ENOMEM, path, "out of memory");
+        goto fail;
+    }
+    mode_t mode = o->mode ? (mode_t)o->mode : 0644;
+    w->fd = resil__sys.open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode);
+    if (w->fd < 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+        goto fail;
+    }
+    w->lock_fd = resil__sys.open(w->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (w->lock_fd < 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, w->lock_path, "cannot open lock file %s: %s",
+                             w->lock_path, strerror(e));
+        goto fail;
+    }
+    *out = w;
+    return 0;
+fail:
+    resil_ndjson_writer_close(w);
+    return rc;
+}
+
+static int writer_append_buf(resil_ndjson_writer *w, const char *buf, size_t len,
+                             resil_error *err)
+{
+    int rc = resil__lock_wait(w->lock_fd, w->lock_path, F_WRLCK, &w->opts, err);
+    if (rc)
+        return rc;
+    rc = append_locked(w->fd, buf, len, w->opts.sync_each, w->path, err);
+    resil__lock_unlock(w->lock_fd, false);
+    return rc;
+}
+
+int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t *record, resil_error *err)
+{
+    if (!w)
+        return resil_error_set(err, RESIL_EINVAL, NULL, "writer is NULL");
+    char small[512];
+    size_t need = record ? json_dumpb(record, small, sizeof small - 1,
+                                      JSON_COMPACT | JSON_ENCODE_ANY)
+                         : 0;
+    if (need > 0 && need < sizeof small) { /* common case: no allocation */
+        small[need] = '\n';
+        return writer_append_buf(w, small, need + 1, err);
+    }
+    char *buf;
+    size_t len;
+    int rc = encode_lines(&buf, &len, &record, 1, w->path, err);
+    if (rc)
+        return rc;
+    rc = writer_append_buf(w, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int resil_ndjson_writer_close(resil_ndjson_writer *w)
+{
+    if (!w)
+        return 0;
+    int rc = 0;
+    if (w->fd >= 0) {
+        if (resil__sys.fdatasync(w->fd) != 0)
+            rc = -errno;
+        if (resil__sys.close(w->fd) != 0 && rc == 0)
+            rc = -errno;
+    }
+    if (w->lock_fd >= 0)
+        resil__sys.close(w->lock_fd);
+    free(w->path);
+    free(w->lock_path);
+    free(w);
+    return rc;
+}
+
+int resil_append_ndjson_batch(const char *path, const json_t *const *records, size_t n,
+                              const resil_file_opts *opts, resil_error *err)
+{
+    if (!path || !*path || (!records && n))
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_append_ndjson: bad arguments");
+    if (n == 0)
+        return 0;
+    char *buf;
+    size_t len;
+    int rc = encode_lines(&buf, &len, records, n, path, err);
+    if (rc)
+        return rc;
+    resil_ndjson_writer *w;
+    rc = resil_ndjson_writer_open(&w, path, opts, err);
+    if (rc == 0) {
+        rc = writer_append_buf(w, buf, len, err);
+        /* close without its fdatasync: sync_each already decided that */
+        resil__sys.close(w->fd);
+        w->fd = -1;
+        resil_ndjson_writer_close(w);
+    }
+    free(buf);
+    return rc;
+}
+
+int resil_append_ndjson_safe(const char *path, const json_t *record, const resil_file_opts *opts,
+                             resil_error *err)
+{
+    return resil_append_ndjson_batch(path, &record, 1, opts, err);
+}
+
+/* ---- reading -------------------------------------------------------------------- */
+
+int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
+                           resil_ndjson_bad_fn on_bad, void *arg, bool strict,
+                           resil_ndjson_stats *stats, const resil_file_opts *opts,
+                           resil_error *err)
+{
+    resil_ndjson_stats local;
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof *stats);
+    if (!path || !*path)
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_read_ndjson_safe: bad arguments");
+    const resil_file_opts *o = resil__file_opts(opts);
+    size_t max_line = o->max_size ? o->max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
+    int fd = resil__sys.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
+    if (fd < 0) {
+        int e = errno;
+        return resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+    }
+    struct stat st;
+    if (resil__sys.fstat(fd, &st) != 0) {
+        int e = errno;
+        resil__sys.close(fd);
+        return resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        resil__sys.close(fd);
+        return resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
+    }
+    size_t cap = 65536, len = 0, line_no = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        resil__sys.close(fd);
+        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    }
+    int rc = 0;
+    bool eof = false;
+    while (!eof && rc == 0) {
+        if (len == cap) {
+            if (cap > max_line) {
+                rc = resil_error_set(err, -EFBIG, path,
+                                     "%s: line %zu is longer than the limit of %zu bytes", path,
+                                     line_no + 1, max_line);
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rc = resil_error_set(err, -ENOMEM, path, "out of memory");
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = resil__sys.read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            rc = resil_error_set(err, -e, path, "cannot read %s: %s", path, strerror(e));
+            break;
+        }
+        if (n == 0)
+            eof = true;
+        len += (size_t)n;
+        /* Hand out every complete line in buf[0, len). */
+        size_t start = 0;
+        for (;;) {
+            char *nl = memchr(buf + start, '\n', len - start);
+            if (!nl)
+                break;
+            size_t end = (size_t)(nl - buf);
+            line_no++;
+            size_t l = end - start;
+            if (l > 0 && buf[end - 1] == '\r')
+                l--;
+            bool blank = true;
+            for (size_t i = start; i < start + l && blank; i++)
+                blank = buf[i] == ' ' || buf[i] == '\t';
+            if (!blank) {
+                json_error_t je;
+                json_t *rec = json_loadb(buf + start, l, JSON_DECODE_ANY, &je);
+                if (!rec) {
+                    stats->bad_lines++;
+                    if (!stats->first_bad_line)
+                        stats->first_bad_line = line_no;
+                    if (on_bad)
+                        on_bad(line_no, je.text, arg);
+                    if (strict) {
+                        rc = resil_error_set(err, RESIL_EPARSE, path, "%s:%zu:%d: %s", path,
+                                             line_no, je.column, je.text);
+                        if (err) {
+                            err->line = (int)line_no;
+                            err->column = je.column;
+                        }
+                        break;
+                    }
+                } else {
+                    stats->records++;
+                    int r = on_record ? on_record(rec, line_no, arg) : 0;
+                    json_decref(rec);
+                    if (r != 0) {
+                        rc = r;
+                        break;
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        if (rc)
+            break;
+        memmove(buf, buf + start, len - start);
+        len -= start;
+    }
+    if (rc == 0 && len > 0) { /* bytes after the last newline: a torn tail */
+        stats->torn_bytes = len;
+        if (strict) {
+            rc = resil_error_set(err, RESIL_EPARSE, path,
+                                 "%s:%zu: torn last record (%zu bytes without a newline)", path,
+                                 line_no + 1, len);
+            if (err)
+                err->line = (int)(line_no + 1);
+        }
+    }
+    free(buf);
+    resil__sys.close(fd);
+    return rc;
+}
+
+int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *opts,
+                        resil_error *err)
+{
+    if (cut)
+        *cut = 0;
+    if (!path || !*path)
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_repair_ndjson: bad arguments");
+    const resil_file_opts *o = resil__file_opts(opts);
+    char *target;
+    int rc = resil__resolve_target(&target, path, err);
+    if (rc)
+        return rc;
+    resil_lock *lk;
+    rc = resil_lock_acquire(&lk, target, RESIL_LOCK_EXCLUSIVE, o, err);
+    if (rc) {
+        free(target);
+        return rc;
+    }
+    int fd = resil__sys.open(target, O_RDWR | O_CLOEXEC | O_NOCTTY, 0);
+    if (fd < 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+        goto out;
+    }
+    struct stat st;
+    if (resil__sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
+        goto out_fd;
+    }
+    /* Find the last newline, reading backwards in blocks. */
+    off_t size = st.st_size, keep = 0;
+    char block[4096];
+    for (off_t end = size; end > 0;) {
+        off_t from = end > (off_t)sizeof block ? end - (off_t)sizeof block : 0;
+        if (resil__sys.lseek(fd, from, SEEK_SET) < 0) {
+            rc = resil_error_set(err, -errno, path, "cannot seek in %s", path);
+            goto out_fd;
+        }
+        size_t want = (size_t)(end - from), got = 0;
+        while (got < want) {
+            ssize_t n = resil__sys.read(fd, block + got, want - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                rc = resil_error_set(err, n < 0 ? -errno : -EIO, path, "cannot read %s", path);
+                goto out_fd;
+            }
+            got += (size_t)n;
+        }
+        char *nl = memrchr(block, '\n', want);
+        if (nl) {
+            keep = from + (nl - block) + 1;
+            break;
+        }
+        end = from;
+    }
+    if (keep < size) {
+        if (resil__sys.ftruncate(fd, keep) != 0 || resil__sys.fsync(fd) != 0) {
+            int e = errno;
+            rc = resil_error_set(err, -e, path, "cannot cut the torn tail of %s: %s", path,
+                                 strerror(e));
+            goto out_fd;
+        }
+        if (cut)
+            *cut = (size_t)(size - keep);
+    }
+out_fd:
+    resil__sys.close(fd);
+out:
+    resil_lock_release(lk);
+    free(target);
+    return rc;
+}
