@@ -84,17 +84,6 @@ int resil__resolve_target(char **out, const char *path, resil_error *err)
 /* Temp files are ".<base>.resil-tmp.<pid>.<8 hex>.<host>". */
 #define TMP_TAG ".resil-tmp."
 
-static void host_name(char *buf, size_t size)
-{
-    if (gethostname(buf, size - 1) != 0)
-        snprintf(buf, size, "localhost");
-    buf[size - 1] = '\0';
-    for (char *p = buf; *p; p++) {
-        if (*p == '/')
-            *p = '_';
-    }
-}
-
 /* Sweeps the temp files of `base` left by writers that died.  Runs under the
  * exclusive lock of the target, and only when the previous holder of that
  * lock died holding it (its note was still in the sidecar), so the directory
@@ -112,8 +101,7 @@ static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
         return;
     }
     size_t blen = strlen(base);
-    char host[256];
-    host_name(host, sizeof host);
+    const char *host = resil__host_name();
     double stale_s = o->stale_temp_s > 0 ? o->stale_temp_s : 3600;
     time_t now = time(NULL);
     struct dirent *e;
@@ -157,6 +145,20 @@ static int write_all_fd(int fd, const char *p, size_t len)
     return 0;
 }
 
+/* Temp-file names need a little randomness; a per-thread generator seeded
+ * once keeps the getrandom() call off the write path. */
+static _Thread_local resil_rng name_rng;
+static _Thread_local bool name_rng_seeded;
+
+static uint32_t name_random(void)
+{
+    if (!name_rng_seeded) {
+        resil_rng_seed_random(&name_rng);
+        name_rng_seeded = true;
+    }
+    return (uint32_t)resil_rng_next(&name_rng);
+}
+
 /* Replaces target (already resolved, lock held).  sweep: the previous lock
  * holder died, so look for its temp files. */
 static int replace_locked(const char *target, const void *data, size_t len,
@@ -166,54 +168,61 @@ static int replace_locked(const char *target, const void *data, size_t len,
     const char *base;
     if (resil__split_path(&dir, &base, target) != 0)
         return resil_error_set(err, -ENOMEM, target, "out of memory");
-    int rc = 0;
-    int dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (dfd < 0) {
-        int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot open the directory of %s: %s", target,
-                             strerror(e));
-        free(dir);
-        return rc;
+    int rc = 0, tfd = -1;
+    /* The directory is opened only to be synced (FULL) or swept. */
+    int dfd = -1;
+    if (o->durability == RESIL_DURABLE_FULL || sweep) {
+        dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (dfd < 0) {
+            int e = errno;
+            rc = resil_error_set(err, -e, target, "cannot open the directory of %s: %s", target,
+                                 strerror(e));
+            free(dir);
+            return rc;
+        }
+        if (sweep)
+            sweep_stale(dfd, base, o);
     }
-    if (sweep)
-        sweep_stale(dfd, base, o);
 
     struct stat st;
-    bool exists = resil__sys.fstatat(dfd, base, &st, 0) == 0;
+    bool exists = resil__sys.fstatat(AT_FDCWD, target, &st, 0) == 0;
     if (exists && !S_ISREG(st.st_mode)) {
         rc = resil_error_set(err, RESIL_EINVAL, target, "%s is not a regular file", target);
         goto out_dir;
     }
 
-    char host[256], tmp[NAME_MAX + 1];
-    host_name(host, sizeof host);
-    resil_rng rng;
-    resil_rng_seed_random(&rng);
-    int n = snprintf(tmp, sizeof tmp, ".%s" TMP_TAG "%ld.%08x.%s", base, (long)getpid(),
-                     (unsigned)resil_rng_next(&rng), host);
-    if (n < 0 || n >= (int)sizeof tmp) /* a long name: drop the host */
-        snprintf(tmp, sizeof tmp, ".%.*s" TMP_TAG "%ld.%08x", NAME_MAX - 40, base,
-                 (long)getpid(), (unsigned)resil_rng_next(&rng));
+    char tmp[PATH_MAX];
+    const char *host = resil__host_name();
+    int n = snprintf(tmp, sizeof tmp, "%s/.%s" TMP_TAG "%ld.%08x.%s", dir, base, (long)getpid(),
+                     (unsigned)name_random(), host);
+    if (n < 0 || n >= (int)sizeof tmp || strlen(strrchr(tmp, '/') + 1) > NAME_MAX) {
+        /* a long name: drop the host and shorten */
+        n = snprintf(tmp, sizeof tmp, "%s/.%.*s" TMP_TAG "%ld.%08x", dir, NAME_MAX - 40, base,
+                     (long)getpid(), (unsigned)name_random());
+        if (n < 0 || n >= (int)sizeof tmp) {
+            rc = resil_error_set(err, -ENAMETOOLONG, target, "the path %s is too long", target);
+            goto out_dir;
+        }
+    }
 
-    mode_t create_mode = o->mode ? (mode_t)o->mode : 0644;
-    int tfd = resil__sys.openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                exists ? 0600 : create_mode);
+    /* The existing file's mode, or exactly the mode asked for (not less the
+     * umask); otherwise 0644 less the umask, as open() makes it. */
+    mode_t want = exists ? (st.st_mode & 07777) : (mode_t)o->mode;
+    tfd = resil__sys.openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            want ? want : 0644);
     if (tfd < 0) {
         int e = errno;
         rc = resil_error_set(err, -e, target, "cannot create a temp file beside %s: %s", target,
                              strerror(e));
         goto out_dir;
     }
-    /* The existing file's mode, or exactly the mode asked for (not less the
-     * umask); otherwise 0644 less the umask, as open() made it. */
-    if (exists || o->mode) {
-        mode_t m = exists ? (st.st_mode & 07777) : (mode_t)o->mode;
-        if (resil__sys.fchmod(tfd, m) != 0) {
-            int e = errno;
-            rc = resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
-                                 target, strerror(e));
-            goto out_tmp;
-        }
+    struct stat tst;
+    if (want && (resil__sys.fstat(tfd, &tst) != 0 || (tst.st_mode & 07777) != want) &&
+        resil__sys.fchmod(tfd, want) != 0) { /* the umask took bits away */
+        int e = errno;
+        rc = resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
+                             target, strerror(e));
+        goto out_tmp;
     }
     rc = write_all_fd(tfd, data, len);
     if (rc != 0) {
@@ -237,7 +246,7 @@ static int replace_locked(const char *target, const void *data, size_t len,
         goto out_tmp;
     }
     tfd = -1;
-    if (resil__sys.renameat(dfd, tmp, dfd, base) != 0) {
+    if (resil__sys.renameat(AT_FDCWD, tmp, AT_FDCWD, target) != 0) {
         int e = errno;
         rc = resil_error_set(err, -e, target, "cannot replace %s: %s (the file is unchanged)",
                              target, strerror(e));
@@ -258,9 +267,10 @@ static int replace_locked(const char *target, const void *data, size_t len,
 out_tmp:
     if (tfd >= 0)
         resil__sys.close(tfd);
-    resil__sys.unlinkat(dfd, tmp, 0);
+    resil__sys.unlinkat(AT_FDCWD, tmp, 0);
 out_dir:
-    resil__sys.close(dfd);
+    if (dfd >= 0)
+        resil__sys.close(dfd);
     free(dir);
     return rc;
 }

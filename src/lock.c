@@ -6,6 +6,7 @@
 #include "internal/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,26 +33,57 @@ char *resil__lock_path_of(const char *path)
     return p;
 }
 
+/* The note is a fixed-size record at offset 0, overwritten in place (no
+ * truncation: on a journalling file system ftruncate costs far more than a
+ * write into a page that is already there); a release overwrites its first
+ * byte with a newline, which reads as "no holder". */
+#define NOTE_SIZE 192
+
+static char host_buf[128];
+static pthread_once_t host_once_flag = PTHREAD_ONCE_INIT;
+
+static void host_init(void)
+{
+    if (gethostname(host_buf, sizeof host_buf - 1) != 0)
+        snprintf(host_buf, sizeof host_buf, "localhost");
+    host_buf[sizeof host_buf - 1] = '\0';
+    for (char *p = host_buf; *p; p++) {
+        if (*p == '/' || *p == ' ' || *p == '\n')
+            *p = '_';
+    }
+}
+
 void resil__lock_note_holder(int fd)
 {
-    char host[256] = "?";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
+    resil__host_name();
     time_t now = time(NULL);
     struct tm tm;
     char since[32] = "";
     if (gmtime_r(&now, &tm))
         strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    char note[400];
-    int n = snprintf(note, sizeof note, "pid %ld on host %s since %s\n", (long)getpid(), host,
-                     since);
-    if (n <= 0)
+    char note[NOTE_SIZE];
+    int n = snprintf(note, sizeof note, "pid %ld on host %s since %s", (long)getpid(),
+                     host_buf, since);
+    if (n < 0)
         return;
-    if (n >= (int)sizeof note)
-        n = (int)sizeof note - 1;
+    if (n > NOTE_SIZE - 1)
+        n = NOTE_SIZE - 1;
+    memset(note + n, ' ', (size_t)(NOTE_SIZE - 1 - n));
+    note[NOTE_SIZE - 1] = '\n';
     /* Diagnostics only: failures are harmless. */
-    if (resil__sys.ftruncate(fd, 0) == 0)
-        (void)!resil__sys.pwrite(fd, note, (size_t)n, 0);
+    (void)!resil__sys.pwrite(fd, note, NOTE_SIZE, 0);
+}
+
+const char *resil__host_name(void)
+{
+    (void)pthread_once(&host_once_flag, host_init);
+    return host_buf;
+}
+
+bool resil__lock_holder_died(int fd)
+{
+    char c = 0;
+    return resil__sys.pread(fd, &c, 1, 0) == 1 && c == 'p';
 }
 
 /* The holder note, trimmed, into buf ("" if none). */
@@ -71,6 +103,9 @@ static void read_holder(const char *lock_path, char *buf, size_t size)
     char *nl = strchr(buf, '\n');
     if (nl)
         *nl = '\0';
+    size_t len = strlen(buf);
+    while (len > 0 && buf[len - 1] == ' ')
+        buf[--len] = '\0';
 }
 
 int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *o,
@@ -104,6 +139,12 @@ int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_o
         if (one_try || now >= deadline) {
             char holder[300];
             read_holder(lock_path, holder, sizeof holder);
+            if (one_try)
+                return resil_error_set(err, RESIL_ETIMEDOUT, lock_path,
+                                       "the %s lock on %s is taken (%s%s)",
+                                       type == F_WRLCK ? "exclusive" : "shared", lock_path,
+                                       holder[0] ? "last exclusive holder: " : "holder unknown",
+                                       holder);
             return resil_error_set(
                 err, RESIL_ETIMEDOUT, lock_path,
                 "timed out after %.3g s waiting for the %s lock on %s (%s%s)",
@@ -126,7 +167,7 @@ int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_o
 int resil__lock_unlock(int fd, bool exclusive)
 {
     if (exclusive)
-        (void)!resil__sys.ftruncate(fd, 0); /* the holder note goes with the lock */
+        (void)!resil__sys.pwrite(fd, "\n", 1, 0); /* the holder note goes with the lock */
     struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     return resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
 }
@@ -163,8 +204,7 @@ int resil_lock_acquire(resil_lock **out, const char *path, resil_lock_mode mode,
         return rc;
     }
     if (mode == RESIL_LOCK_EXCLUSIVE) {
-        struct stat st;
-        lk->holder_died = resil__sys.fstat(fd, &st) != 0 || st.st_size > 0;
+        lk->holder_died = resil__lock_holder_died(fd);
         resil__lock_note_holder(fd);
     }
     lk->fd = fd;

@@ -57,23 +57,23 @@ static int encode_lines(char **out, size_t *out_len, const json_t *const *record
 static int append_locked(int fd, const char *buf, size_t len, bool sync, const char *path,
                          resil_error *err)
 {
-    struct stat st;
-    if (resil__sys.fstat(fd, &st) != 0) {
-        int e = errno;
-        return resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
-    }
     ssize_t n;
     do
         n = resil__sys.write(fd, buf, len);
     while (n < 0 && errno == EINTR);
     if (n != (ssize_t)len) {
         int e = n < 0 ? errno : EIO;
-        if (n != 0 && resil__sys.ftruncate(fd, st.st_size) != 0) {
-            int te = errno;
-            return resil_error_set(err, -e, path,
-                                   "cannot append to %s: %s; cutting the partial record "
-                                   "failed too (%s): run resil_repair_ndjson",
-                                   path, strerror(e), strerror(te));
+        if (n > 0) {
+            /* A short write: O_APPEND left the offset at the end of what was
+             * written, so the old end is n bytes before it. */
+            off_t end = resil__sys.lseek(fd, 0, SEEK_CUR);
+            if (end < n || resil__sys.ftruncate(fd, end - n) != 0) {
+                int te = end < n ? EIO : errno;
+                return resil_error_set(err, -e, path,
+                                       "cannot append to %s: %s; cutting the partial record "
+                                       "failed too (%s): run resil_repair_ndjson",
+                                       path, strerror(e), strerror(te));
+            }
         }
         return resil_error_set(err, -e, path, "cannot append to %s: %s (nothing was added)",
                                path, n < 0 ? strerror(e) : "short write");
@@ -161,8 +161,8 @@ int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t *record, res
         small[need] = '\n';
         return writer_append_buf(w, small, need + 1, err);
     }
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     int rc = encode_lines(&buf, &len, &record, 1, w->path, err);
     if (rc)
         return rc;
@@ -197,8 +197,8 @@ int resil_append_ndjson_batch(const char *path, const json_t *const *records, si
         return resil_error_set(err, RESIL_EINVAL, path, "resil_append_ndjson: bad arguments");
     if (n == 0)
         return 0;
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     int rc = encode_lines(&buf, &len, records, n, path, err);
     if (rc)
         return rc;

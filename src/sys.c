@@ -29,6 +29,7 @@ static int sys_fcntl_lock(int fd, int cmd, struct flock *fl)
     .read = read,                                                               \
     .write = write,                                                             \
     .pwrite = pwrite,                                                           \
+    .pread = pread,                                                             \
     .lseek = lseek,                                                             \
     .fsync = fsync,                                                             \
     .fdatasync = fdatasync,                                                     \

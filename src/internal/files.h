@@ -29,6 +29,13 @@ int resil__lock_unlock(int fd, bool exclusive);
 /* Records "pid N on host H since T" in the sidecar for diagnostics. */
 void resil__lock_note_holder(int fd);
 
+/* True when the sidecar still carries a holder's note: that holder died
+ * holding the lock (a release clears the note). */
+bool resil__lock_holder_died(int fd);
+
+/* This machine's host name (cached; '/' and blanks replaced by '_'). */
+const char *resil__host_name(void);
+
 /* The path a write to `path` must replace: `path` itself, or the final
  * target of a chain of symlinks (relative links resolved against the link's
  * directory).  *out is malloc()ed. */

@@ -24,6 +24,7 @@ struct resil__sys_table {
     ssize_t (*read)(int fd, void *buf, size_t len);
     ssize_t (*write)(int fd, const void *buf, size_t len);
     ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
+    ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
     off_t (*lseek)(int fd, off_t off, int whence);
     int (*fsync)(int fd);
     int (*fdatasync)(int fd);
