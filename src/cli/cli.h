@@ -11,11 +11,15 @@
 #ifndef RESIL_CLI_CLI_H
 #define RESIL_CLI_CLI_H
 
+#include "resil/files.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +42,109 @@ typedef struct resil_cli_command {
 /* ---- entry points (one per src/cli/<name>.c) ---------------------------- */
 
 int resil_cli_run(int argc, char **argv);
+int resil_cli_json(int argc, char **argv);   /* json.c: `resil json ...` */
+int resil_cli_yaml(int argc, char **argv);   /* json.c: `resil yaml ...` */
+int resil_cli_ndjson(int argc, char **argv); /* ndjson.c */
+int resil_cli_lock(int argc, char **argv);   /* lock.c */
+
+/* ---- running a command (lock.c; shared with json.c) ---------------------- */
+
+/* Makes sure fds 0-2 are open (on /dev/null when they were closed), so that
+ * files opened later never land on them. */
+void resil_cli_ensure_std_fds(void);
+
+/* Runs cmd (argv, cmd[0] looked up in PATH) and waits for it.  in_fd and
+ * out_fd, when >= 0, become its stdin and stdout; otherwise it inherits
+ * ours.  While it runs, SIGINT, SIGTERM and SIGHUP sent to resil are
+ * forwarded to it (signals resil ignored stay ignored, in it too).
+ * Returns its status: the exit code, 128+N if killed by signal N, 127 when
+ * cmd[0] is not found, 126 when it cannot be executed (a message naming it
+ * is then printed, prefixed with `who`).  *started (may be NULL) tells
+ * whether it ran at all. */
+int resil_cli_spawn_wait(char *const *cmd, int in_fd, int out_fd, const char *who, bool *started);
+
+/* Describes a status of resil_cli_spawn_wait: "exit 3", "killed by
+ * SIGTERM", "command not found" ... into buf. */
+const char *resil_cli_describe_status(int status, char *buf, size_t size);
+
+/* ---- options shared by the file sub-commands ---------------------------------- */
+
+/* Matches argv[*i] against the long option `name` taking a value, given as
+ * "NAME VALUE" or "NAME=VALUE".  Returns 1 (with *val set and *i on the last
+ * argument used), 0 when argv[*i] is not that option, -1 when the value is
+ * missing. */
+static inline int resil_cli_opt_value(int argc, char **argv, int *i, const char *name,
+                                      const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *i += 1;
+    *val = argv[*i];
+    return 1;
+}
+
+/* True when `a` looks like an option ("-x", "--xyz"), not like an operand:
+ * "-" alone and negative numbers ("-1", "-0.5") are operands. */
+static inline bool resil_cli_is_option(const char *a)
+{
+    return a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9') && a[1] != '.';
+}
+
+static inline bool resil_cli_parse_seconds(const char *s, double *out);
+
+/* The options shared by json, yaml and ndjson: "--timeout S" (the lock
+ * timeout; 0 means one try) and "--durability full|file|none".  Returns 1
+ * when argv[*i] was one of them (stored in *fo), 0 when it was not, -1 after
+ * printing a usage message prefixed with `prog`. */
+static inline int resil_cli_file_option(int argc, char **argv, int *i, const char *prog,
+                                        resil_file_opts *fo)
+{
+    const char *val = NULL;
+    int r = resil_cli_opt_value(argc, argv, i, "--timeout", &val);
+    if (r == 0) {
+        r = resil_cli_opt_value(argc, argv, i, "--durability", &val);
+        if (r == 0)
+            return 0;
+        if (r > 0) {
+            if (strcmp(val, "full") == 0)
+                fo->durability = RESIL_DURABLE_FULL;
+            else if (strcmp(val, "file") == 0)
+                fo->durability = RESIL_DURABLE_FILE;
+            else if (strcmp(val, "none") == 0)
+                fo->durability = RESIL_DURABLE_NONE;
+            else {
+                fprintf(stderr, "%s: --durability: unknown value '%s' (expected full, file or "
+                                "none)\n", prog, val);
+                return -1;
+            }
+            return 1;
+        }
+        fprintf(stderr, "%s: option '--durability' requires an argument\n", prog);
+        return -1;
+    }
+    if (r < 0) {
+        fprintf(stderr, "%s: option '--timeout' requires an argument\n", prog);
+        return -1;
+    }
+    double s;
+    if (!resil_cli_parse_seconds(val, &s)) {
+        fprintf(stderr, "%s: --timeout: '%s' is not a valid duration (expected seconds >= 0, "
+                        "optionally with a unit ms, s, m, h or d)\n", prog, val);
+        return -1;
+    }
+    fo->lock_timeout_s = s > 0 ? s : -1; /* the library reads < 0 as one try */
+    return 1;
+}
 
 /* ---- parsers -------------------------------------------------------------- */
 

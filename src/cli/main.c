@@ -16,6 +16,10 @@ static int cmd_help(int argc, char **argv);
 
 static const resil_cli_command commands[] = {
     {"run", resil_cli_run, "run a command, retrying it with backoff until it succeeds"},
+    {"json", resil_cli_json, "get, set, delete or update values of a JSON file, safely"},
+    {"yaml", resil_cli_yaml, "get, set, delete or update values of a YAML file, safely"},
+    {"ndjson", resil_cli_ndjson, "append to, print, check or repair a shared NDJSON log"},
+    {"lock", resil_cli_lock, "run a command holding a file's lock (flock with a timeout)"},
     {"version", cmd_version, "print the version and exit"},
     {"help", cmd_help, "show this help, or a sub-command's help (resil help CMD)"},
 };
