@@ -8,6 +8,7 @@
 #include "resil/cancel.h"
 #include "resil/clock.h"
 #include "resil/retry.h"
+#include "resil/json.h"
 #include "resil/files.h"
 
 #endif /* RESIL_RESIL_H */

@@ -18,6 +18,8 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include "resil/json.h"
+
 #include "resil/common.h"
 #include "resil/files.h"
 
@@ -139,130 +141,6 @@ static int usage_error(const doc_cli *c, const char *fmt, ...)
     return RESIL_CLI_EXIT_USAGE;
 }
 
-/* ---- JSON Pointer (RFC 6901) ------------------------------------------------------ */
-
-typedef struct jptr {
-    size_t n;        /* number of reference tokens (0: the whole document) */
-    char **tok;      /* the tokens, unescaped */
-    size_t *end;     /* token k ends at text[end[k]] */
-    const char *text;
-    char *store;
-} jptr;
-
-static void jptr_free(jptr *p)
-{
-    free(p->tok);
-    free(p->end);
-    free(p->store);
-    memset(p, 0, sizeof *p);
-}
-
-/* Parses a pointer.  Returns 0, or 1 for a syntax error (with *why set),
- * -1 when out of memory. */
-static int jptr_parse(jptr *p, const char *s, const char **why)
-{
-    memset(p, 0, sizeof *p);
-    p->text = s;
-    if (s[0] == '\0')
-        return 0;
-    if (s[0] != '/') {
-        *why = "a JSON Pointer is empty or starts with '/'";
-        return 1;
-    }
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len; i++)
-        p->n += s[i] == '/';
-    p->tok = calloc(p->n, sizeof *p->tok);
-    p->end = calloc(p->n, sizeof *p->end);
-    p->store = malloc(len + 1);
-    if (!p->tok || !p->end || !p->store) {
-        jptr_free(p);
-        return -1;
-    }
-    char *w = p->store;
-    size_t i = 1;
-    for (size_t k = 0; k < p->n; k++) {
-        p->tok[k] = w;
-        for (; i < len && s[i] != '/'; i++) {
-            if (s[i] != '~') {
-                *w++ = s[i];
-            } else if (s[i + 1] == '0') {
-                *w++ = '~';
-                i++;
-            } else if (s[i + 1] == '1') {
-                *w++ = '/';
-                i++;
-            } else {
-                *why = "'~' must be followed by 0 or 1 (~0 is '~', ~1 is '/')";
-                jptr_free(p);
-                return 1;
-            }
-        }
-        *w++ = '\0';
-        p->end[k] = i;
-        i++; /* skip the '/' */
-    }
-    return 0;
-}
-
-/* "/a/b" for the first k tokens, "the document" for k == 0. */
-static const char *jptr_prefix(const jptr *p, size_t k, char *buf, size_t size)
-{
-    if (k == 0)
-        snprintf(buf, size, "the document");
-    else
-        snprintf(buf, size, "%.*s", (int)(p->end[k - 1] < 400 ? p->end[k - 1] : 400), p->text);
-    return buf;
-}
-
-/* An array index: "0" or digits without a leading zero. */
-static bool array_index(const char *t, size_t *out)
-{
-    if (t[0] < '0' || t[0] > '9' || (t[0] == '0' && t[1] != '\0'))
-        return false;
-    size_t v = 0;
-    for (const char *q = t; *q; q++) {
-        if (*q < '0' || *q > '9' || v > (SIZE_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (size_t)(*q - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static json_t *child_of(json_t *v, const char *tok)
-{
-    if (json_is_object(v))
-        return json_object_get(v, tok);
-    size_t i;
-    if (json_is_array(v) && array_index(tok, &i))
-        return json_array_get(v, i);
-    return NULL;
-}
-
-/* The value at the first `upto` tokens (borrowed), or NULL. */
-static json_t *jptr_resolve(json_t *doc, const jptr *p, size_t upto)
-{
-    json_t *v = doc;
-    for (size_t k = 0; v && k < upto; k++)
-        v = child_of(v, p->tok[k]);
-    return v;
-}
-
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 /* ---- output ------------------------------------------------------------------------ */
 
 static int finish_stdout(const doc_cli *c)
@@ -332,105 +210,40 @@ static int report(const doc_cli *c, int rc, const resil_error *e, bool bare)
 
 typedef struct change_ctx {
     const doc_cli *c;
-    jptr ptr;
     json_t *value;   /* set */
     resil_error *err;
     int status;      /* update: the exit status to report, 0 if none */
 } change_ctx;
 
-/* Finds the parent of the pointer's target, or reports why it does not
- * exist.  Returns the parent (borrowed) or NULL with the error set. */
-static json_t *parent_of(change_ctx *x, json_t *doc, const char *verb)
+/* The message of a failed pointer operation, with the file named. */
+static int in_file(change_ctx *x, int rc)
 {
-    const doc_cli *c = x->c;
-    char pbuf[450];
-    if (!doc) {
-        resil_error_set(x->err, RESIL_EINVAL, c->file,
-                        "cannot %s %s: %s does not exist (only the pointer \"\" can create it)",
-                        verb, c->pointer, c->file);
-        return NULL;
-    }
-    json_t *v = doc;
-    for (size_t k = 0; k + 1 < x->ptr.n; k++) {
-        json_t *next = child_of(v, x->ptr.tok[k]);
-        if (!next) {
-            resil_error_set(x->err, RESIL_EINVAL, c->file,
-                            "cannot %s %s in %s: no value at %s (the parent must exist)", verb,
-                            c->pointer, c->file, jptr_prefix(&x->ptr, k + 1, pbuf, sizeof pbuf));
-            return NULL;
-        }
-        v = next;
-    }
-    if (!json_is_object(v) && !json_is_array(v)) {
-        resil_error_set(x->err, RESIL_EINVAL, c->file,
-                        "cannot %s %s in %s: %s is %s, not an object or an array", verb,
-                        c->pointer, c->file, jptr_prefix(&x->ptr, x->ptr.n - 1, pbuf, sizeof pbuf),
-                        type_name(v));
-        return NULL;
-    }
-    return v;
+    char why[sizeof x->err->message];
+    snprintf(why, sizeof why, "%s", x->err->message);
+    return resil_error_set(x->err, rc, x->c->file, "%s in %s", why, x->c->file);
 }
 
 static int set_fn(json_t **doc, void *arg)
 {
     change_ctx *x = arg;
-    const doc_cli *c = x->c;
-    if (x->ptr.n == 0) {
-        json_decref(*doc);
-        *doc = json_incref(x->value);
-        return 0;
-    }
-    json_t *parent = parent_of(x, *doc, "set");
-    if (!parent)
-        return RESIL_EINVAL;
-    const char *last = x->ptr.tok[x->ptr.n - 1];
-    int r;
-    if (json_is_object(parent)) {
-        r = json_object_set(parent, last, x->value);
-    } else {
-        size_t i, size = json_array_size(parent);
-        if (strcmp(last, "-") == 0) {
-            i = size;
-        } else if (!array_index(last, &i)) {
-            return resil_error_set(x->err, RESIL_EINVAL, c->file,
-                                   "cannot set %s in %s: '%s' is not an array index (0, 1, ... "
-                                   "or - to append)",
-                                   c->pointer, c->file, last);
-        } else if (i > size) {
-            return resil_error_set(x->err, RESIL_EINVAL, c->file,
-                                   "cannot set %s in %s: index %zu is past the end of the array "
-                                   "(%zu element%s; use - to append)",
-                                   c->pointer, c->file, i, size, size == 1 ? "" : "s");
-        }
-        r = i == size ? json_array_append(parent, x->value) : json_array_set(parent, i, x->value);
-    }
-    if (r != 0)
-        return resil_error_set(x->err, -ENOMEM, c->file, "cannot set %s in %s: out of memory",
-                               c->pointer, c->file);
-    return 0;
+    if (!*doc && x->c->pointer[0] != '\0')
+        return resil_error_set(x->err, RESIL_EINVAL, x->c->file,
+                               "cannot set %s: %s does not exist (only the pointer \"\" can "
+                               "create it)",
+                               x->c->pointer, x->c->file);
+    int rc = resil_json_pointer_set(doc, x->c->pointer, x->value, x->err);
+    return rc ? in_file(x, rc) : 0;
 }
 
 static int del_fn(json_t **doc, void *arg)
 {
     change_ctx *x = arg;
-    const doc_cli *c = x->c;
-    json_t *parent = *doc ? jptr_resolve(*doc, &x->ptr, x->ptr.n - 1) : NULL;
-    const char *last = x->ptr.tok[x->ptr.n - 1];
-    size_t i = 0;
-    bool found = false;
-    if (json_is_object(parent))
-        found = json_object_get(parent, last) != NULL;
-    else if (json_is_array(parent))
-        found = array_index(last, &i) && i < json_array_size(parent);
-    if (!found) {
-        return resil_error_set(x->err, RESIL_EINVAL, c->file, "no value at %s in %s%s",
-                               c->pointer, c->file, *doc ? "" : " (the file does not exist)");
-    }
-    if (json_is_object(parent))
-        json_object_del(parent, last);
-    else
-        json_array_remove(parent, i);
-    return 0;
+    if (!*doc)
+        return resil_error_set(x->err, -ENOENT, x->c->file,
+                               "no value at %s in %s (the file does not exist)", x->c->pointer,
+                               x->c->file);
+    int rc = resil_json_pointer_del(*doc, x->c->pointer, x->err);
+    return rc ? in_file(x, rc) : 0;
 }
 
 /* An anonymous file: in memory, else in $TMPDIR or /tmp. */
@@ -622,7 +435,7 @@ static int do_read(const doc_cli *c, json_t **out, resil_error *e)
                    : resil_read_json_safe(out, c->file, &c->fo, e);
 }
 
-static int do_get(doc_cli *c, const jptr *p)
+static int do_get(doc_cli *c)
 {
     json_t *doc = NULL;
     resil_error e;
@@ -630,9 +443,9 @@ static int do_get(doc_cli *c, const jptr *p)
     int rc = do_read(c, &doc, &e);
     if (rc != 0)
         return report(c, rc, &e, false);
-    json_t *v = jptr_resolve(doc, p, p->n);
+    json_t *v = NULL;
     int status;
-    if (!v) {
+    if (resil_json_pointer_get(&v, doc, c->pointer ? c->pointer : "", &e) != 0) {
         msg(c, "no value at %s in %s", c->pointer, c->file);
         status = RESIL_CLI_EXIT_FAILURE;
     } else {
@@ -812,19 +625,15 @@ static int doc_main(bool yaml, int argc, char **argv)
     memset(&x, 0, sizeof x);
     x.c = &c;
     if (c.pointer) {
-        const char *why = "";
-        int r = jptr_parse(&x.ptr, c.pointer, &why);
-        if (r > 0)
-            return usage_error(&c, "invalid JSON Pointer '%s': %s", c.pointer, why);
-        if (r < 0) {
-            msg(&c, "out of memory");
-            return RESIL_CLI_EXIT_FAILURE;
-        }
+        json_t *unused;
+        resil_error pe;
+        if (resil_json_pointer_get(&unused, NULL, c.pointer, &pe) == RESIL_EINVAL)
+            return usage_error(&c, "invalid JSON Pointer: %s", pe.message);
     }
     int status;
     switch (c.act) {
     case ACT_GET:
-        status = do_get(&c, &x.ptr);
+        status = do_get(&c);
         break;
     case ACT_CHECK:
         status = do_check(&c);
@@ -844,7 +653,7 @@ static int doc_main(bool yaml, int argc, char **argv)
         break;
     }
     case ACT_DEL:
-        if (x.ptr.n == 0) {
+        if (!c.pointer || c.pointer[0] == '\0') {
             status = usage_error(&c, "cannot delete the whole document (POINTER is \"\")");
             break;
         }
@@ -857,7 +666,6 @@ static int doc_main(bool yaml, int argc, char **argv)
         status = RESIL_CLI_EXIT_USAGE;
         break;
     }
-    jptr_free(&x.ptr);
     return status;
 }
 
