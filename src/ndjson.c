@@ -51,32 +51,77 @@ static int encode_lines(char **out, size_t *out_len, const json_t *const *record
     return 0;
 }
 
-/* One write() of the whole buffer on an O_APPEND descriptor, with the lock
- * held; on a short write or an error the file is cut back to its old size,
- * so that no partial record stays behind. */
+/* The offset just after the last newline in fd's first `size` bytes (0 if
+ * there is none), reading backwards in blocks; < 0: -errno. */
+static off_t end_of_last_line(int fd, off_t size)
+{
+    char block[4096];
+    for (off_t end = size; end > 0;) {
+        off_t from = end > (off_t)sizeof block ? end - (off_t)sizeof block : 0;
+        size_t want = (size_t)(end - from), got = 0;
+        while (got < want) {
+            ssize_t n = resil__sys.pread(fd, block + got, want - got, from + (off_t)got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return n < 0 ? -errno : -EIO;
+            got += (size_t)n;
+        }
+        char *nl = memrchr(block, '\n', want);
+        if (nl)
+            return from + (nl - block) + 1;
+        end = from;
+    }
+    return 0;
+}
+
+/* Appends buf (whole lines) with the lock held, on an O_APPEND descriptor.
+ * A write that a fatal signal cut short leaves a torn record behind (the
+ * kernel keeps what it copied); its writer held the lock and died, so the
+ * next append first cuts such a tail back to the last newline: it was never
+ * acknowledged, and our record must not be glued to it.  Short writes are
+ * continued (nobody else appends meanwhile); on an error the file is cut
+ * back to where it was, so a record is in the log whole or not at all. */
 static int append_locked(int fd, const char *buf, size_t len, bool sync, const char *path,
                          resil_error *err)
 {
-    ssize_t n;
-    do
-        n = resil__sys.write(fd, buf, len);
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)len) {
-        int e = n < 0 ? errno : EIO;
-        if (n > 0) {
-            /* A short write: O_APPEND left the offset at the end of what was
-             * written, so the old end is n bytes before it. */
-            off_t end = resil__sys.lseek(fd, 0, SEEK_CUR);
-            if (end < n || resil__sys.ftruncate(fd, end - n) != 0) {
-                int te = end < n ? EIO : errno;
+    off_t start = resil__sys.lseek(fd, 0, SEEK_END);
+    if (start < 0) {
+        int e = errno;
+        return resil_error_set(err, -e, path, "cannot append to %s: %s", path, strerror(e));
+    }
+    char last = '\n';
+    if (start > 0 && resil__sys.pread(fd, &last, 1, start - 1) != 1)
+        last = '\n'; /* unreadable (O_WRONLY on some systems): leave it */
+    if (last != '\n') {
+        off_t keep = end_of_last_line(fd, start);
+        if (keep < 0 || resil__sys.ftruncate(fd, keep) != 0) {
+            int e = keep < 0 ? (int)-keep : errno;
+            return resil_error_set(err, -e, path,
+                                   "%s ends with a torn record that cannot be cut (%s); run "
+                                   "resil_repair_ndjson",
+                                   path, strerror(e));
+        }
+        start = keep;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = resil__sys.write(fd, buf + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            if (done > 0 && resil__sys.ftruncate(fd, start) != 0) {
+                int te = errno;
                 return resil_error_set(err, -e, path,
                                        "cannot append to %s: %s; cutting the partial record "
                                        "failed too (%s): run resil_repair_ndjson",
                                        path, strerror(e), strerror(te));
             }
+            return resil_error_set(err, -e, path, "cannot append to %s: %s (nothing was added)",
+                                   path, strerror(e));
         }
-        return resil_error_set(err, -e, path, "cannot append to %s: %s (nothing was added)",
-                               path, n < 0 ? strerror(e) : "short write");
+        done += (size_t)n;
     }
     if (sync && resil__sys.fdatasync(fd) != 0) {
         int e = errno;
@@ -118,7 +163,10 @@ int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
         goto fail;
     }
     mode_t mode = o->mode ? (mode_t)o->mode : 0644;
-    w->fd = resil__sys.open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode);
+    /* O_RDWR: an append reads the last byte to spot a torn record. */
+    w->fd = resil__sys.open(w->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode);
+    if (w->fd < 0 && errno == EACCES) /* a log we may only append to */
+        w->fd = resil__sys.open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode);
     if (w->fd < 0) {
         int e = errno;
         rc = resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
@@ -379,32 +427,12 @@ int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *op
         rc = resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
         goto out_fd;
     }
-    /* Find the last newline, reading backwards in blocks. */
-    off_t size = st.st_size, keep = 0;
-    char block[4096];
-    for (off_t end = size; end > 0;) {
-        off_t from = end > (off_t)sizeof block ? end - (off_t)sizeof block : 0;
-        if (resil__sys.lseek(fd, from, SEEK_SET) < 0) {
-            rc = resil_error_set(err, -errno, path, "cannot seek in %s", path);
-            goto out_fd;
-        }
-        size_t want = (size_t)(end - from), got = 0;
-        while (got < want) {
-            ssize_t n = resil__sys.read(fd, block + got, want - got);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                rc = resil_error_set(err, n < 0 ? -errno : -EIO, path, "cannot read %s", path);
-                goto out_fd;
-            }
-            got += (size_t)n;
-        }
-        char *nl = memrchr(block, '\n', want);
-        if (nl) {
-            keep = from + (nl - block) + 1;
-            break;
-        }
-        end = from;
+    off_t size = st.st_size;
+    off_t keep = end_of_last_line(fd, size);
+    if (keep < 0) {
+        rc = resil_error_set(err, (int)keep, path, "cannot read %s: %s", path,
+                             strerror((int)-keep));
+        goto out_fd;
     }
     if (keep < size) {
         if (resil__sys.ftruncate(fd, keep) != 0 || resil__sys.fsync(fd) != 0) {

@@ -177,9 +177,12 @@ RESIL_EXPORT int resil_yaml_dump(char **out, const json_t *value, resil_error *e
 /* ---- NDJSON event log ----------------------------------------------------- */
 
 /* Appends `record` (borrowed; encoded compactly, one line) to the log at
- * path: under the exclusive lock, with a single write() on an O_APPEND
- * descriptor; after a short write or an error the file is truncated back to
- * its previous size, so a record is in the log whole or not at all.
+ * path: under the exclusive lock, with one write() on an O_APPEND descriptor
+ * (continued if the kernel writes less); after an error the file is cut back
+ * to its previous size, so an acknowledged record is in the log whole, once.
+ * A writer killed in the middle of a large write may leave part of its
+ * (unacknowledged) record as a torn tail: readers skip it, and the next
+ * append or resil_repair_ndjson cuts it off before anything is added.
  * fdatasync after the write when opts->sync_each.  Errors: -errno,
  * RESIL_ETIMEDOUT, RESIL_ECANCELED, RESIL_EINVAL (a record that cannot be
  * encoded). */
