@@ -2,14 +2,18 @@
 # bench/run.sh - builds the release preset, installs the peers, runs the C
 # benchmark and the peers side by side, and prints a summary with ratios.
 # `make bench` runs it.  Benchmarks, not tests: timings never fail the run;
-# a failed build or a failed count check of bench_retry (allocations, clock
-# reads, random numbers) does.  A peer that is unavailable is reported as
-# skipped.
+# a failed build, a failed count check of bench_retry (allocations, clock
+# reads, random numbers) or a failed content check of bench_files (every
+# record and document written whole) does.  A peer that is unavailable is
+# reported as skipped.
 #
 # Knobs (environment):
 #   BENCH_RUNS=7          runs per figure (median and min are reported)
 #   BENCH_SCALE=1         multiplies bench_retry's iteration counts
 #   BENCH_PEER_SECONDS=0.25  target time of one peer run
+#   BENCH_FILES_QUICK=0   1: bench_files --quick and fewer ops for the file peers
+#   BENCH_FILES_DIR=build/release/bench/tmp  where the file benchmarks write
+#                         (use a real disk, not a tmpfs; it is emptied first)
 # Raw outputs are kept in build/release/bench/results/.
 set -euo pipefail
 
@@ -21,6 +25,8 @@ scale="${BENCH_SCALE:-1}"
 peer_seconds="${BENCH_PEER_SECONDS:-0.25}"
 PY=/usr/bin/python3 # Debian's interpreter: python3-tenacity lives there, not in a pyenv
 out="build/release/bench/results"
+files_quick="${BENCH_FILES_QUICK:-0}"
+files_dir="${BENCH_FILES_DIR:-build/release/bench/tmp}"
 
 echo "== build (release preset)"
 cmake --preset release >/dev/null
@@ -41,6 +47,8 @@ echo "== machine"
   echo "cc: $(cc --version | head -1)"
   echo "python: $("$PY" --version 2>&1 || echo none)"
   echo "node: $(node --version 2>/dev/null || echo none)"
+  mkdir -p "$files_dir"
+  echo "files dir: $files_dir on $(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$files_dir" 2>/dev/null || echo '?')"
 } | tee "$out/machine.txt"
 
 echo "== resil (C): build/release/bench/bench_retry --runs $runs --scale $scale"
@@ -73,6 +81,37 @@ if command -v node >/dev/null; then
 else
   echo "== peer cockatiel: skipped (node not found)"
   peer_status[cockatiel]="skipped (node not found)"
+fi
+
+# ---- process-safe files: bench_files and its peers ---------------------------------------
+rm -rf "$files_dir"
+mkdir -p "$files_dir"
+if [ "$files_quick" != 0 ]; then
+  files_args=(--quick)
+  p_atomic=200 p_append=2000 p_append_sync=200
+else
+  files_args=()
+  p_atomic=1000 p_append=5000 p_append_sync=500
+fi
+echo "== resil (C): build/release/bench/bench_files ${files_args[*]} --dir $files_dir"
+f_rc=0
+build/release/bench/bench_files "${files_args[@]}" --dir "$files_dir" | tee "$out/resil_files.txt" || f_rc=$?
+if [ "$f_rc" -eq 0 ] && [ -f "$files_dir/doc.json" ]; then
+  if [ -x "$PY" ]; then
+    run_peer atomicwrites "$PY" bench/peers/atomicwrites_bench.py --dir "$files_dir" --ops "$p_atomic"
+    run_peer filelock "$PY" bench/peers/filelock_bench.py --dir "$files_dir" --ops "$p_append" --ops-sync "$p_append_sync"
+  else
+    peer_status[atomicwrites]="skipped ($PY not found)"
+    peer_status[filelock]="skipped ($PY not found)"
+  fi
+  if command -v node >/dev/null; then
+    run_peer write-file-atomic node bench/peers/write_file_atomic_bench.mjs --dir "$files_dir" --ops "$p_atomic"
+    run_peer proper-lockfile node bench/peers/proper_lockfile_bench.mjs --dir "$files_dir" --ops "$p_append" --ops-sync "$p_append_sync"
+  else
+    for p in write-file-atomic proper-lockfile; do peer_status[$p]="skipped (node not found)"; done
+  fi
+else
+  for p in atomicwrites filelock write-file-atomic proper-lockfile; do peer_status[$p]="skipped (bench_files failed)"; done
 fi
 
 # ---- summary ------------------------------------------------------------------------
@@ -113,8 +152,72 @@ if grep -q '^check .* ok=0' "$out/resil.txt"; then
 else
   echo "count checks (allocations, clock reads, random numbers on the success path): $(grep -c '^check retry_success_first .* ok=1' "$out/resil.txt") passed"
 fi
+
+echo
+echo "== summary: process-safe files (bench_files; per-op ns, percentiles over all ops)"
+if [ -f "$out/resil_files.txt" ]; then
+  grep -h '^setup ' "$out/resil_files.txt" || true
+  echo "-- resil against the hand-written C floor (same run, interleaved op by op)"
+  awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    /^files op=(json_atomic_write_1k|ndjson_append_locked) / {
+      if (!hdr++) printf "%-22s %-9s %-18s %8s %12s %12s %12s\n", "op", "mode", "variant", "ops", "p50", "p90", "p99"
+      printf "%-22s %-9s %-18s %8s %12s %12s %12s\n", kv($0, "op"), kv($0, "mode"), kv($0, "variant"), kv($0, "ops"), kv($0, "p50_ns"), kv($0, "p90_ns"), kv($0, "p99_ns")
+    }
+    /^ratio / { printf "  ratio %-22s %-9s %-18s / %-18s p50 %sx  p90 %sx  p99 %sx\n", kv($0, "op"), kv($0, "mode"), kv($0, "variant"), kv($0, "vs"), kv($0, "p50"), kv($0, "p90"), kv($0, "p99") }
+    /^bench ndjson_append_procs / { print "  " substr($0, 7) }
+  ' "$out/resil_files.txt"
+  echo "-- peers, each in its durability class (ratio: p50 / resil p50 in the same class)"
+  for f in resil_files atomicwrites filelock write-file-atomic proper-lockfile; do
+    [ -f "$out/$f.txt" ] && cat "$out/$f.txt"
+  done | { grep '^compare-files ' || true; } | awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    {
+      n++; cls[n] = kv($0, "class"); impl[n] = kv($0, "impl"); lang[n] = kv($0, "lang"); var[n] = kv($0, "variant")
+      p50[n] = kv($0, "p50_ns"); p90[n] = kv($0, "p90_ns"); p99[n] = kv($0, "p99_ns")
+      if (impl[n] == "resil") ref[cls[n]] = p50[n]
+      if (!(cls[n] in seen)) { seen[cls[n]] = 1; order[++nc] = cls[n] }
+    }
+    END {
+      if (!n) { print "(no comparable figures)"; exit }
+      printf "%-14s %-18s %-7s %-22s %12s %12s %12s %10s\n", "class", "impl", "lang", "variant", "p50", "p90", "p99", "p50/resil"
+      for (c = 1; c <= nc; c++)
+        for (i = 1; i <= n; i++) if (cls[i] == order[c]) {
+          r = (order[c] in ref && ref[order[c]] > 0) ? sprintf("%.2fx", p50[i] / ref[order[c]]) : "-"
+          printf "%-14s %-18s %-7s %-22s %12s %12s %12s %10s\n", cls[i], impl[i], lang[i], var[i], p50[i], p90[i], p99[i], r
+        }
+      print "(classes: atomic_FULL fsync file + rename + fsync dir; atomic_FILE fsync file + rename;"
+      print " atomic_NONE no fsync; append_nosync / append_sync: fdatasync after each record or not)"
+    }'
+  for p in atomicwrites filelock write-file-atomic proper-lockfile; do
+    echo "peer $p: ${peer_status[$p]:-skipped}"
+  done
+  grep -h '^verdict ' "$out/resil_files.txt" || true
+  if grep -q '^check .* ok=0' "$out/resil_files.txt"; then
+    echo "content checks: FAILED:"
+    grep '^check .* ok=0' "$out/resil_files.txt"
+  else
+    echo "content checks (documents and logs written whole): $(grep -c '^check .* ok=1' "$out/resil_files.txt") passed"
+  fi
+else
+  echo "(bench_files did not run)"
+fi
 echo "raw outputs: $out/"
+if [ "$f_rc" -ne 0 ]; then
+  echo "bench_files exited with status $f_rc" >&2
+fi
 if [ "$c_rc" -ne 0 ]; then
   echo "bench_retry exited with status $c_rc" >&2
   exit "$c_rc"
+fi
+if [ "$f_rc" -ne 0 ]; then
+  exit "$f_rc"
 fi
