@@ -196,7 +196,7 @@ int resil_json_pointer_set(json_t **doc, const char *pointer, json_t *value, res
     if (json_is_object(parent)) {
         r = json_object_set(parent, last, value);
     } else {
-        size_t i, size = json_array_size(parent);
+        size_t i = 0, size = json_array_size(parent);
         if (strcmp(last, "-") == 0) {
             i = size;
         } else if (!array_index(last, &i)) {
