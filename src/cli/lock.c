@@ -36,22 +36,6 @@ extern char **environ;
 static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define N_FORWARDED (sizeof forwarded_signals / sizeof forwarded_signals[0])
 
-/* The running command (0: none); written only while the forwarded signals
- * are blocked. */
-static volatile sig_atomic_t g_child;
-
-static void forward_signal(int sig, siginfo_t *si, void *uctx)
-{
-    (void)uctx;
-    int saved = errno;
-    pid_t pid = (pid_t)g_child;
-    /* A signal from the terminal (SI_KERNEL) already reached the command,
-     * which shares our process group: do not send it twice. */
-    if (pid > 0 && (!si || si->si_code != SI_KERNEL))
-        kill(pid, sig);
-    errno = saved;
-}
-
 void resil_cli_ensure_std_fds(void)
 {
     for (int fd = 0; fd <= 2; fd++) {
@@ -99,32 +83,27 @@ const char *resil_cli_describe_status(int status, char *buf, size_t size)
     return buf;
 }
 
+/* Runs cmd and waits for it, forwarding SIGINT, SIGTERM and SIGHUP.  No
+ * signal handler is involved: the forwarded signals and SIGCHLD stay
+ * blocked in resil and are taken with sigwaitinfo(), so there is no window
+ * in which a signal could be lost or sent to a reaped pid. */
 int resil_cli_spawn_wait(char *const *cmd, int in_fd, int out_fd, const char *who, bool *started)
 {
     if (started)
         *started = false;
-    sigset_t orig_mask, block, saved;
+    sigset_t orig_mask, waitset;
     sigprocmask(SIG_SETMASK, NULL, &orig_mask);
-    sigemptyset(&block);
-    for (size_t i = 0; i < N_FORWARDED; i++)
-        sigaddset(&block, forwarded_signals[i]);
-
-    /* Handlers for the signals we forward, except those ignored when we
-     * started (nohup): the command keeps ignoring them. */
-    struct sigaction old[N_FORWARDED];
-    bool installed[N_FORWARDED];
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = forward_signal;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sa.sa_mask = block;
-    sigprocmask(SIG_BLOCK, &block, &saved);
+    sigemptyset(&waitset);
+    sigaddset(&waitset, SIGCHLD);
     for (size_t i = 0; i < N_FORWARDED; i++) {
-        installed[i] = false;
-        if (sigaction(forwarded_signals[i], NULL, &old[i]) != 0 || old[i].sa_handler == SIG_IGN)
-            continue;
-        installed[i] = sigaction(forwarded_signals[i], &sa, NULL) == 0;
+        /* Signals ignored when we started (nohup) stay ignored, for us and
+         * for the command. */
+        struct sigaction old;
+        if (sigaction(forwarded_signals[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaddset(&waitset, forwarded_signals[i]);
     }
+    sigset_t saved;
+    sigprocmask(SIG_BLOCK, &waitset, &saved);
 
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -134,9 +113,8 @@ int resil_cli_spawn_wait(char *const *cmd, int in_fd, int out_fd, const char *wh
         posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
     if (out_fd >= 0)
         posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
-    /* The command starts with our original mask (the forwarded signals are
-     * blocked in us only for this instant) and default handlers (caught
-     * signals are reset by exec anyway; SIGPIPE/SIGCHLD to be sure). */
+    /* The command starts with our original mask and default handlers for
+     * SIGPIPE and SIGCHLD. */
     sigset_t deflt;
     sigemptyset(&deflt);
     sigaddset(&deflt, SIGPIPE);
@@ -147,9 +125,6 @@ int resil_cli_spawn_wait(char *const *cmd, int in_fd, int out_fd, const char *wh
 
     pid_t pid = -1;
     int rc = posix_spawnp(&pid, cmd[0], &fa, &attr, cmd, environ);
-    if (rc == 0)
-        g_child = pid;
-    sigprocmask(SIG_SETMASK, &saved, NULL); /* a signal that came meanwhile is forwarded now */
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
 
@@ -165,27 +140,35 @@ int resil_cli_spawn_wait(char *const *cmd, int in_fd, int out_fd, const char *wh
     } else {
         if (started)
             *started = true;
-        int ws = 0;
-        pid_t w;
-        do
-            w = waitpid(pid, &ws, 0);
-        while (w < 0 && errno == EINTR);
-        if (w < 0) {
-            fprintf(stderr, "%s: cannot wait for %s: %s\n", who, cmd[0], strerror(errno));
-            status = RESIL_CLI_EXIT_FAILURE;
-        } else if (WIFEXITED(ws))
-            status = WEXITSTATUS(ws);
-        else if (WIFSIGNALED(ws))
-            status = 128 + WTERMSIG(ws);
-        else
-            status = RESIL_CLI_EXIT_FAILURE;
+        status = RESIL_CLI_EXIT_FAILURE;
+        for (;;) {
+            int ws = 0;
+            pid_t w = waitpid(pid, &ws, WNOHANG);
+            if (w == pid) {
+                if (WIFEXITED(ws))
+                    status = WEXITSTATUS(ws);
+                else if (WIFSIGNALED(ws))
+                    status = 128 + WTERMSIG(ws);
+                break;
+            }
+            if (w < 0 && errno != EINTR) {
+                fprintf(stderr, "%s: cannot wait for %s: %s\n", who, cmd[0], strerror(errno));
+                break;
+            }
+            siginfo_t si;
+            int sig = sigwaitinfo(&waitset, &si);
+            /* A signal from the terminal (SI_KERNEL) already reached the
+             * command, which shares our process group: not twice. */
+            if (sig > 0 && sig != SIGCHLD && si.si_code != SI_KERNEL)
+                kill(pid, sig);
+        }
     }
-
-    sigprocmask(SIG_BLOCK, &block, &saved);
-    g_child = 0;
-    for (size_t i = 0; i < N_FORWARDED; i++) {
-        if (installed[i])
-            sigaction(forwarded_signals[i], &old[i], NULL);
+    /* Drop a SIGCHLD still pending from our child, then restore the mask. */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&chld, NULL, &zero) > 0) {
     }
     sigprocmask(SIG_SETMASK, &saved, NULL);
     return status;

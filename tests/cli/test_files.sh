@@ -562,10 +562,13 @@ EOF
 }
 
 t_lock_signal() {
-    "$RESIL" lock s -- sh -c 'trap "echo got-term >term.out; exit 9" TERM; sleep 5 & wait' &
-    local pid=$!
+    rm -f up.out
+    "$RESIL" lock s -- sh -c 'trap "echo got-term >term.out; exit 9" TERM; echo up >up.out; sleep 5 & wait' &
+    local pid=$! i
     bg $pid
-    sleep 0.5
+    # wait until the command runs with its trap set (slow under sanitizers)
+    for i in $(seq 1 100); do [ -s up.out ] && break; sleep 0.05; done
+    [ -s up.out ] || { echo "the command did not start"; return 1; }
     kill -TERM $pid
     wait $pid
     expect "status" $? 9 || return 1
