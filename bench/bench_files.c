@@ -415,9 +415,10 @@ static atomic_result bench_atomic(const char *root, resil_durability mode, long 
 
 /* ---- ndjson_append_locked ----------------------------------------------------------- */
 
-enum { N_FLOOR_NOLOCK, N_FLOOR_LOCK, N_FLOOR_LOCK_ENC, N_RESIL, N_ENCODE, N_COUNT };
-static const char *const n_names[N_COUNT] = {"floor_nolock", "floor_lock", "floor_lock_encode",
-                                             "writer_append", "json_encode_only"};
+enum { N_FLOOR_NOLOCK, N_FLOOR_LOCK, N_FLOOR_LOCK_ENC, N_RESIL, N_RESIL_TEXT, N_ENCODE, N_COUNT };
+static const char *const n_names[N_COUNT] = {"floor_nolock",  "floor_lock",
+                                             "floor_lock_encode", "writer_append",
+                                             "writer_append_text", "json_encode_only"};
 
 typedef struct floor_log {
     int fd, lfd;
@@ -488,8 +489,11 @@ static append_result bench_append(const char *root, int sync, long ops, const js
     resil_file_opts o = RESIL_FILE_OPTS_INIT;
     o.sync_each = sync != 0;
     resil_error err;
-    resil_ndjson_writer *w;
+    resil_ndjson_writer *w, *wt;
     int rc = resil_ndjson_writer_open(&w, path[N_RESIL], &o, &err);
+    if (rc)
+        die_resil("resil_ndjson_writer_open", rc, &err);
+    rc = resil_ndjson_writer_open(&wt, path[N_RESIL_TEXT], &o, &err);
     if (rc)
         die_resil("resil_ndjson_writer_open", rc, &err);
     int64_t *s[N_COUNT];
@@ -513,6 +517,7 @@ static append_result bench_append(const char *root, int sync, long ops, const js
                 break;
             }
             case N_RESIL: rc = resil_ndjson_writer_append(w, rec, &err); break;
+            case N_RESIL_TEXT: rc = resil_ndjson_writer_append_text(wt, line, len, &err); break;
             case N_ENCODE: {
                 size_t n = json_dumpb(rec, buf, sizeof buf - 1, REC_FLAGS);
                 if (n == 0)
@@ -528,12 +533,14 @@ static append_result bench_append(const char *root, int sync, long ops, const js
         }
     }
     rc = resil_ndjson_writer_close(w);
+    if (rc == 0)
+        rc = resil_ndjson_writer_close(wt);
     if (rc)
         die_resil("resil_ndjson_writer_close", rc, NULL);
     for (int v = N_FLOOR_NOLOCK; v <= N_FLOOR_LOCK_ENC; v++)
         floor_close(&fl[v]);
     /* Each log holds exactly warm + ops copies of the same line. */
-    for (int v = N_FLOOR_NOLOCK; v <= N_RESIL; v++) {
+    for (int v = N_FLOOR_NOLOCK; v <= N_RESIL_TEXT; v++) {
         size_t bytes = 0, lines = count_lines(path[v], &bytes);
         size_t want = (size_t)(warm + ops);
         int ok = lines == want && bytes == want * len;
@@ -790,6 +797,8 @@ int main(int argc, char **argv)
                     r[N_RESIL], r[N_FLOOR_LOCK_ENC]);
         print_ratio("ndjson_append_locked", mode, "writer_append", "floor_nolock", r[N_RESIL],
                     r[N_FLOOR_NOLOCK]);
+        print_ratio("ndjson_append_locked", mode, "writer_append_text", "floor_lock",
+                    r[N_RESIL_TEXT], r[N_FLOOR_LOCK]);
         print_compare(sync ? "append_sync" : "append_nosync", "writer_append", r[N_RESIL]);
     }
 
@@ -820,9 +829,12 @@ int main(int argc, char **argv)
     for (int sync = 0; sync < 2; sync++) {
         double r = nr[sync].p[N_RESIL].p50 / nr[sync].p[N_FLOOR_LOCK].p50;
         double re = nr[sync].p[N_RESIL].p50 / nr[sync].p[N_FLOOR_LOCK_ENC].p50;
+        double rt = nr[sync].p[N_RESIL_TEXT].p50 / nr[sync].p[N_FLOOR_LOCK].p50;
         printf("verdict ndjson_append_locked mode=%s target=1.2 vs_floor_lock_p50_ratio=%.3f %s; "
-               "vs_floor_lock_encode_p50_ratio=%.3f %s\n",
-               sync ? "sync_each" : "nosync", r, verdict(r, 1.2), re, verdict(re, 1.2));
+               "vs_floor_lock_encode_p50_ratio=%.3f %s; append_text_vs_floor_lock_p50_ratio=%.3f "
+               "%s\n",
+               sync ? "sync_each" : "nosync", r, verdict(r, 1.2), re, verdict(re, 1.2), rt,
+               verdict(rt, 1.2));
     }
     free(doc_text);
     json_decref(doc);

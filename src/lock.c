@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +34,14 @@ char *resil__lock_path_of(const char *path)
     return p;
 }
 
-/* The note is a fixed-size record at offset 0, overwritten in place (no
- * truncation: on a journalling file system ftruncate costs far more than a
- * write into a page that is already there); a release overwrites its first
- * byte with a newline, which reads as "no holder". */
-#define NOTE_SIZE 192
+/* The note "pid N on host H" is a fixed-size record at offset 0 of the
+ * sidecar, written by each new exclusive holder and never cleared: it names
+ * the last exclusive holder.  It is overwritten in place (ftruncate costs far
+ * more than a write into a page that is already there) and only when it
+ * changes, so a process that takes the lock again and again writes nothing.
+ * A holder that died holding the lock is recognised by its note: same host,
+ * and the pid no longer exists. */
+#define NOTE_SIZE 160
 
 static char host_buf[128];
 static pthread_once_t host_once_flag = PTHREAD_ONCE_INIT;
@@ -53,37 +57,38 @@ static void host_init(void)
     }
 }
 
-void resil__lock_note_holder(int fd)
-{
-    resil__host_name();
-    time_t now = time(NULL);
-    struct tm tm;
-    char since[32] = "";
-    if (gmtime_r(&now, &tm))
-        strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    char note[NOTE_SIZE];
-    int n = snprintf(note, sizeof note, "pid %ld on host %s since %s", (long)getpid(),
-                     host_buf, since);
-    if (n < 0)
-        return;
-    if (n > NOTE_SIZE - 1)
-        n = NOTE_SIZE - 1;
-    memset(note + n, ' ', (size_t)(NOTE_SIZE - 1 - n));
-    note[NOTE_SIZE - 1] = '\n';
-    /* Diagnostics only: failures are harmless. */
-    (void)!resil__sys.pwrite(fd, note, NOTE_SIZE, 0);
-}
-
 const char *resil__host_name(void)
 {
     (void)pthread_once(&host_once_flag, host_init);
     return host_buf;
 }
 
-bool resil__lock_holder_died(int fd)
+bool resil__lock_take_note(int fd)
 {
-    char c = 0;
-    return resil__sys.pread(fd, &c, 1, 0) == 1 && c == 'p';
+    char old[NOTE_SIZE + 1];
+    ssize_t got = resil__sys.pread(fd, old, NOTE_SIZE, 0);
+    old[got > 0 ? got : 0] = '\0';
+    char note[NOTE_SIZE];
+    long me = (long)getpid();
+    int n = snprintf(note, sizeof note, "pid %ld on host %s", me, resil__host_name());
+    if (n < 0)
+        return false;
+    if (n > NOTE_SIZE - 1)
+        n = NOTE_SIZE - 1;
+    memset(note + n, ' ', (size_t)(NOTE_SIZE - 1 - n));
+    note[NOTE_SIZE - 1] = '\n';
+    if (got == NOTE_SIZE && memcmp(old, note, NOTE_SIZE) == 0)
+        return false; /* our own note: nothing to write, nobody died */
+
+    bool died = false;
+    long pid;
+    char host[130];
+    if (sscanf(old, "pid %ld on host %129s", &pid, host) == 2 && pid > 0 && pid != me &&
+        strcmp(host, resil__host_name()) == 0)
+        died = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    /* Diagnostics only: a failed write is harmless. */
+    (void)!resil__sys.pwrite(fd, note, NOTE_SIZE, 0);
+    return died;
 }
 
 /* The holder note, trimmed, into buf ("" if none). */
@@ -143,13 +148,14 @@ int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_o
                 return resil_error_set(err, RESIL_ETIMEDOUT, lock_path,
                                        "the %s lock on %s is taken (%s%s)",
                                        type == F_WRLCK ? "exclusive" : "shared", lock_path,
-                                       holder[0] ? "last exclusive holder: " : "holder unknown",
+                                       holder[0] ? "last exclusive holder: "
+                                                 : "no exclusive holder recorded",
                                        holder);
             return resil_error_set(
                 err, RESIL_ETIMEDOUT, lock_path,
                 "timed out after %.3g s waiting for the %s lock on %s (%s%s)",
                 resil__ns_to_s(now - start), type == F_WRLCK ? "exclusive" : "shared", lock_path,
-                holder[0] ? "last exclusive holder: " : "holder unknown", holder);
+                holder[0] ? "last exclusive holder: " : "no exclusive holder recorded", holder);
         }
         /* Capped exponential backoff with jitter (half to full), never past
          * the deadline. */
@@ -164,10 +170,8 @@ int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_o
     }
 }
 
-int resil__lock_unlock(int fd, bool exclusive)
+int resil__lock_unlock(int fd)
 {
-    if (exclusive)
-        (void)!resil__sys.pwrite(fd, "\n", 1, 0); /* the holder note goes with the lock */
     struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     return resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
 }
@@ -203,10 +207,8 @@ int resil_lock_acquire(resil_lock **out, const char *path, resil_lock_mode mode,
         free(lp);
         return rc;
     }
-    if (mode == RESIL_LOCK_EXCLUSIVE) {
-        lk->holder_died = resil__lock_holder_died(fd);
-        resil__lock_note_holder(fd);
-    }
+    if (mode == RESIL_LOCK_EXCLUSIVE)
+        lk->holder_died = resil__lock_take_note(fd);
     lk->fd = fd;
     lk->mode = mode;
     lk->path = lp;
@@ -218,7 +220,7 @@ int resil_lock_release(resil_lock *lk)
 {
     if (!lk)
         return 0;
-    int rc = resil__lock_unlock(lk->fd, lk->mode == RESIL_LOCK_EXCLUSIVE);
+    int rc = resil__lock_unlock(lk->fd);
     resil__sys.close(lk->fd);
     free(lk->path);
     free(lk);

@@ -82,16 +82,21 @@ static off_t end_of_last_line(int fd, off_t size)
  * acknowledged, and our record must not be glued to it.  Short writes are
  * continued (nobody else appends meanwhile); on an error the file is cut
  * back to where it was, so a record is in the log whole or not at all. */
-static int append_locked(int fd, const char *buf, size_t len, bool sync, const char *path,
-                         resil_error *err)
+static int append_locked(int fd, const char *buf, size_t len, bool sync, off_t *known_end,
+                         const char *path, resil_error *err)
 {
     off_t start = resil__sys.lseek(fd, 0, SEEK_END);
     if (start < 0) {
         int e = errno;
         return resil_error_set(err, -e, path, "cannot append to %s: %s", path, strerror(e));
     }
+    /* known_end: where our own last append ended.  If the log still ends
+     * there, nobody wrote since, and it ends with our newline. */
+    bool ours = known_end && *known_end == start;
+    if (known_end)
+        *known_end = -1;
     char last = '\n';
-    if (start > 0 && resil__sys.pread(fd, &last, 1, start - 1) != 1)
+    if (!ours && start > 0 && resil__sys.pread(fd, &last, 1, start - 1) != 1)
         last = '\n'; /* unreadable (O_WRONLY on some systems): leave it */
     if (last != '\n') {
         off_t keep = end_of_last_line(fd, start);
@@ -123,6 +128,8 @@ static int append_locked(int fd, const char *buf, size_t len, bool sync, const c
         }
         done += (size_t)n;
     }
+    if (known_end)
+        *known_end = start + (off_t)len;
     if (sync && resil__sys.fdatasync(fd) != 0) {
         int e = errno;
         return resil_error_set(err, -e, path,
@@ -139,6 +146,7 @@ struct resil_ndjson_writer {
     char *path;
     char *lock_path;
     resil_file_opts opts;
+    off_t end; /* where our last append ended, -1 if unknown */
 };
 
 int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
@@ -151,6 +159,7 @@ int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
     if (!w)
         return resil_error_set(err, -ENOMEM, path, "out of memory");
     w->fd = w->lock_fd = -1;
+    w->end = -1;
     w->opts = *o;
     int rc = resil__resolve_target(&w->path, path, err);
     if (rc) {
@@ -192,8 +201,8 @@ static int writer_append_buf(resil_ndjson_writer *w, const char *buf, size_t len
     int rc = resil__lock_wait(w->lock_fd, w->lock_path, F_WRLCK, &w->opts, err);
     if (rc)
         return rc;
-    rc = append_locked(w->fd, buf, len, w->opts.sync_each, w->path, err);
-    resil__lock_unlock(w->lock_fd, false);
+    rc = append_locked(w->fd, buf, len, w->opts.sync_each, &w->end, w->path, err);
+    resil__lock_unlock(w->lock_fd);
     return rc;
 }
 
@@ -216,6 +225,30 @@ int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t *record, res
         return rc;
     rc = writer_append_buf(w, buf, len, err);
     free(buf);
+    return rc;
+}
+
+int resil_ndjson_writer_append_text(resil_ndjson_writer *w, const char *text, size_t len,
+                                    resil_error *err)
+{
+    if (!w || (!text && len))
+        return resil_error_set(err, RESIL_EINVAL, NULL, "resil_ndjson_writer_append_text: "
+                                                        "bad arguments");
+    if (len > 0 && text[len - 1] == '\n')
+        len--;
+    if (len == 0 || memchr(text, '\n', len))
+        return resil_error_set(err, RESIL_EINVAL, w->path,
+                               "a record for %s must be one non-empty line of JSON text",
+                               w->path);
+    char small[4096];
+    char *line = len < sizeof small ? small : malloc(len + 1);
+    if (!line)
+        return resil_error_set(err, -ENOMEM, w->path, "out of memory");
+    memcpy(line, text, len);
+    line[len] = '\n';
+    int rc = writer_append_buf(w, line, len + 1, err);
+    if (line != small)
+        free(line);
     return rc;
 }
 

@@ -203,6 +203,14 @@ RESIL_EXPORT int resil_ndjson_writer_open(resil_ndjson_writer **out, const char 
                                           const resil_file_opts *opts, resil_error *err);
 RESIL_EXPORT int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t *record,
                                             resil_error *err);
+/* Appends one record given as JSON text that the caller already encoded
+ * (with its own serializer, or a template), without encoding or parsing it:
+ * the cheapest append.  It must be one non-empty line (a final newline is
+ * optional, any other newline is RESIL_EINVAL); the caller vouches that it
+ * is JSON (readers skip and report lines that are not). */
+RESIL_EXPORT int resil_ndjson_writer_append_text(resil_ndjson_writer *w, const char *text,
+                                                 size_t len, resil_error *err);
+
 /* Flushes to disk (fdatasync) and closes; NULL is ignored. */
 RESIL_EXPORT int resil_ndjson_writer_close(resil_ndjson_writer *w);
 

@@ -8,9 +8,9 @@ struct resil_lock {
     int fd;             /* the sidecar, one open file description */
     resil_lock_mode mode;
     char *path;         /* "<target>.lock" */
-    bool holder_died;   /* exclusive: the previous holder left its note,
-                           i.e. died holding the lock (a clean release clears
-                           it): its temp files may be lying around */
+    bool holder_died;   /* exclusive: the last holder recorded in the sidecar
+                           is a dead process of this host: its temp files may
+                           be lying around */
 };
 
 /* opts or the defaults (never NULL). */
@@ -22,16 +22,14 @@ const resil_file_opts *resil__file_opts(const resil_file_opts *opts);
 int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *opts,
                      resil_error *err);
 
-/* Unlocks the description (F_UNLCK); clears the holder note first when it
- * was exclusive. */
-int resil__lock_unlock(int fd, bool exclusive);
+/* Unlocks the description (F_UNLCK). */
+int resil__lock_unlock(int fd);
 
-/* Records "pid N on host H since T" in the sidecar for diagnostics. */
-void resil__lock_note_holder(int fd);
-
-/* True when the sidecar still carries a holder's note: that holder died
- * holding the lock (a release clears the note). */
-bool resil__lock_holder_died(int fd);
+/* For a new exclusive holder: records "pid N on host H" in the sidecar (for
+ * diagnostics) unless it is already there, and tells whether the previous
+ * holder recorded there died (same host, pid gone): then its temp files may
+ * be lying around. */
+bool resil__lock_take_note(int fd);
 
 /* This machine's host name (cached; '/' and blanks replaced by '_'). */
 const char *resil__host_name(void);

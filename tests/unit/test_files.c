@@ -108,7 +108,7 @@ static void test_lock_modes(void **state)
     assert_int_equal(resil_lock_acquire(&a, p, RESIL_LOCK_SHARED, &o, NULL), 0);
     assert_int_equal(resil_lock_acquire(&b, p, RESIL_LOCK_SHARED, &o, NULL), 0);
     assert_int_equal(resil_lock_acquire(&c, p, RESIL_LOCK_EXCLUSIVE, &o, &e), RESIL_ETIMEDOUT);
-    assert_non_null(strstr(e.message, "holder unknown")); /* note cleared on release */
+    assert_non_null(strstr(e.message, "last exclusive holder: pid")); /* the note stays */
     resil_lock_release(a);
     resil_lock_release(b);
     assert_int_equal(resil_lock_acquire(&c, p, RESIL_LOCK_EXCLUSIVE, &o, NULL), 0);
@@ -343,9 +343,11 @@ static void test_stale_temps_swept(void **state)
     /* While the last holder released its lock cleanly, nobody looks. */
     assert_int_equal(resil_write_file_atomic(in_dir("s.json"), "{}", 2, NULL, NULL), 0);
     assert_int_equal(access(in_dir(dead), F_OK), 0);
-    /* A holder that died holding the lock left its note in the sidecar: the
-     * next writer sweeps. */
-    put(in_dir("s.json.lock"), "pid 2147483632 on host x since 2026-01-01T00:00:00Z\n");
+    /* A holder of this host that no longer exists is named in the sidecar
+     * (it died holding the lock): the next writer sweeps. */
+    char note[400];
+    snprintf(note, sizeof note, "pid %d on host %s\n", 0x7ffffff0, host);
+    put(in_dir("s.json.lock"), note);
     assert_int_equal(resil_write_file_atomic(in_dir("s.json"), "{}", 2, NULL, NULL), 0);
     assert_int_equal(access(in_dir(dead), F_OK), -1);
     assert_int_equal(access(in_dir(other), F_OK), -1);
@@ -840,6 +842,34 @@ static void test_ndjson_failed_append_truncated(void **state)
     json_decref(r);
 }
 
+/* Pre-encoded records, and a torn record left by someone else between two
+ * appends of a writer that remembers where its last append ended. */
+static void test_ndjson_text_and_torn_between(void **state)
+{
+    (void)state;
+    const char *p = in_dir("text.ndjson");
+    resil_ndjson_writer *w;
+    resil_error e;
+    assert_int_equal(resil_ndjson_writer_open(&w, p, NULL, &e), 0);
+    assert_int_equal(resil_ndjson_writer_append_text(w, "{\"i\":1}", 7, &e), 0);
+    assert_int_equal(resil_ndjson_writer_append_text(w, "{\"i\":2}\n", 8, &e), 0);
+    assert_int_equal(resil_ndjson_writer_append_text(w, "{\"i\":\n3}", 8, &e), RESIL_EINVAL);
+    assert_non_null(strstr(e.message, "one non-empty line"));
+    assert_int_equal(resil_ndjson_writer_append_text(w, "\n", 1, &e), RESIL_EINVAL);
+    /* Someone appends a torn record behind the writer's back... */
+    FILE *f = fopen(p, "a");
+    fputs("{\"i\": 99, \"torn", f);
+    fclose(f);
+    /* ...the next append cuts it first (it was never acknowledged). */
+    json_t *r = json_pack("{s:i}", "i", 3);
+    assert_int_equal(resil_ndjson_writer_append(w, r, &e), 0);
+    json_decref(r);
+    assert_int_equal(resil_ndjson_writer_close(w), 0);
+    char *s = slurp(p);
+    assert_string_equal(s, "{\"i\":1}\n{\"i\":2}\n{\"i\":3}\n");
+    free(s);
+}
+
 /* 4 processes x 25000 appends: every line intact, each exactly once. */
 static void test_ndjson_concurrent_appends(void **state)
 {
@@ -910,6 +940,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_no_lost_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ndjson_basics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ndjson_failed_append_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ndjson_text_and_torn_between, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ndjson_concurrent_appends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
