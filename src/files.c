@@ -296,6 +296,25 @@ int resil_write_file_atomic(const char *path, const void *data, size_t len,
     return rc;
 }
 
+int resil__open_regular(const char *path, int flags, struct stat *st, resil_error *err)
+{
+    int fd = resil__sys.open(path, flags | O_CLOEXEC | O_NOCTTY, 0);
+    if (fd < 0) {
+        int e = errno;
+        return resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+    }
+    if (resil__sys.fstat(fd, st) != 0) {
+        int e = errno;
+        resil__sys.close(fd);
+        return resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        resil__sys.close(fd);
+        return resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
+    }
+    return fd;
+}
+
 int resil_read_file(char **out, size_t *out_len, const char *path, const resil_file_opts *opts,
                     resil_error *err)
 {
@@ -303,21 +322,10 @@ int resil_read_file(char **out, size_t *out_len, const char *path, const resil_f
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_file: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
     size_t max = o->max_size ? o->max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
-    int fd = resil__sys.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
-    if (fd < 0) {
-        int e = errno;
-        return resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
-    }
     struct stat st;
-    if (resil__sys.fstat(fd, &st) != 0) {
-        int e = errno;
-        resil__sys.close(fd);
-        return resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        resil__sys.close(fd);
-        return resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
-    }
+    int fd = resil__open_regular(path, O_RDONLY, &st, err);
+    if (fd < 0)
+        return fd;
     if ((uint64_t)st.st_size > max) {
         resil__sys.close(fd);
         return resil_error_set(err, -EFBIG, path,

@@ -317,21 +317,10 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_ndjson_safe: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
     size_t max_line = o->max_size ? o->max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
-    int fd = resil__sys.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
-    if (fd < 0) {
-        int e = errno;
-        return resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
-    }
     struct stat st;
-    if (resil__sys.fstat(fd, &st) != 0) {
-        int e = errno;
-        resil__sys.close(fd);
-        return resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        resil__sys.close(fd);
-        return resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
-    }
+    int fd = resil__open_regular(path, O_RDONLY, &st, err);
+    if (fd < 0)
+        return fd;
     size_t cap = 65536, len = 0, line_no = 0;
     char *buf = malloc(cap);
     if (!buf) {
@@ -449,16 +438,11 @@ int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *op
         free(target);
         return rc;
     }
-    int fd = resil__sys.open(target, O_RDWR | O_CLOEXEC | O_NOCTTY, 0);
-    if (fd < 0) {
-        int e = errno;
-        rc = resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
-        goto out;
-    }
     struct stat st;
-    if (resil__sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
-        goto out_fd;
+    int fd = resil__open_regular(target, O_RDWR, &st, err);
+    if (fd < 0) {
+        rc = fd;
+        goto out;
     }
     off_t size = st.st_size;
     off_t keep = end_of_last_line(fd, size);

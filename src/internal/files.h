@@ -4,6 +4,8 @@
 
 #include "resil/files.h"
 
+#include <sys/stat.h>
+
 struct resil_lock {
     int fd;             /* the sidecar, one open file description */
     resil_lock_mode mode;
@@ -42,6 +44,10 @@ int resil__resolve_target(char **out, const char *path, resil_error *err);
 /* Splits a path into a malloc()ed directory ("." for none) and its last
  * component (pointing into path). */
 int resil__split_path(char **dir, const char **base, const char *path);
+
+/* Opens path (flags | O_CLOEXEC | O_NOCTTY) and checks that it is a regular
+ * file; fills *st.  Returns the descriptor, or an error (err filled). */
+int resil__open_regular(const char *path, int flags, struct stat *st, resil_error *err);
 
 /* "<path>.lock", malloc()ed, or NULL. */
 char *resil__lock_path_of(const char *path);
