@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # tests/cli/test_files.sh RESIL - black-box tests of `resil json`, `resil yaml`,
 # `resil ndjson` and `resil lock`.
 #
@@ -33,8 +34,6 @@ cleanup() {
 trap cleanup EXIT
 cd "$T" || exit 1
 
-PASS=0
-FAIL=0
 # Guards the test run against a hung resil (never reached when all is well).
 GUARD=(timeout -k 5 60)
 
@@ -45,43 +44,7 @@ command -v jq >/dev/null 2>&1 && HAVE_JQ=1
 
 # ---- helpers -----------------------------------------------------------------
 
-now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
-
-# check NAME FUNCTION [ARGS...]: runs the function; it prints its own
-# diagnostics (on stdout) and returns non-zero on failure.
-check() {
-    local name=$1 out rc
-    shift
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc -eq 0 ]; then
-        echo "ok - $name"
-        PASS=$((PASS + 1))
-    else
-        echo "not ok - $name"
-        [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/#   /'
-        FAIL=$((FAIL + 1))
-    fi
-}
-
-skip() { echo "ok - $1 # SKIP $2"; PASS=$((PASS + 1)); }
-
-# expect WHAT GOT WANT
-expect() {
-    if [ "$2" != "$3" ]; then
-        echo "$1: got '$2', want '$3'"
-        return 1
-    fi
-}
-
-# expect_grep WHAT FILE PATTERN (fixed string)
-expect_grep() {
-    if ! grep -qF -- "$3" "$2"; then
-        echo "$1: '$3' not found in:"
-        sed 's/^/  | /' "$2"
-        return 1
-    fi
-}
+. "$HERE/lib.sh"
 
 # expect_same WHAT FILE1 FILE2 (byte for byte)
 expect_same() {
@@ -612,5 +575,4 @@ check "shared locks coexist" t_lock_shared
 check "exclusive locks exclude" t_lock_exclusion
 check "lock forwards SIGTERM" t_lock_signal
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # tests/cli/test_run.sh RESIL - black-box tests of `resil run`.
 #
 # Prints "ok - NAME" / "not ok - NAME" per check (diagnostics on "# " lines)
@@ -31,8 +32,6 @@ cleanup() {
 trap cleanup EXIT
 cd "$T" || exit 1
 
-PASS=0
-FAIL=0
 FAST=(--base-delay 0.01 --max-delay 0.02)
 # Guards the test run against a hung resil (never reached when all is well).
 GUARD=(timeout -k 5 60)
@@ -51,43 +50,7 @@ fi
 
 # ---- helpers -----------------------------------------------------------------
 
-now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
-
-# check NAME FUNCTION [ARGS...]: runs the function; it prints its own
-# diagnostics (on stdout) and returns non-zero on failure.
-check() {
-    local name=$1 out rc
-    shift
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc -eq 0 ]; then
-        echo "ok - $name"
-        PASS=$((PASS + 1))
-    else
-        echo "not ok - $name"
-        [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/#   /'
-        FAIL=$((FAIL + 1))
-    fi
-}
-
-skip() { echo "ok - $1 # SKIP $2"; PASS=$((PASS + 1)); }
-
-# expect WHAT GOT WANT
-expect() {
-    if [ "$2" != "$3" ]; then
-        echo "$1: got '$2', want '$3'"
-        return 1
-    fi
-}
-
-# expect_grep WHAT FILE PATTERN (fixed string)
-expect_grep() {
-    if ! grep -qF -- "$3" "$2"; then
-        echo "$1: '$3' not found in:"
-        sed 's/^/  | /' "$2"
-        return 1
-    fi
-}
+. "$HERE/lib.sh"
 
 count_of() { cat "$1" 2>/dev/null || echo 0; }
 
@@ -788,5 +751,4 @@ else
 fi
 check "-m and --quiet" t_message_and_quiet
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish
