@@ -85,11 +85,11 @@ int resil__resolve_target(char **out, const char *path, resil_error *err)
 #define TMP_TAG ".resil-tmp."
 
 /* Sweeps the temp files of `base` left by writers that died.  Runs under the
- * exclusive lock of the target, and only when the previous holder of that
- * lock died holding it (its note was still in the sidecar), so the directory
- * is not scanned on every write.  A temp is removed when its writer's pid is
- * gone (same host) or it is older than stale_temp_s (other hosts, pid
- * reuse). */
+ * exclusive lock of the target, and only when the last exclusive holder
+ * named in the sidecar is a process of this host that no longer exists
+ * (resil__lock_take_note), so the directory is not scanned on every write.
+ * A temp is removed when its writer's pid is gone (same host) or it is older
+ * than stale_temp_s (other hosts, pid reuse). */
 static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
 {
     int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
