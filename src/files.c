@@ -414,8 +414,19 @@ static int encode(char **out, size_t *len, const json_t *value, doc_format fmt, 
 static int decode(json_t **out, const char *text, size_t len, doc_format fmt, const char *path,
                   resil_error *err)
 {
-    if (fmt == FMT_YAML)
-        return resil_yaml_parse(out, text, len, path, err);
+    if (fmt == FMT_YAML) {
+        int rc = resil_yaml_parse(out, text, len, path, err);
+        if (rc == RESIL_EPARSE && err && err->line > 0) {
+            /* the same shape as JSON's: "FILE:LINE:COLUMN: what" */
+            char what[sizeof err->message];
+            snprintf(what, sizeof what, "%s", err->message);
+            int line = err->line, column = err->column;
+            resil_error_set(err, rc, path, "%s:%d:%d: %s", path, line, column, what);
+            err->line = line;
+            err->column = column;
+        }
+        return rc;
+    }
     json_error_t je;
     json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                            &je);
