@@ -37,6 +37,32 @@ set +e
 echo "exit status: $? after $(cat "$tmp/counter") attempt(s)"
 set -e
 
+step "shared state: 4 processes update one JSON file at once (locked read-modify-write)"
+inc="$tmp/inc.sh"   # the filter: reads the document, prints it with runs + 1
+cat >"$inc" <<'AWK'
+#!/bin/sh
+exec awk '/"runs"/ { sub(/[0-9]+/, $2 + 1) } { print }'
+AWK
+chmod +x "$inc"
+echo '{"runs": 0}' >"$tmp/state.json"
+for p in 1 2 3 4; do
+  ( for i in $(seq 1 25); do "$resil" json update "$tmp/state.json" -- "$inc" || exit 1; done ) &
+done
+wait
+echo "\$ resil json get state.json /runs   (4 x 25 updates)"
+"$resil" json get "$tmp/state.json" /runs
+
+step "an event log shared by processes: whole records only"
+for p in 1 2 3; do
+  ( for i in $(seq 1 100); do echo "{\"proc\": $p, \"i\": $i}"; done | "$resil" ndjson append "$tmp/events.log" ) &
+done
+wait
+printf '{"proc": 9, "i": 1, "torn' >>"$tmp/events.log"   # a writer killed mid-record
+echo "\$ resil ndjson check events.log"
+"$resil" ndjson check "$tmp/events.log" || true
+echo "\$ resil ndjson repair events.log && resil ndjson check events.log"
+"$resil" ndjson repair "$tmp/events.log" && "$resil" ndjson check "$tmp/events.log"
+
 if [ -x "$example" ]; then
   step "the same from C: resil_retry() with hooks (examples/retry_example.c)"
   "$example"
