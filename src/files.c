@@ -111,9 +111,15 @@ static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
             strncmp(n + 1 + blen, TMP_TAG, sizeof TMP_TAG - 1) != 0)
             continue;
         const char *rest = n + 1 + blen + sizeof TMP_TAG - 1;
+        /* Only names resil makes: <pid>.<8 hex digits>[.<host>]. */
         char *end;
+        if (*rest < '0' || *rest > '9')
+            continue;
         long pid = strtol(rest, &end, 10);
-        const char *their_host = end && *end == '.' ? strchr(end + 1, '.') : NULL;
+        if (*end != '.' || strspn(end + 1, "0123456789abcdef") != 8 ||
+            (end[9] != '\0' && end[9] != '.'))
+            continue;
+        const char *their_host = end[9] == '.' ? end + 9 : NULL;
         bool dead = false;
         if (their_host && pid > 0 && strcmp(their_host + 1, host) == 0)
             dead = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
@@ -207,27 +213,35 @@ static int replace_locked(const char *target, const void *data, size_t len,
 
     /* The existing file's mode, or exactly the mode asked for (not less the
      * umask); otherwise 0644 less the umask, as open() makes it. */
+    bool set_mode = exists || o->mode;
     mode_t want = exists ? (st.st_mode & 07777) : (mode_t)o->mode;
     tfd = resil__sys.openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            want ? want : 0644);
+                            set_mode ? (want & 0777) : 0644);
     if (tfd < 0) {
         int e = errno;
         rc = resil_error_set(err, -e, target, "cannot create a temp file beside %s: %s", target,
                              strerror(e));
         goto out_dir;
     }
+    /* The replacement keeps the owner (when we may: root, or the owner's own
+     * group) and the mode of the file it replaces. */
     struct stat tst;
-    if (want && (resil__sys.fstat(tfd, &tst) != 0 || (tst.st_mode & 07777) != want) &&
-        resil__sys.fchmod(tfd, want) != 0) { /* the umask took bits away */
-        int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
-                             target, strerror(e));
-        goto out_tmp;
-    }
+    if (exists && resil__sys.fstat(tfd, &tst) == 0 &&
+        (tst.st_uid != st.st_uid || tst.st_gid != st.st_gid))
+        (void)!fchown(tfd, st.st_uid, st.st_gid); /* EPERM: keep ours */
     rc = write_all_fd(tfd, data, len);
     if (rc != 0) {
         rc = resil_error_set(err, rc, target, "cannot write %s: %s (the file is unchanged)",
                              target, strerror(-rc));
+        goto out_tmp;
+    }
+    /* After the data (a write clears setuid/setgid bits), and only when the
+     * umask took bits away or there are special bits to restore. */
+    if (set_mode && (resil__sys.fstat(tfd, &tst) != 0 || (tst.st_mode & 07777) != want) &&
+        resil__sys.fchmod(tfd, want) != 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
+                             target, strerror(e));
         goto out_tmp;
     }
     if (o->durability != RESIL_DURABLE_NONE && resil__sys.fsync(tfd) != 0) {
@@ -298,7 +312,9 @@ int resil_write_file_atomic(const char *path, const void *data, size_t len,
 
 int resil__open_regular(const char *path, int flags, struct stat *st, resil_error *err)
 {
-    int fd = resil__sys.open(path, flags | O_CLOEXEC | O_NOCTTY, 0);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+     * just below); cleared again for the reads. */
+    int fd = resil__sys.open(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
     if (fd < 0) {
         int e = errno;
         return resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
@@ -312,6 +328,9 @@ int resil__open_regular(const char *path, int flags, struct stat *st, resil_erro
         resil__sys.close(fd);
         return resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
     }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     return fd;
 }
 

@@ -165,8 +165,9 @@ int resil_json_pointer_set(json_t **doc, const char *pointer, json_t *value, res
     if (rc)
         return rc;
     if (p.n == 0) {
-        json_decref(*doc);
-        *doc = json_incref(value);
+        json_t *old = *doc;
+        *doc = json_incref(value); /* first: value may be *doc itself */
+        json_decref(old);
         jptr_free(&p);
         return 0;
     }

@@ -95,7 +95,7 @@ bool resil__lock_take_note(int fd)
 static void read_holder(const char *lock_path, char *buf, size_t size)
 {
     buf[0] = '\0';
-    int fd = resil__sys.open(lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+    int fd = resil__sys.open(lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0)
         return;
     ssize_t n = resil__sys.read(fd, buf, size - 1);

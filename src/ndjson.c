@@ -131,11 +131,16 @@ static int append_locked(int fd, const char *buf, size_t len, bool sync, off_t *
     if (known_end)
         *known_end = start + (off_t)len;
     if (sync && resil__sys.fdatasync(fd) != 0) {
+        /* The record IS in the log: a distinct code, so that nobody retries
+         * it into a duplicate. */
         int e = errno;
-        return resil_error_set(err, -e, path,
-                               "appended to %s, but fdatasync failed: %s (the record may not "
-                               "survive a crash of the machine)",
-                               path, strerror(e));
+        int rc = resil_error_set(err, RESIL_EDURABILITY, path,
+                                 "appended to %s, but fdatasync failed: %s (the record may not "
+                                 "survive a crash of the machine; do not append it again)",
+                                 path, strerror(e));
+        if (err)
+            err->sys_errno = e;
+        return rc;
     }
     return 0;
 }
@@ -328,7 +333,8 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
         return resil_error_set(err, -ENOMEM, path, "out of memory");
     }
     int rc = 0;
-    bool eof = false;
+    bool eof = false, tail_lock_tried = false;
+    resil_lock *tail_lock = NULL;
     while (!eof && rc == 0) {
         if (len == cap) {
             if (cap > max_line) {
@@ -352,6 +358,21 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
             int e = errno;
             rc = resil_error_set(err, -e, path, "cannot read %s: %s", path, strerror(e));
             break;
+        }
+        if (n == 0 && len > 0 && !tail_lock && !tail_lock_tried) {
+            /* Bytes without a newline at the end: a torn tail, or an append
+             * still in flight (readers take no lock, and a large write may be
+             * seen half done).  Appenders hold the exclusive lock while they
+             * write: with the shared lock, what is there is final. */
+            tail_lock_tried = true;
+            char *target = NULL;
+            resil_file_opts lo = *o;
+            if (resil__resolve_target(&target, path, NULL) == 0 &&
+                resil_lock_acquire(&tail_lock, target, RESIL_LOCK_SHARED, &lo, NULL) == 0) {
+                free(target);
+                continue; /* read on: the append may have finished */
+            }
+            free(target);
         }
         if (n == 0)
             eof = true;
@@ -415,6 +436,7 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
                 err->line = (int)(line_no + 1);
         }
     }
+    resil_lock_release(tail_lock);
     free(buf);
     resil__sys.close(fd);
     return rc;

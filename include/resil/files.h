@@ -104,7 +104,8 @@ RESIL_EXPORT const char *resil_lock_path(const resil_lock *lock);
 
 /* Replaces the content of `path` with len bytes of data, atomically: under
  * the exclusive lock, writes a temp file in the same directory (O_CREAT |
- * O_EXCL | O_NOFOLLOW | O_CLOEXEC), with the existing file's mode, fsyncs it
+ * O_EXCL | O_NOFOLLOW | O_CLOEXEC), with the existing file's mode (setuid
+ * and setgid bits included) and, when the caller may set it, its owner, fsyncs it
  * (unless RESIL_DURABLE_NONE), renames it over the target and fsyncs the
  * directory (RESIL_DURABLE_FULL).  A symlink is followed: its target is
  * replaced and the link stays.  Temp files left by crashed writers are swept
@@ -183,9 +184,12 @@ RESIL_EXPORT int resil_yaml_dump(char **out, const json_t *value, resil_error *e
  * A writer killed in the middle of a large write may leave part of its
  * (unacknowledged) record as a torn tail: readers skip it, and the next
  * append or resil_repair_ndjson cuts it off before anything is added.
- * fdatasync after the write when opts->sync_each.  Errors: -errno,
- * RESIL_ETIMEDOUT, RESIL_ECANCELED, RESIL_EINVAL (a record that cannot be
- * encoded). */
+ * Bytes after the last newline that were not written by resil the same way
+ * (a record without its final newline) count as torn too and are cut.
+ * fdatasync after the write when opts->sync_each; if only that fails the
+ * result is RESIL_EDURABILITY: the record IS in the log (do not append it
+ * again), its durability is unknown.  Errors: -errno, RESIL_ETIMEDOUT,
+ * RESIL_ECANCELED, RESIL_EINVAL (a record that cannot be encoded). */
 RESIL_EXPORT int resil_append_ndjson_safe(const char *path, const json_t *record,
                                           const resil_file_opts *opts, resil_error *err);
 
@@ -196,7 +200,9 @@ RESIL_EXPORT int resil_append_ndjson_batch(const char *path, const json_t *const
 
 /* A writer that keeps the log open, for many appends: the lock is taken per
  * append (so other processes interleave whole records), the descriptors are
- * not reopened.  One thread at a time. */
+ * not reopened.  One thread at a time.  It keeps appending to the file it
+ * opened: after a log rotation (rename or unlink of the path), close and
+ * reopen it. */
 typedef struct resil_ndjson_writer resil_ndjson_writer;
 
 RESIL_EXPORT int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
@@ -234,7 +240,11 @@ typedef void (*resil_ndjson_bad_fn)(size_t line, const char *message, void *arg)
  * torn tail (a writer died mid-append): never parsed, counted in
  * stats->torn_bytes.  Bad lines are skipped and reported to on_bad; with
  * `strict`, the first bad line (or a torn tail) is an error, RESIL_EPARSE
- * with its line number.  Empty lines are ignored.  stats may be NULL. */
+ * with its line number.  Empty lines are ignored.  stats may be NULL.
+ * No lock is taken, except when the file ends without a newline: then the
+ * reader takes the shared lock (appenders hold the exclusive one while they
+ * write) and reads on, so an append in flight is not mistaken for a torn
+ * tail. */
 RESIL_EXPORT int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
                                         resil_ndjson_bad_fn on_bad, void *arg, bool strict,
                                         resil_ndjson_stats *stats, const resil_file_opts *opts,

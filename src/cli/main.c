@@ -8,6 +8,7 @@
 
 #include "resil/common.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +78,9 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A SIGCHLD ignored by whoever started us would make the kernel reap our
+     * commands itself, and their exit statuses would be lost. */
+    signal(SIGCHLD, SIG_DFL);
     if (argc < 2) {
         fprintf(stderr, "resil: missing command\n");
         usage(stderr);

@@ -574,5 +574,14 @@ check "lock times out naming the lock and holder" t_lock_timeout
 check "shared locks coexist" t_lock_shared
 check "exclusive locks exclude" t_lock_exclusion
 check "lock forwards SIGTERM" t_lock_signal
+# Started with SIGCHLD ignored, resil still gets its command's exit status.
+t_sigchld_ignored() {
+    [ $HAVE_PY = 1 ] || return 0
+    python3 -c 'import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])' "$RESIL" lock ig -- sh -c 'exit 3'
+    expect "status" $? 3
+}
+check "SIGCHLD ignored by the parent" t_sigchld_ignored
 
 finish

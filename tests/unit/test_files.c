@@ -391,6 +391,78 @@ static void test_killed_writer_swept(void **state)
     free(s);
 }
 
+/* Review findings: FIFOs are refused without waiting for a writer; only
+ * temp names resil makes are ever swept; owner and mode (even 0000, and the
+ * setuid bit) survive a replace. */
+static void test_fifo_owner_mode_sweep_names(void **state)
+{
+    (void)state;
+    resil_error e;
+    assert_int_equal(mkfifo(in_dir("fifo"), 0644), 0);
+    json_t *v;
+    assert_int_equal(resil_read_json_safe(&v, in_dir("fifo"), NULL, &e), RESIL_EINVAL);
+    assert_int_equal(resil_read_ndjson_safe(in_dir("fifo"), NULL, NULL, NULL, false, NULL, NULL,
+                                            &e),
+                     RESIL_EINVAL);
+
+    const char *p = in_dir("owned");
+    put(p, "old");
+    assert_int_equal(chmod(p, 0), 0);
+    assert_int_equal(resil_write_file_atomic(p, "new", 3, NULL, NULL), 0);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(p, 1234, 5678), 0);
+        assert_int_equal(chmod(p, 04750), 0);
+        assert_int_equal(resil_write_file_atomic(p, "newer", 5, NULL, NULL), 0);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_uid, 1234);
+        assert_int_equal(st.st_gid, 5678);
+        assert_int_equal(st.st_mode & 07777, 04750);
+    }
+
+    /* A user's file that merely looks like a temp name is never swept. */
+    char host[256], note[400];
+    gethostname(host, sizeof host);
+    put(in_dir(".s.json.resil-tmp.notes"), "mine");
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+    utimensat(AT_FDCWD, in_dir(".s.json.resil-tmp.notes"), old, 0);
+    snprintf(note, sizeof note, "pid %d on host %s\n", 0x7ffffff0, host);
+    put(in_dir("s.json.lock"), note);
+    assert_int_equal(resil_write_file_atomic(in_dir("s.json"), "{}", 2, NULL, NULL), 0);
+    assert_int_equal(access(in_dir(".s.json.resil-tmp.notes"), F_OK), 0);
+}
+
+/* An fdatasync that fails after the record was written: the record is in
+ * the log, and the code says so (no retry into a duplicate). */
+static int failing_fdatasync(int fd)
+{
+    (void)fd;
+    errno = EIO;
+    return -1;
+}
+
+static void test_ndjson_sync_failure_is_durability(void **state)
+{
+    (void)state;
+    const char *p = in_dir("s.ndjson");
+    resil__sys_reset();
+    resil__sys.fdatasync = failing_fdatasync;
+    resil_file_opts o = RESIL_FILE_OPTS_INIT;
+    o.sync_each = true;
+    json_t *r = json_pack("{s:i}", "a", 1);
+    resil_error e;
+    int rc = resil_append_ndjson_safe(p, r, &o, &e);
+    resil__sys_reset();
+    json_decref(r);
+    assert_int_equal(rc, RESIL_EDURABILITY);
+    assert_int_equal(e.sys_errno, EIO);
+    char *s = slurp(p);
+    assert_string_equal(s, "{\"a\":1}\n");
+    free(s);
+}
+
 /* ---- fault injection at every syscall of a write ---------------------------------- */
 
 static int calls, fail_at, fail_errno;
@@ -932,6 +1004,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_atomic_write_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_temps_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_writer_swept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_owner_mode_sweep_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ndjson_sync_failure_is_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_every_call_site, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eintr_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_fsync_failure, setup, teardown),

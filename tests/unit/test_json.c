@@ -83,6 +83,11 @@ static void test_set_and_del(void **state)
     json_t *want = json_pack("{s:[i, i]}", "list", 1, 1);
     assert_true(json_equal(doc, want));
     json_decref(want);
+    /* Replacing the document by itself (its only reference) is safe. */
+    json_t *self = json_pack("{s:i}", "x", 1);
+    assert_int_equal(resil_json_pointer_set(&self, "", self, NULL), 0);
+    assert_int_equal(json_integer_value(json_object_get(self, "x")), 1);
+    json_decref(self);
     json_decref(doc);
     json_decref(one);
 }
