@@ -226,19 +226,26 @@ static int replace_locked(const char *target, const void *data, size_t len,
     /* The replacement keeps the owner (when we may: root, or the owner's own
      * group) and the mode of the file it replaces. */
     struct stat tst;
-    if (exists && resil__sys.fstat(tfd, &tst) == 0 &&
-        (tst.st_uid != st.st_uid || tst.st_gid != st.st_gid))
-        (void)!fchown(tfd, st.st_uid, st.st_gid); /* EPERM: keep ours */
+    bool fix_mode = false;
+    if (set_mode) {
+        if (resil__sys.fstat(tfd, &tst) != 0) {
+            fix_mode = true;
+        } else {
+            if (exists && (tst.st_uid != st.st_uid || tst.st_gid != st.st_gid))
+                (void)!fchown(tfd, st.st_uid, st.st_gid); /* EPERM: keep ours */
+            /* the umask took bits away, or special bits (which a write or a
+             * chown clears) must be restored */
+            fix_mode = (tst.st_mode & 07777) != want || (want & 06000);
+        }
+    }
     rc = write_all_fd(tfd, data, len);
     if (rc != 0) {
         rc = resil_error_set(err, rc, target, "cannot write %s: %s (the file is unchanged)",
                              target, strerror(-rc));
         goto out_tmp;
     }
-    /* After the data (a write clears setuid/setgid bits), and only when the
-     * umask took bits away or there are special bits to restore. */
-    if (set_mode && (resil__sys.fstat(tfd, &tst) != 0 || (tst.st_mode & 07777) != want) &&
-        resil__sys.fchmod(tfd, want) != 0) {
+    /* After the data: a write clears setuid/setgid bits. */
+    if (fix_mode && resil__sys.fchmod(tfd, want) != 0) {
         int e = errno;
         rc = resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
                              target, strerror(e));
