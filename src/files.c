@@ -296,6 +296,20 @@ out_dir:
     return rc;
 }
 
+int resil__lock_target(char **target, resil_lock **lk, const char *path,
+                       const resil_file_opts *o, resil_error *err)
+{
+    int rc = resil__resolve_target(target, path, err);
+    if (rc)
+        return rc;
+    rc = resil_lock_acquire(lk, *target, RESIL_LOCK_EXCLUSIVE, o, err);
+    if (rc) {
+        free(*target);
+        *target = NULL;
+    }
+    return rc;
+}
+
 /* Resolves path, takes the exclusive lock, runs replace_locked. */
 int resil_write_file_atomic(const char *path, const void *data, size_t len,
                             const resil_file_opts *opts, resil_error *err)
@@ -304,15 +318,12 @@ int resil_write_file_atomic(const char *path, const void *data, size_t len,
         return resil_error_set(err, RESIL_EINVAL, path, "resil_write_file_atomic: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
-    int rc = resil__resolve_target(&target, path, err);
+    resil_lock *lk;
+    int rc = resil__lock_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
-    resil_lock *lk;
-    rc = resil_lock_acquire(&lk, target, RESIL_LOCK_EXCLUSIVE, o, err);
-    if (rc == 0) {
-        rc = replace_locked(target, data ? data : "", len, o, lk->holder_died, err);
-        resil_lock_release(lk);
-    }
+    rc = replace_locked(target, data ? data : "", len, o, lk->holder_died, err);
+    resil_lock_release(lk);
     free(target);
     return rc;
 }
@@ -502,15 +513,10 @@ static int update_doc(const char *path, resil_update_fn fn, void *arg, doc_forma
         return resil_error_set(err, RESIL_EINVAL, path, "update: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
-    int rc = resil__resolve_target(&target, path, err);
+    resil_lock *lk;
+    int rc = resil__lock_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
-    resil_lock *lk;
-    rc = resil_lock_acquire(&lk, target, RESIL_LOCK_EXCLUSIVE, o, err);
-    if (rc) {
-        free(target);
-        return rc;
-    }
     json_t *doc = NULL;
     rc = read_doc(&doc, target, fmt, o, err);
     if (rc == -ENOENT) {

@@ -451,15 +451,10 @@ int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *op
         return resil_error_set(err, RESIL_EINVAL, path, "resil_repair_ndjson: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
-    int rc = resil__resolve_target(&target, path, err);
+    resil_lock *lk;
+    int rc = resil__lock_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
-    resil_lock *lk;
-    rc = resil_lock_acquire(&lk, target, RESIL_LOCK_EXCLUSIVE, o, err);
-    if (rc) {
-        free(target);
-        return rc;
-    }
     struct stat st;
     int fd = resil__open_regular(target, O_RDWR, &st, err);
     if (fd < 0) {

@@ -19,7 +19,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +146,32 @@ static inline int resil_cli_file_option(int argc, char **argv, int *i, const cha
     }
     fo->lock_timeout_s = s > 0 ? s : -1; /* the library reads < 0 as one try */
     return 1;
+}
+
+/* ---- messages -------------------------------------------------------------- */
+
+/* Prints "PROG: message\n" on stderr with one write(), so that the lines of
+ * concurrent processes never interleave. */
+static inline void resil_cli_vmsg(const char *prog, const char *fmt, va_list ap)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 0)))
+#endif
+    ;
+static inline void resil_cli_vmsg(const char *prog, const char *fmt, va_list ap)
+{
+    char line[2048];
+    int k = snprintf(line, sizeof line, "%s: ", prog);
+    if (k < 0 || (size_t)k >= sizeof line)
+        k = 0;
+    int n = vsnprintf(line + k, sizeof line - (size_t)k - 1, fmt, ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)k + (size_t)n;
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
 }
 
 /* ---- parsers -------------------------------------------------------------- */

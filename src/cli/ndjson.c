@@ -38,22 +38,10 @@ typedef struct nd_cli {
 static void msg(const nd_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void msg(const nd_cli *c, const char *fmt, ...)
 {
-    char line[2048];
-    int k = snprintf(line, sizeof line, "%s: ", c->prog);
-    if (k < 0 || (size_t)k >= sizeof line)
-        k = 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line + k, sizeof line - (size_t)k - 1, fmt, ap);
+    resil_cli_vmsg(c->prog, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    size_t len = (size_t)k + (size_t)n;
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
 }
 
 static void nd_usage(FILE *out)

@@ -41,6 +41,11 @@ const char *resil__host_name(void);
  * directory).  *out is malloc()ed. */
 int resil__resolve_target(char **out, const char *path, resil_error *err);
 
+/* Resolves path (resil__resolve_target) and takes the exclusive lock of the
+ * result.  On success the caller releases *lk and frees *target. */
+int resil__lock_target(char **target, resil_lock **lk, const char *path,
+                       const resil_file_opts *o, resil_error *err);
+
 /* Splits a path into a malloc()ed directory ("." for none) and its last
  * component (pointing into path). */
 int resil__split_path(char **dir, const char **base, const char *path);
