@@ -10,5 +10,6 @@
 #include "resil/retry.h"
 #include "resil/json.h"
 #include "resil/files.h"
+#include "resil/breaker.h"
 
 #endif /* RESIL_RESIL_H */

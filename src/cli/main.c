@@ -21,6 +21,7 @@ static const resil_cli_command commands[] = {
     {"yaml", resil_cli_yaml, "get, set, delete or update values of a YAML file, safely"},
     {"ndjson", resil_cli_ndjson, "append to, print, check or repair a shared NDJSON log"},
     {"lock", resil_cli_lock, "run a command holding a file's lock (flock with a timeout)"},
+    {"breaker", resil_cli_breaker, "list, inspect, trip, reset or disable circuit breakers"},
     {"version", cmd_version, "print the version and exit"},
     {"help", cmd_help, "show this help, or a sub-command's help (resil help CMD)"},
 };

@@ -1,0 +1,377 @@
+/* resil/breaker.h - circuit breakers: CLOSED -> OPEN -> HALF_OPEN -> CLOSED,
+ * shared by name across threads and, with a state directory, across the
+ * processes of one machine.
+ *
+ * A breaker watches the outcomes of calls to one service.  While CLOSED every
+ * call is allowed.  When failures reach a trip rule it goes OPEN and refuses
+ * calls (RESIL_ECIRCUIT_OPEN, with the time until half-open) for the open
+ * duration.  Then it is HALF_OPEN: at most half_open_max_calls trial calls at
+ * once are let through; success_threshold successes in a row close it, any
+ * failure opens it again (for a longer time when open_multiplier > 1).
+ * Manual overrides: FORCED_OPEN (refuse everything until reset) and DISABLED
+ * (allow everything, still count); resil_breaker_reset closes it.
+ *
+ * Trip rules (any one trips):
+ *   - consecutive failures >= failure_threshold;
+ *   - with a count-based sliding window of window_size calls, once it holds at
+ *     least window_min_calls: failure rate >= failure_rate_threshold, or
+ *     slow-call rate >= slow_call_rate_threshold where a call slower than
+ *     slow_call_duration_s is slow (slow calls that succeed are still
+ *     successes for the consecutive rule).
+ *
+ * Two-step use (event loops):
+ *     resil_breaker_permit p;
+ *     double wait_s;
+ *     if (resil_breaker_acquire(b, &p, &wait_s) == 0) {
+ *         int rc = do_the_call();
+ *         resil_breaker_report(b, &p, rc, -1);
+ *     } else { ... come back in wait_s seconds ... }
+ * Every permit acquired must be reported exactly once (report or record).
+ * A HALF_OPEN trial permit is a lease: if its holder hangs or dies, it
+ * expires after half_open_lease_s and another trial may start; a report on an
+ * expired permit is ignored.
+ *
+ * Hot path: in the CLOSED state, with only the consecutive-failure rule (no
+ * window, no slow-call rule), acquire + report of a success read one shared
+ * word, write only a per-thread counter stripe, read no clock and allocate
+ * nothing.
+ *
+ * Thread safety: a resil_breaker may be used by any number of threads at
+ * once; permits belong to the thread (or event-loop task) that acquired them
+ * but may be reported from another thread.  Transitions take a lock (a
+ * mutex, plus an OFD lock on the state file for a shared breaker); listeners
+ * run after it is released, on the thread that caused the transition.
+ *
+ * Process safety: with a state directory (opts.state_dir, else the
+ * RESIL_STATE_DIR environment variable) a breaker's state lives in the
+ * memory-mapped file <dir>/<name>.cb (bytes other than [A-Za-z0-9._-] in the
+ * name are written %XX) and every process that opens the same name shares it:
+ * one trips it, all see it open at once.  A process killed at any point
+ * leaves it usable: locks are released by the kernel, a half-done update is
+ * repaired by the next process that takes the lock, a trial permit it held
+ * expires.  The state survives restarts (and reboots: times are re-based from
+ * the wall clock when the boot id changed).  Configuration is per process;
+ * what is shared is the state: state, epoch, consecutive failures, the
+ * window, half-open leases, the open streak and the counters.
+ */
+#ifndef RESIL_BREAKER_H
+#define RESIL_BREAKER_H
+
+#include "resil/clock.h"
+#include "resil/common.h"
+#include "resil/retry.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- states, verdicts, options ------------------------------------------ */
+
+typedef enum resil_breaker_state {
+    RESIL_BREAKER_CLOSED = 0,
+    RESIL_BREAKER_OPEN,
+    RESIL_BREAKER_HALF_OPEN,
+    RESIL_BREAKER_FORCED_OPEN, /* manual: refuse everything until reset */
+    RESIL_BREAKER_DISABLED     /* manual: allow everything, still count */
+} resil_breaker_state;
+
+/* "closed", "open", "half_open", "forced_open", "disabled" ("unknown" for
+ * other values).  Static strings. */
+RESIL_EXPORT const char *resil_breaker_state_name(resil_breaker_state state);
+
+/* How one call's outcome counts. */
+typedef enum resil_breaker_verdict {
+    RESIL_BREAKER_SUCCESS = 0,
+    RESIL_BREAKER_FAILURE,
+    RESIL_BREAKER_IGNORE /* counts for neither side (e.g. a caller's own error) */
+} resil_breaker_verdict;
+
+/* Decides how a call's result code counts.  The default: 0 is SUCCESS,
+ * anything else FAILURE.  Must be thread-safe when the breaker is shared. */
+typedef resil_breaker_verdict (*resil_breaker_classifier)(int result, void *arg);
+
+/* A state change, as listeners see it. */
+typedef struct resil_breaker_transition {
+    const char *name;          /* the breaker's name */
+    resil_breaker_state from;
+    resil_breaker_state to;
+    double open_for_s;         /* when `to` is OPEN: how long it stays open */
+    const char *reason;        /* "consecutive_failures", "failure_rate",
+                                  "slow_call_rate", "recovery_timeout",
+                                  "half_open_failure", "half_open_success",
+                                  "trip", "disable", "reset" */
+} resil_breaker_transition;
+
+/* Called after a transition made by this process, on the thread that made it,
+ * with no lock held.  It may call into the breaker (acquire, snapshot...). */
+typedef void (*resil_breaker_listener)(const resil_breaker_transition *t, void *arg);
+
+/* Options.  Start from RESIL_BREAKER_OPTS_INIT (all zero); zero means the
+ * default given. */
+typedef struct resil_breaker_opts {
+    /* Consecutive failures that trip.  0: CIRCUIT_BREAKER_DEFAULT_THRESHOLD
+     * from the environment, else 5.  -1: no consecutive rule (only the
+     * window's).  Otherwise 1..1000000. */
+    int failure_threshold;
+    /* Seconds OPEN before the first trial.  0: CIRCUIT_BREAKER_DEFAULT_TIMEOUT
+     * from the environment, else 60.  Otherwise > 0 and finite. */
+    double recovery_timeout_s;
+    /* Successes in a row in HALF_OPEN that close it.  0: 1.  1..1000000. */
+    int success_threshold;
+    /* Trial calls allowed at once in HALF_OPEN.  0: 1.  1..64. */
+    int half_open_max_calls;
+    /* How long a trial permit lasts before it expires.  0: recovery_timeout_s. */
+    double half_open_lease_s;
+
+    /* Count-based sliding window: the last window_size calls (SUCCESS or
+     * FAILURE; IGNORE is not counted).  0: no window.  1..10000. */
+    int window_size;
+    /* Calls the window must hold before its rates are judged.  0:
+     * window_size.  1..window_size. */
+    int window_min_calls;
+    /* Failure rate in (0, 1] that trips.  0: 0.5. */
+    double failure_rate_threshold;
+    /* A call that takes longer than this is slow.  0: no slow-call rule.
+     * Needs a window (slow calls are judged over it). */
+    double slow_call_duration_s;
+    /* Slow-call rate in (0, 1] that trips.  0: 1.0. */
+    double slow_call_rate_threshold;
+
+    /* Growth of the open duration on repeated trips (an open streak that
+     * ends when the breaker closes): open = recovery_timeout_s *
+     * open_multiplier^(trips-1), at most max_open_s, then jittered.
+     * open_multiplier 0: 1 (no growth), else >= 1.  max_open_s 0: no cap
+     * other than one day; otherwise >= recovery_timeout_s. */
+    double open_multiplier;
+    double max_open_s;
+    /* Jitter fraction in [0, 1): the open duration is multiplied by a uniform
+     * factor in [1 - open_jitter, 1 + open_jitter] (capped by max_open_s),
+     * so a fleet does not probe a recovering service in lockstep. */
+    double open_jitter;
+
+    resil_breaker_classifier classify; /* NULL: 0 = SUCCESS, else FAILURE */
+    void *classify_arg;
+
+    const resil_clock *clock; /* NULL: the system clock */
+    uint64_t seed;            /* jitter seed; 0: from the kernel */
+
+    /* Where shared state lives.  NULL: the RESIL_STATE_DIR environment
+     * variable, and process-local when it is unset or empty.  "": always
+     * process-local.  The directory is created (mode 0777 & ~umask) when
+     * missing. */
+    const char *state_dir;
+    /* With a state directory: attach to an existing state file only (fails
+     * with -ENOENT when there is none).  For tools that inspect breakers. */
+    bool attach_only;
+} resil_breaker_opts;
+
+#define RESIL_BREAKER_OPTS_INIT {0}
+
+/* Fills in the defaults of *opts in place (env variables included) and checks
+ * it.  Returns 0 or RESIL_EINVAL with err->path naming the field and
+ * err->message what is wrong.  Bad environment values are not errors here:
+ * see resil_breaker_env_defaults. */
+RESIL_EXPORT int resil_breaker_opts_resolve(resil_breaker_opts *opts, resil_error *err);
+
+/* The defaults from CIRCUIT_BREAKER_DEFAULT_THRESHOLD (an integer 1..1000000)
+ * and CIRCUIT_BREAKER_DEFAULT_TIMEOUT (seconds, > 0, finite): fills
+ * *threshold and *timeout_s (either may be NULL) with the variables' values,
+ * or 5 and 60 when unset.  A bad value gives the documented default and
+ * returns RESIL_EINVAL with err naming the variable and its value; the
+ * library also prints that message once per process on stderr the first
+ * time it uses the defaults.  Thread-safe. */
+RESIL_EXPORT int resil_breaker_env_defaults(int *threshold, double *timeout_s, resil_error *err);
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+typedef struct resil_breaker resil_breaker;
+
+/* Creates a breaker named `name` (1..200 bytes, no NUL).  opts may be NULL
+ * (all defaults).  With a state directory, opens or creates its state file
+ * there; a file that is not a resil breaker state, of another version,
+ * truncated or with impossible values gives RESIL_EPARSE with err naming the
+ * file and the defect (use resil_breaker_reset_file to start it afresh).
+ * Returns 0 and the caller owns *out; or RESIL_EINVAL (err names the
+ * field), -ENOMEM, -errno from the file system, -ENOENT for attach_only
+ * without a file, RESIL_EPARSE. */
+RESIL_EXPORT int resil_breaker_new(resil_breaker **out, const char *name,
+                                   const resil_breaker_opts *opts, resil_error *err);
+
+/* Releases a breaker (NULL is ignored).  No call may still be using it;
+ * outstanding permits are dropped (a shared trial lease simply expires).
+ * Shared state stays in its file. */
+RESIL_EXPORT void resil_breaker_free(resil_breaker *b);
+
+/* The breaker's name (borrowed; lives as long as the breaker). */
+RESIL_EXPORT const char *resil_breaker_name(const resil_breaker *b);
+
+/* True when the breaker's state is shared through a file. */
+RESIL_EXPORT bool resil_breaker_is_shared(const resil_breaker *b);
+
+/* ---- calls ---------------------------------------------------------------- */
+
+/* A permit to make one call.  Transparent so it can live on the stack: treat
+ * the fields as private. */
+typedef struct resil_breaker_permit {
+    uint64_t word;    /* the state word seen at acquire (state and epoch) */
+    int64_t start_ns; /* when a duration must be measured, else 0 */
+    uint32_t slot;    /* trial lease slot + 1, 0 for none */
+    uint32_t gen;     /* the lease's generation */
+    int kind;         /* private */
+} resil_breaker_permit;
+
+/* Asks to make a call.  Returns 0 and fills *permit when the call may go
+ * ahead; RESIL_ECIRCUIT_OPEN when refused, with *retry_in_s (may be NULL)
+ * set to the seconds until the breaker is half-open (0 when it is half-open
+ * already and all trial permits are taken, or forced open: -1); or -errno
+ * when a shared breaker's lock failed.  Moves OPEN to HALF_OPEN when the open
+ * duration is over.  Never blocks beyond a short lock. */
+RESIL_EXPORT int resil_breaker_acquire(resil_breaker *b, resil_breaker_permit *permit,
+                                       double *retry_in_s);
+
+/* Reports the outcome of a permitted call: the classifier turns `result`
+ * into a verdict, then as resil_breaker_record.  Returns what record returns. */
+RESIL_EXPORT int resil_breaker_report(resil_breaker *b, resil_breaker_permit *permit,
+                                      int result, double duration_s);
+
+/* Reports a permitted call's verdict.  duration_s >= 0 is the call's
+ * duration (for the slow-call rule); < 0 means "measure it": the breaker
+ * then uses the time since acquire (it read the clock at acquire only when a
+ * slow-call rule is set).  A report on a permit acquired before a transition
+ * (another epoch) counts in the totals but not toward the current state; a
+ * report on an expired trial lease is ignored.  The permit is spent
+ * afterwards.  Returns 0, or -errno when a shared breaker's lock failed. */
+RESIL_EXPORT int resil_breaker_record(resil_breaker *b, resil_breaker_permit *permit,
+                                      resil_breaker_verdict verdict, double duration_s);
+
+/* One guarded call: acquire, op(arg), report op's result.  Returns op's
+ * result, or RESIL_ECIRCUIT_OPEN without calling op (the time until
+ * half-open is resil_breaker_snapshot's), or -errno from a shared lock. */
+RESIL_EXPORT int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg);
+
+/* ---- manual control ------------------------------------------------------- */
+
+/* FORCED_OPEN: every call is refused until resil_breaker_reset. */
+RESIL_EXPORT int resil_breaker_trip(resil_breaker *b);
+
+/* DISABLED: every call is allowed (and counted) until resil_breaker_reset. */
+RESIL_EXPORT int resil_breaker_disable(resil_breaker *b);
+
+/* CLOSED, with the consecutive failures, the window, the open streak and the
+ * trial leases cleared (totals are kept).  Works from any state. */
+RESIL_EXPORT int resil_breaker_reset(resil_breaker *b);
+
+/* ---- observation ---------------------------------------------------------- */
+
+typedef struct resil_breaker_snapshot {
+    resil_breaker_state state; /* OPEN whose time is over reads HALF_OPEN */
+    int64_t consecutive_failures;
+    int64_t successful;    /* totals since the state was created */
+    int64_t failed;
+    int64_t ignored;
+    int64_t not_permitted; /* refused calls */
+    double failure_rate;   /* over the window when there is one, else over
+                              the totals; -1 with no calls */
+    double slow_call_rate; /* over the window; -1 without one or no calls */
+    int window_calls;      /* calls in the window */
+    double time_until_half_open_s; /* OPEN: seconds left; otherwise 0 */
+    double open_duration_s;        /* the current (or last) open duration */
+    int open_streak;               /* trips since the breaker last closed */
+    int half_open_in_flight;       /* live trial leases */
+    uint64_t epoch;                /* incremented on every transition */
+    int failure_threshold;         /* this handle's configuration */
+    double recovery_timeout_s;
+    bool shared;
+} resil_breaker_snapshot;
+
+/* Fills *out.  Lock-free (may be slightly inconsistent while other threads
+ * make calls).  Returns 0. */
+RESIL_EXPORT int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out);
+
+/* The state now (OPEN whose time is over reads HALF_OPEN). */
+RESIL_EXPORT resil_breaker_state resil_breaker_get_state(resil_breaker *b);
+
+/* Seconds until an OPEN breaker goes half-open (0 otherwise, -1 when forced
+ * open). */
+RESIL_EXPORT double resil_breaker_time_until_half_open(resil_breaker *b);
+
+/* Adds a listener (at most 8 per breaker).  Returns 0, RESIL_EINVAL for a
+ * NULL fn, -ENOSPC when full.  Thread-safe. */
+RESIL_EXPORT int resil_breaker_add_listener(resil_breaker *b, resil_breaker_listener fn,
+                                            void *arg);
+
+/* Removes the listener added with the same fn and arg.  Returns 0 or
+ * -ENOENT.  After it returns the listener is no longer called (a call
+ * already running on another thread may finish). */
+RESIL_EXPORT int resil_breaker_remove_listener(resil_breaker *b, resil_breaker_listener fn,
+                                               void *arg);
+
+/* ---- the process-wide registry -------------------------------------------- */
+
+/* Gets the registry's breaker called `name`, creating it with opts (may be
+ * NULL) when there is none yet; opts are ignored for an existing one.
+ * *out is borrowed: the registry owns it until resil_breaker_registry_clear.
+ * Thread-safe: concurrent calls for one name get the same breaker.
+ * Errors as resil_breaker_new. */
+RESIL_EXPORT int resil_breaker_get(resil_breaker **out, const char *name,
+                                   const resil_breaker_opts *opts, resil_error *err);
+
+/* The original's with_circuit_breaker: gets or creates the registry breaker
+ * `name` with failure_threshold (0: default) and recovery_timeout_s (0:
+ * default), state directory from RESIL_STATE_DIR, and makes one guarded
+ * call.  Returns op's result, RESIL_ECIRCUIT_OPEN (op not called; see
+ * resil_breaker_time_until_half_open), or an error of resil_breaker_get. */
+RESIL_EXPORT int resil_with_circuit_breaker(const char *name, int (*op)(void *arg), void *arg,
+                                            int failure_threshold, double recovery_timeout_s);
+
+/* Calls fn for every breaker in the registry (in creation order) until fn
+ * returns non-zero, which is then returned.  The registry's lock is held:
+ * fn must not create breakers. */
+RESIL_EXPORT int resil_breaker_registry_foreach(int (*fn)(resil_breaker *b, void *arg),
+                                                void *arg);
+
+/* Frees every registry breaker.  For tests and shutdown: no thread may use
+ * any of them any more. */
+RESIL_EXPORT void resil_breaker_registry_clear(void);
+
+/* ---- state files ---------------------------------------------------------- */
+
+/* Calls fn with the name of every breaker state file in dir (sorted by
+ * name) until fn returns non-zero, which is then returned.  Returns 0, or
+ * -errno (err names dir). */
+RESIL_EXPORT int resil_breaker_list_dir(const char *dir, int (*fn)(const char *name, void *arg),
+                                        void *arg, resil_error *err);
+
+/* Writes a fresh CLOSED state into the state file of `name` in dir, whatever
+ * it held (also a corrupt or truncated one), under the file's lock.
+ * Processes that have it mapped see the new state at once.  Returns 0 or
+ * -errno (err names the file). */
+RESIL_EXPORT int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err);
+
+/* ---- retry around a breaker ------------------------------------------------ */
+
+/* What a retry does when the breaker refuses an attempt. */
+typedef enum resil_breaker_open_policy {
+    RESIL_BREAKER_OPEN_WAIT = 0, /* a transient failure whose retry-after hint is
+                                    the time until half-open (bounded by the
+                                    retry's deadline like any hint) */
+    RESIL_BREAKER_OPEN_STOP      /* a permanent failure: stop at once */
+} resil_breaker_open_policy;
+
+/* resil_retry with every attempt guarded by b: an attempt the breaker allows
+ * runs op and reports to b (SUCCESS as success, otherwise the classifier's
+ * verdict on call->error, or FAILURE when it is 0); a refused attempt does not
+ * run op, counts as an attempt with error RESIL_ECIRCUIT_OPEN and is handled
+ * by `policy`.  Arguments, result and returns as resil_retry
+ * (result->last_error is RESIL_ECIRCUIT_OPEN when the breaker had the last
+ * word). */
+RESIL_EXPORT int resil_retry_with_breaker(resil_breaker *b, resil_breaker_open_policy policy,
+                                          resil_retry_op op, void *arg, const char *name,
+                                          const resil_retry_config *config,
+                                          const resil_retry_opts *opts,
+                                          resil_retry_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RESIL_BREAKER_H */

@@ -1,0 +1,507 @@
+/* src/breaker_store.c - the stores of breaker state: process-local memory, or
+ * a memory-mapped file shared by the processes of one machine.  See
+ * src/internal/store.h. */
+#define _GNU_SOURCE
+#include "internal/store.h"
+#include "resil/breaker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/sys.h"
+
+/* ---- the record ------------------------------------------------------------ */
+
+static void read_boot_id(char *out, size_t n)
+{
+    static char cached[48];
+    static _Atomic int state; /* 0 unread, 1 reading, 2 read */
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&state, &expect, 1)) {
+        int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, cached, sizeof cached - 1);
+            if (r > 0) {
+                cached[r] = 0;
+                cached[strcspn(cached, "\n")] = 0;
+            }
+            close(fd);
+        }
+        atomic_store(&state, 2);
+    }
+    while (atomic_load(&state) != 2)
+        ;
+    snprintf(out, n, "%s", cached);
+}
+
+void resil__cb_state_init(struct resil__cb_state *st, const char *name)
+{
+    /* In place and field by field, so processes that have the record mapped
+     * never see a torn atomic; the magic goes last. */
+    st->magic = 0;
+    atomic_store(&st->word, (uint64_t)0 | ((RESIL__CB_EPOCH(atomic_load(&st->word)) + 1) << 8));
+    atomic_store(&st->consecutive_failures, 0);
+    atomic_store(&st->open_until_ns, 0);
+    atomic_store(&st->open_until_wall_ns, 0);
+    atomic_store(&st->open_duration_ns, 0);
+    atomic_store(&st->open_streak, 0);
+    atomic_store(&st->half_open_successes, 0);
+    atomic_store(&st->window_size, 0);
+    atomic_store(&st->window_head, 0);
+    atomic_store(&st->window_count, 0);
+    atomic_store(&st->window_failures, 0);
+    atomic_store(&st->window_slow, 0);
+    atomic_store(&st->cfg_failure_threshold, 0);
+    atomic_store(&st->cfg_recovery_ns, 0);
+    atomic_store(&st->last_change_wall_ns, 0);
+    for (int i = 0; i < RESIL__CB_SLOTS; i++) {
+        atomic_store(&st->slots[i].gen, 0);
+        st->slots[i].pad = 0;
+        atomic_store(&st->slots[i].expires_ns, 0);
+    }
+    for (int i = 0; i < RESIL__CB_STRIPES; i++) {
+        atomic_store(&st->stripes[i].successful, 0);
+        atomic_store(&st->stripes[i].failed, 0);
+        atomic_store(&st->stripes[i].ignored, 0);
+        atomic_store(&st->stripes[i].not_permitted, 0);
+    }
+    memset(st->ring, 0, sizeof st->ring);
+    memset(st->name, 0, sizeof st->name);
+    snprintf(st->name, sizeof st->name, "%s", name);
+    read_boot_id(st->boot_id, sizeof st->boot_id);
+    st->version = RESIL__CB_VERSION;
+    st->size = (uint32_t)sizeof *st;
+    atomic_store(&st->dirty, 0);
+    atomic_thread_fence(memory_order_seq_cst);
+    st->magic = RESIL__CB_MAGIC;
+}
+
+const char *resil__cb_state_check(const struct resil__cb_state *st)
+{
+    if (st->magic != RESIL__CB_MAGIC)
+        return "not a resil breaker state (bad magic number)";
+    if (st->version != RESIL__CB_VERSION)
+        return "written by another version of resil (unknown layout version)";
+    if (st->size != sizeof *st)
+        return "wrong record size in the header";
+    if (memchr(st->name, 0, sizeof st->name) == NULL)
+        return "the name in the header is not terminated";
+    if (memchr(st->boot_id, 0, sizeof st->boot_id) == NULL)
+        return "the boot id in the header is not terminated";
+    uint64_t w = atomic_load(&st->word);
+    if (RESIL__CB_STATE(w) > 4)
+        return "impossible state";
+    if (atomic_load(&st->consecutive_failures) < 0)
+        return "negative consecutive failure count";
+    if (atomic_load(&st->open_streak) < 0 || atomic_load(&st->half_open_successes) < 0)
+        return "negative open streak or half-open count";
+    if (atomic_load(&st->open_until_ns) < 0 || atomic_load(&st->open_duration_ns) < 0)
+        return "negative open time";
+    int32_t ws = atomic_load(&st->window_size);
+    if (ws < 0 || ws > RESIL__CB_WINDOW_MAX)
+        return "window size out of range";
+    int32_t head = atomic_load(&st->window_head), count = atomic_load(&st->window_count);
+    if (head < 0 || (ws > 0 && head >= ws) || (ws == 0 && head != 0) || count < 0 || count > ws)
+        return "window position out of range";
+    int32_t f = atomic_load(&st->window_failures), s = atomic_load(&st->window_slow);
+    if (f < 0 || f > count || s < 0 || s > count)
+        return "window counts out of range";
+    for (int i = 0; i < RESIL__CB_SLOTS; i++)
+        if (atomic_load(&st->slots[i].expires_ns) < 0)
+            return "negative trial lease expiry";
+    for (int i = 0; i < RESIL__CB_STRIPES; i++)
+        if (atomic_load(&st->stripes[i].successful) < 0 || atomic_load(&st->stripes[i].failed) < 0 ||
+            atomic_load(&st->stripes[i].ignored) < 0 ||
+            atomic_load(&st->stripes[i].not_permitted) < 0)
+            return "negative call counter";
+    return NULL;
+}
+
+void resil__cb_state_repair(struct resil__cb_state *st)
+{
+    uint64_t w = atomic_load(&st->word);
+    if (RESIL__CB_STATE(w) > 4)
+        atomic_store(&st->word, (RESIL__CB_EPOCH(w) + 1) << 8);
+    if (atomic_load(&st->consecutive_failures) < 0)
+        atomic_store(&st->consecutive_failures, 0);
+    if (atomic_load(&st->open_streak) < 0)
+        atomic_store(&st->open_streak, 0);
+    if (atomic_load(&st->half_open_successes) < 0)
+        atomic_store(&st->half_open_successes, 0);
+    if (atomic_load(&st->open_until_ns) < 0)
+        atomic_store(&st->open_until_ns, 0);
+    if (atomic_load(&st->open_duration_ns) < 0)
+        atomic_store(&st->open_duration_ns, 0);
+    int32_t ws = atomic_load(&st->window_size);
+    int32_t head = atomic_load(&st->window_head), count = atomic_load(&st->window_count);
+    if (ws < 0 || ws > RESIL__CB_WINDOW_MAX || head < 0 || (ws > 0 && head >= ws) ||
+        (ws == 0 && head != 0) || count < 0 || count > ws) {
+        atomic_store(&st->window_head, 0);
+        atomic_store(&st->window_count, 0);
+        if (ws < 0 || ws > RESIL__CB_WINDOW_MAX)
+            atomic_store(&st->window_size, 0);
+        count = 0;
+        ws = atomic_load(&st->window_size);
+        head = 0;
+    }
+    /* Recount the window from the ring: the last `count` entries before head. */
+    int32_t f = 0, s = 0;
+    for (int32_t i = 0; i < count; i++) {
+        int32_t at = (head - 1 - i + ws) % ws;
+        f += st->ring[at] & 1;
+        s += (st->ring[at] >> 1) & 1;
+    }
+    atomic_store(&st->window_failures, f);
+    atomic_store(&st->window_slow, s);
+    for (int i = 0; i < RESIL__CB_SLOTS; i++)
+        if (atomic_load(&st->slots[i].expires_ns) < 0)
+            atomic_store(&st->slots[i].expires_ns, 0);
+    for (int i = 0; i < RESIL__CB_STRIPES; i++) {
+        struct resil__cb_stripe *sp = &st->stripes[i];
+        if (atomic_load(&sp->successful) < 0)
+            atomic_store(&sp->successful, 0);
+        if (atomic_load(&sp->failed) < 0)
+            atomic_store(&sp->failed, 0);
+        if (atomic_load(&sp->ignored) < 0)
+            atomic_store(&sp->ignored, 0);
+        if (atomic_load(&sp->not_permitted) < 0)
+            atomic_store(&sp->not_permitted, 0);
+    }
+    atomic_store(&st->dirty, 0);
+}
+
+/* ---- names ------------------------------------------------------------------- */
+
+static bool plain_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-' || c == '.';
+}
+
+char *resil__cb_path(const char *dir, const char *name)
+{
+    size_t dl = strlen(dir), nl = strlen(name);
+    char *p = malloc(dl + 1 + nl * 3 + 4 + 1);
+    if (!p)
+        return NULL;
+    char *o = p;
+    memcpy(o, dir, dl);
+    o += dl;
+    if (dl == 0 || dir[dl - 1] != '/')
+        *o++ = '/';
+    for (size_t i = 0; i < nl; i++) {
+        unsigned char c = (unsigned char)name[i];
+        /* A leading '.' is encoded too, so no name is hidden or is "." / "..". */
+        if (plain_byte(c) && !(i == 0 && c == '.')) {
+            *o++ = (char)c;
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    memcpy(o, ".cb", 4);
+    return p;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+bool resil__cb_decode_name(char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    if (bl < 4 || strcmp(base + bl - 3, ".cb") != 0)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < bl - 3; i++) {
+        if (n >= RESIL__CB_NAME_MAX)
+            return false;
+        if (base[i] == '%') {
+            if (i + 2 >= bl - 3)
+                return false;
+            int h = hexval(base[i + 1]), l = hexval(base[i + 2]);
+            if (h < 0 || l < 0 || (h == 0 && l == 0))
+                return false;
+            name[n++] = (char)(h * 16 + l);
+            i += 2;
+        } else if (plain_byte((unsigned char)base[i])) {
+            name[n++] = base[i];
+        } else {
+            return false;
+        }
+    }
+    name[n] = 0;
+    return n > 0;
+}
+
+/* ---- locks ------------------------------------------------------------------- */
+
+static int ofd_lock(int fd, short type)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    for (;;) {
+        if (resil__sys.fcntl_lock(fd, F_OFD_SETLKW, &fl) == 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int resil__store_lock(resil__store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->shared) {
+        int rc = ofd_lock(s->fd, F_WRLCK);
+        if (rc < 0) {
+            pthread_mutex_unlock(&s->mu);
+            return rc;
+        }
+        /* A holder killed mid-update (or a reset_file in another process
+         * that found garbage) leaves dirty set: make the record sane. */
+        if (atomic_load_explicit(&s->st->dirty, memory_order_relaxed) ||
+            resil__cb_state_check(s->st) != NULL) {
+            if (s->st->magic != RESIL__CB_MAGIC || s->st->version != RESIL__CB_VERSION ||
+                s->st->size != sizeof *s->st)
+                resil__cb_state_init(s->st, s->st->name[0] ? s->st->name : "?");
+            resil__cb_state_repair(s->st);
+        }
+    }
+    atomic_store_explicit(&s->st->dirty, 1, memory_order_relaxed);
+    return 0;
+}
+
+void resil__store_unlock(resil__store *s)
+{
+    atomic_store_explicit(&s->st->dirty, 0, memory_order_release);
+    if (s->shared) {
+        struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        (void)resil__sys.fcntl_lock(s->fd, F_OFD_SETLK, &fl);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the stores ----------------------------------------------------------------- */
+
+static resil__store *store_alloc(void)
+{
+    resil__store *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    s->fd = -1;
+    return s;
+}
+
+int resil__store_open_local(resil__store **out, const char *name)
+{
+    resil__store *s = store_alloc();
+    if (!s)
+        return -ENOMEM;
+    s->st = aligned_alloc(64, sizeof *s->st);
+    if (!s->st) {
+        free(s);
+        return -ENOMEM;
+    }
+    memset(s->st, 0, sizeof *s->st);
+    resil__cb_state_init(s->st, name);
+    *out = s;
+    return 0;
+}
+
+static void rebase_after_boot(struct resil__cb_state *st, int64_t now_ns, int64_t wall_ns)
+{
+    char boot[48];
+    read_boot_id(boot, sizeof boot);
+    if (boot[0] == 0 || strcmp(boot, st->boot_id) == 0)
+        return;
+    /* Monotonic times of another boot mean nothing here: an OPEN breaker
+     * stays open for what is left of its wall-clock open time; trial leases
+     * of the processes of that boot are gone. */
+    int64_t left = atomic_load(&st->open_until_wall_ns) - wall_ns;
+    if (left < 0)
+        left = 0;
+    if (left > atomic_load(&st->open_duration_ns))
+        left = atomic_load(&st->open_duration_ns);
+    atomic_store(&st->open_until_ns, now_ns + left);
+    for (int i = 0; i < RESIL__CB_SLOTS; i++)
+        atomic_store(&st->slots[i].expires_ns, 0);
+    memset(st->boot_id, 0, sizeof st->boot_id);
+    snprintf(st->boot_id, sizeof st->boot_id, "%s", boot);
+}
+
+int resil__store_open_file(resil__store **out, const char *dir, const char *name,
+                           bool attach_only, int64_t now_ns, int64_t wall_ns, resil_error *err)
+{
+    if (!attach_only && mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
+                               dir, strerror(errno));
+    char *path = resil__cb_path(dir, name);
+    if (!path)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc;
+    int fd = resil__sys.open(path, O_RDWR | O_CLOEXEC | (attach_only ? 0 : O_CREAT), 0666);
+    if (fd < 0) {
+        rc = -errno;
+        if (rc == -ENOENT && attach_only)
+            resil_error_set(err, rc, path, "no breaker %s in %s", name, dir);
+        else
+            resil_error_set(err, rc, path, "cannot open the breaker state %s: %s", path,
+                            strerror(-rc));
+        free(path);
+        return rc;
+    }
+    struct stat sb;
+    void *map = MAP_FAILED;
+    rc = ofd_lock(fd, F_WRLCK);
+    if (rc < 0) {
+        resil_error_set(err, rc, path, "cannot lock %s: %s", path, strerror(-rc));
+        goto fail;
+    }
+    if (resil__sys.fstat(fd, &sb) != 0) {
+        rc = resil_error_set(err, -errno, path, "cannot stat %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = resil_error_set(err, RESIL_EPARSE, path, "%s is not a regular file", path);
+        goto fail;
+    }
+    bool fresh = sb.st_size == 0 && !attach_only;
+    if (fresh && resil__sys.ftruncate(fd, (off_t)sizeof(struct resil__cb_state)) != 0) {
+        rc = resil_error_set(err, -errno, path, "cannot size %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!fresh && sb.st_size != (off_t)sizeof(struct resil__cb_state)) {
+        rc = resil_error_set(err, RESIL_EPARSE, path,
+                             "%s is not a breaker state of this version: %lld bytes, expected "
+                             "%zu (truncated or foreign; `resil breaker reset %s` starts it "
+                             "afresh)",
+                             path, (long long)sb.st_size, sizeof(struct resil__cb_state), name);
+        goto fail;
+    }
+    map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = resil_error_set(err, -errno, path, "cannot map %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    struct resil__cb_state *st = map;
+    if (fresh) {
+        resil__cb_state_init(st, name);
+    } else {
+        /* A holder killed mid-update left dirty set: repair, then judge. */
+        if (st->magic == RESIL__CB_MAGIC && st->version == RESIL__CB_VERSION &&
+            st->size == sizeof *st && atomic_load(&st->dirty))
+            resil__cb_state_repair(st);
+        const char *defect = resil__cb_state_check(st);
+        if (!defect && strcmp(st->name, name) != 0)
+            defect = "it holds another breaker's state";
+        if (defect) {
+            rc = resil_error_set(err, RESIL_EPARSE, path,
+                                 "%s is corrupt: %s (`resil breaker reset %s` starts it afresh)",
+                                 path, defect, name);
+            goto fail;
+        }
+        rebase_after_boot(st, now_ns, wall_ns);
+    }
+    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    (void)resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl);
+    resil__store *s = store_alloc();
+    if (!s) {
+        rc = resil_error_set(err, -ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    s->st = st;
+    s->shared = true;
+    s->fd = fd;
+    s->path = path;
+    *out = s;
+    return 0;
+fail:
+    if (map != MAP_FAILED)
+        munmap(map, sizeof(struct resil__cb_state));
+    resil__sys.close(fd); /* drops the OFD lock */
+    free(path);
+    return rc;
+}
+
+void resil__store_close(resil__store *s)
+{
+    if (!s)
+        return;
+    if (s->shared) {
+        munmap(s->st, sizeof *s->st);
+        resil__sys.close(s->fd);
+    } else {
+        free(s->st);
+    }
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err)
+{
+    if (!dir || !*dir || !name || !*name || strlen(name) > RESIL__CB_NAME_MAX)
+        return resil_error_set(err, RESIL_EINVAL, "name",
+                               "a state directory and a name of 1..%d bytes are needed",
+                               RESIL__CB_NAME_MAX);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
+                               dir, strerror(errno));
+    char *path = resil__cb_path(dir, name);
+    if (!path)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = 0;
+    void *map = MAP_FAILED;
+    struct stat sb;
+    int fd = resil__sys.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        rc = resil_error_set(err, -errno, path, "cannot open %s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = ofd_lock(fd, F_WRLCK);
+    if (rc < 0) {
+        resil_error_set(err, rc, path, "cannot lock %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    if (resil__sys.fstat(fd, &sb) != 0) {
+        rc = resil_error_set(err, -errno, path, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = resil_error_set(err, -EINVAL, path, "%s is not a regular file", path);
+        goto out;
+    }
+    if (sb.st_size != (off_t)sizeof(struct resil__cb_state) &&
+        resil__sys.ftruncate(fd, (off_t)sizeof(struct resil__cb_state)) != 0) {
+        rc = resil_error_set(err, -errno, path, "cannot size %s: %s", path, strerror(errno));
+        goto out;
+    }
+    map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = resil_error_set(err, -errno, path, "cannot map %s: %s", path, strerror(errno));
+        goto out;
+    }
+    resil__cb_state_init(map, name);
+out:
+    if (map != MAP_FAILED)
+        munmap(map, sizeof(struct resil__cb_state));
+    if (fd >= 0)
+        resil__sys.close(fd);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,133 @@
+/* src/internal/store.h - where a breaker's state lives.
+ *
+ * A breaker's state is one fixed-layout record (struct resil__cb_state) made
+ * only of fixed-size integers and C11 lock-free atomics, so that it means the
+ * same in every process that maps it.  A store hands out that record and an
+ * exclusive lock over it; the breaker does not know which store it runs on:
+ *   - the local store: malloc'd memory and a mutex (one process);
+ *   - the file store: a MAP_SHARED mapping of <dir>/<name>.cb, locked by a
+ *     mutex (threads) plus an OFD write lock on the file (processes; the
+ *     kernel drops it when a holder dies).
+ * Lock-free readers and the closed-state fast path touch the atomics directly;
+ * everything that changes more than one field does so under the lock, with
+ * `dirty` set for the duration, so the next holder can repair what a killed
+ * holder left half done.
+ */
+#ifndef RESIL_INTERNAL_STORE_H
+#define RESIL_INTERNAL_STORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "resil/common.h"
+
+#define RESIL__CB_MAGIC 0x3174734263734c52ULL /* "RLscBst1" little-endian */
+#define RESIL__CB_VERSION 1u
+#define RESIL__CB_WINDOW_MAX 10000
+#define RESIL__CB_SLOTS 64
+#define RESIL__CB_STRIPES 64
+#define RESIL__CB_NAME_MAX 200
+
+/* The state word: state in the low 8 bits, the epoch above. */
+#define RESIL__CB_STATE(w) ((int)((w)&0xffu))
+#define RESIL__CB_EPOCH(w) ((w) >> 8)
+
+struct resil__cb_stripe {
+    _Alignas(64) _Atomic int64_t successful;
+    _Atomic int64_t failed;
+    _Atomic int64_t ignored;
+    _Atomic int64_t not_permitted;
+};
+
+struct resil__cb_slot {
+    _Atomic uint32_t gen;
+    uint32_t pad;
+    _Atomic int64_t expires_ns; /* monotonic; 0: free */
+};
+
+struct resil__cb_state {
+    /* header: written once when the record is created */
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;
+    char name[RESIL__CB_NAME_MAX + 8];
+    char boot_id[48];
+
+    /* the hot word, alone on its line: read by every call, written only by
+     * transitions */
+    _Alignas(64) _Atomic uint64_t word;
+    /* read by every closed-state success, written by failures */
+    _Alignas(64) _Atomic int64_t consecutive_failures;
+
+    /* written under the lock only; atomics so lock-free readers are exact */
+    _Alignas(64) _Atomic int64_t open_until_ns;   /* monotonic */
+    _Atomic int64_t open_until_wall_ns;          /* to re-base after a reboot */
+    _Atomic int64_t open_duration_ns;
+    _Atomic int32_t open_streak;
+    _Atomic int32_t half_open_successes;
+    _Atomic int32_t dirty;          /* a holder is (or died) mid-update */
+    _Atomic int32_t window_size;    /* the ring's size (0: no window) */
+    _Atomic int32_t window_head;
+    _Atomic int32_t window_count;
+    _Atomic int32_t window_failures;
+    _Atomic int32_t window_slow;
+    _Atomic int32_t cfg_failure_threshold; /* the last opener's, for display */
+    _Atomic int64_t cfg_recovery_ns;
+    _Atomic int64_t last_change_wall_ns;
+
+    struct resil__cb_slot slots[RESIL__CB_SLOTS];
+    struct resil__cb_stripe stripes[RESIL__CB_STRIPES];
+    uint8_t ring[RESIL__CB_WINDOW_MAX]; /* bit 0 failure, bit 1 slow */
+};
+
+typedef struct resil__store resil__store;
+
+struct resil__store {
+    struct resil__cb_state *st; /* the record */
+    bool shared;                /* a file store */
+    pthread_mutex_t mu;
+    int fd;                     /* file store: the state file */
+    char *path;                 /* file store: its path */
+};
+
+/* A local store holding a fresh record for `name`.  Returns 0 or -ENOMEM. */
+int resil__store_open_local(resil__store **out, const char *name);
+
+/* Opens (or, unless attach_only, creates) <dir>/<enc(name)>.cb, validating
+ * an existing record (RESIL_EPARSE with err naming the file and the defect)
+ * and re-basing its times when the machine rebooted since.  now_ns and
+ * wall_ns are the breaker's clock. */
+int resil__store_open_file(resil__store **out, const char *dir, const char *name,
+                           bool attach_only, int64_t now_ns, int64_t wall_ns, resil_error *err);
+
+/* Takes the store's exclusive lock (threads and processes), repairing the
+ * record first when a previous holder died mid-update.  Returns 0 or -errno. */
+int resil__store_lock(resil__store *s);
+
+/* Releases it. */
+void resil__store_unlock(resil__store *s);
+
+/* Unmaps or frees the record and closes the store. */
+void resil__store_close(resil__store *s);
+
+/* Fills a fresh CLOSED record for `name` (header included). */
+void resil__cb_state_init(struct resil__cb_state *st, const char *name);
+
+/* Checks a record's header and values.  Returns NULL when sane, else a
+ * static description of the first defect. */
+const char *resil__cb_state_check(const struct resil__cb_state *st);
+
+/* Makes a record consistent after a holder died mid-update: impossible values
+ * are reset, the window's counts recomputed from the ring. */
+void resil__cb_state_repair(struct resil__cb_state *st);
+
+/* The state file's path for name in dir (malloc'd), or NULL. */
+char *resil__cb_path(const char *dir, const char *name);
+
+/* Decodes a state file's base name ("x%2Fy.cb") into name (a buffer of
+ * RESIL__CB_NAME_MAX + 1 bytes).  Returns false when it is not one. */
+bool resil__cb_decode_name(char *name, const char *base);
+
+#endif
