@@ -483,6 +483,15 @@ static const char *window_push(resil_breaker *b, bool failed, bool slow)
     int32_t count = atomic_load_explicit(&st->window_count, memory_order_relaxed);
     int32_t f = atomic_load_explicit(&st->window_failures, memory_order_relaxed);
     int32_t s = atomic_load_explicit(&st->window_slow, memory_order_relaxed);
+    if (ws > RESIL__CB_WINDOW_MAX || head < 0 || head >= ws || count < 0 || count > ws || f < 0 ||
+        f > count || s < 0 || s > count) {
+        /* Not what any resil process writes: start the window afresh. */
+        if (ws > RESIL__CB_WINDOW_MAX) {
+            atomic_store_explicit(&st->window_size, 0, memory_order_relaxed);
+            return NULL;
+        }
+        head = count = f = s = 0;
+    }
     if (count == ws) {
         uint8_t old = st->ring[head];
         f -= old & 1;

@@ -274,7 +274,7 @@ int resil__store_lock(resil__store *s)
         /* A holder killed mid-update (or a reset_file in another process
          * that found garbage) leaves dirty set: make the record sane. */
         if (atomic_load_explicit(&s->st->dirty, memory_order_relaxed) ||
-            resil__cb_state_check(s->st) != NULL) {
+            s->st->magic != RESIL__CB_MAGIC) {
             if (s->st->magic != RESIL__CB_MAGIC || s->st->version != RESIL__CB_VERSION ||
                 s->st->size != sizeof *s->st)
                 resil__cb_state_init(s->st, s->st->name[0] ? s->st->name : "?");
@@ -312,7 +312,7 @@ int resil__store_open_local(resil__store **out, const char *name)
     resil__store *s = store_alloc();
     if (!s)
         return -ENOMEM;
-    s->st = aligned_alloc(64, sizeof *s->st);
+    s->st = aligned_alloc(128, sizeof *s->st);
     if (!s->st) {
         free(s);
         return -ENOMEM;

@@ -11,7 +11,9 @@
  * Lock-free readers and the closed-state fast path touch the atomics directly;
  * everything that changes more than one field does so under the lock, with
  * `dirty` set for the duration, so the next holder can repair what a killed
- * holder left half done.
+ * holder left half done.  Whatever a file holds, indexes into the ring and
+ * the lease slots are bounded before use, so a scribbled file cannot make a
+ * process write outside the record.
  */
 #ifndef RESIL_INTERNAL_STORE_H
 #define RESIL_INTERNAL_STORE_H
@@ -34,8 +36,11 @@
 #define RESIL__CB_STATE(w) ((int)((w)&0xffu))
 #define RESIL__CB_EPOCH(w) ((w) >> 8)
 
+/* One stripe per thread (threads are dealt stripes in turn), 128 bytes
+ * apart so that neither a cache line nor an adjacent-line prefetch pair is
+ * written by two threads. */
 struct resil__cb_stripe {
-    _Alignas(64) _Atomic int64_t successful;
+    _Alignas(128) _Atomic int64_t successful;
     _Atomic int64_t failed;
     _Atomic int64_t ignored;
     _Atomic int64_t not_permitted;
