@@ -31,7 +31,13 @@ enum { K_CLOSED = 1, K_DISABLED, K_TRIAL, K_SPENT };
 struct listener {
     resil_breaker_listener fn;
     void *arg;
+    bool used;
+    int calls; /* calls running now (under lmu) */
 };
+
+/* The listener this thread is running, so that a listener may remove itself
+ * without waiting for its own call to end. */
+static _Thread_local const struct listener *running_listener;
 
 struct resil_breaker {
     struct resil__cb_state *st; /* hot: first */
@@ -45,7 +51,7 @@ struct resil_breaker {
     int64_t recovery_ns, lease_ns, slow_ns, max_open_ns;
     resil_rng rng; /* under the store's lock */
     pthread_mutex_t lmu;
-    int nlisteners;
+    pthread_cond_t lcv; /* a listener call ended */
     struct listener listeners[MAX_LISTENERS];
     char *name;
 };
@@ -154,7 +160,7 @@ int resil_breaker_opts_resolve(resil_breaker_opts *o, resil_error *err)
                    "(got %d)", o->failure_threshold);
     if (!finite_pos(o->recovery_timeout_s) || o->recovery_timeout_s > 1e9)
         return BAD("recovery_timeout_s",
-                   "recovery_timeout_s must be a finite number of seconds > 0 (got %g)",
+                   "recovery_timeout_s must be a number of seconds in (0, 1e9] (got %g)",
                    o->recovery_timeout_s);
     if (o->success_threshold == 0)
         o->success_threshold = 1;
@@ -169,7 +175,7 @@ int resil_breaker_opts_resolve(resil_breaker_opts *o, resil_error *err)
     if (o->half_open_lease_s == 0)
         o->half_open_lease_s = o->recovery_timeout_s;
     if (!finite_pos(o->half_open_lease_s) || o->half_open_lease_s > 1e9)
-        return BAD("half_open_lease_s", "half_open_lease_s must be a finite number > 0 (got %g)",
+        return BAD("half_open_lease_s", "half_open_lease_s must be a number of seconds in (0, 1e9] (got %g)",
                    o->half_open_lease_s);
     if (o->window_size < 0 || o->window_size > RESIL__CB_WINDOW_MAX)
         return BAD("window_size", "window_size must be 0 (none) or 1..%d (got %d)",
@@ -197,7 +203,7 @@ int resil_breaker_opts_resolve(resil_breaker_opts *o, resil_error *err)
     if (o->slow_call_duration_s != 0 &&
         (!finite_pos(o->slow_call_duration_s) || o->slow_call_duration_s > 1e9))
         return BAD("slow_call_duration_s",
-                   "slow_call_duration_s must be 0 (no rule) or a finite number > 0 (got %g)",
+                   "slow_call_duration_s must be 0 (no rule) or in (0, 1e9] seconds (got %g)",
                    o->slow_call_duration_s);
     if (o->slow_call_rate_threshold == 0)
         o->slow_call_rate_threshold = 1.0;
@@ -263,6 +269,7 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
     else
         resil_rng_seed_random(&b->rng);
     pthread_mutex_init(&b->lmu, NULL);
+    pthread_cond_init(&b->lcv, NULL);
     b->name = strdup(name);
     b->o.state_dir = NULL;
     if (!b->name) {
@@ -317,6 +324,7 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
 fail:
     resil__store_close(b->store);
     pthread_mutex_destroy(&b->lmu);
+    pthread_cond_destroy(&b->lcv);
     free(b->name);
     free(b);
     return rc;
@@ -328,6 +336,7 @@ void resil_breaker_free(resil_breaker *b)
         return;
     resil__store_close(b->store);
     pthread_mutex_destroy(&b->lmu);
+    pthread_cond_destroy(&b->lcv);
     free(b->name);
     free(b);
 }
@@ -459,17 +468,32 @@ static void go_closed(resil_breaker *b, const char *reason, struct event *ev)
     set_state(b, RESIL_BREAKER_CLOSED, reason, ev, 0);
 }
 
+/* Calls the listeners, each only if it is still registered when its turn
+ * comes; remove_listener waits for calls running on other threads. */
 static void fire(resil_breaker *b, const struct event *ev)
 {
     if (!ev->fired)
         return;
-    struct listener ls[MAX_LISTENERS];
-    pthread_mutex_lock(&b->lmu);
-    int n = b->nlisteners;
-    memcpy(ls, b->listeners, sizeof ls);
-    pthread_mutex_unlock(&b->lmu);
-    for (int i = 0; i < n; i++)
-        ls[i].fn(&ev->t, ls[i].arg);
+    for (int i = 0; i < MAX_LISTENERS; i++) {
+        struct listener *l = &b->listeners[i];
+        pthread_mutex_lock(&b->lmu);
+        if (!l->used) {
+            pthread_mutex_unlock(&b->lmu);
+            continue;
+        }
+        resil_breaker_listener fn = l->fn;
+        void *arg = l->arg;
+        l->calls++;
+        pthread_mutex_unlock(&b->lmu);
+        const struct listener *outer = running_listener;
+        running_listener = l;
+        fn(&ev->t, arg);
+        running_listener = outer;
+        pthread_mutex_lock(&b->lmu);
+        if (--l->calls == 0)
+            pthread_cond_broadcast(&b->lcv);
+        pthread_mutex_unlock(&b->lmu);
+    }
 }
 
 /* Pushes one outcome into the window and says whether a rate now trips. */
@@ -584,7 +608,13 @@ static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, double *retry
         if (s2 != RESIL_BREAKER_HALF_OPEN) {
             resil__store_unlock(b->store);
             fire(b, &ev);
-            continue; /* someone else moved it: look again */
+            if (round < 8)
+                continue; /* someone else moved it: look again */
+            count_refused(st); /* a state that keeps changing under us: refuse */
+            if (retry_in_s)
+                *retry_in_s = 0;
+            p->kind = K_SPENT;
+            return RESIL_ECIRCUIT_OPEN;
         }
         int got = -1;
         for (int i = 0; i < b->o.half_open_max_calls; i++) {
@@ -646,8 +676,8 @@ static int record_slow(resil_breaker *b, resil_breaker_permit *p, resil_breaker_
     int64_t now = 0;
     if (b->timed || kind == K_TRIAL) {
         now = resil_clock_monotonic_ns(b->clock);
-        int64_t d = duration_s >= 0 ? resil__s_to_ns(duration_s)
-                                    : (p->start_ns ? now - p->start_ns : 0);
+        /* acquire read the clock into start_ns for these kinds of permit */
+        int64_t d = duration_s >= 0 ? resil__s_to_ns(duration_s) : now - p->start_ns;
         slow = b->timed && d > b->slow_ns;
     }
     int rc = resil__store_lock(b->store);
@@ -808,6 +838,8 @@ int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out)
         else
             out->time_until_half_open_s = secs_until(until, now);
     }
+    if (s == RESIL_BREAKER_FORCED_OPEN)
+        out->time_until_half_open_s = -1;
     out->state = (resil_breaker_state)s;
     out->epoch = RESIL__CB_EPOCH(w);
     out->consecutive_failures =
@@ -875,12 +907,16 @@ int resil_breaker_add_listener(resil_breaker *b, resil_breaker_listener fn, void
 {
     if (!fn)
         return RESIL_EINVAL;
-    int rc = 0;
+    int rc = -ENOSPC;
     pthread_mutex_lock(&b->lmu);
-    if (b->nlisteners == MAX_LISTENERS)
-        rc = -ENOSPC;
-    else
-        b->listeners[b->nlisteners++] = (struct listener){fn, arg};
+    for (int i = 0; i < MAX_LISTENERS; i++)
+        if (!b->listeners[i].used) {
+            b->listeners[i].fn = fn;
+            b->listeners[i].arg = arg;
+            b->listeners[i].used = true;
+            rc = 0;
+            break;
+        }
     pthread_mutex_unlock(&b->lmu);
     return rc;
 }
@@ -889,14 +925,19 @@ int resil_breaker_remove_listener(resil_breaker *b, resil_breaker_listener fn, v
 {
     int rc = -ENOENT;
     pthread_mutex_lock(&b->lmu);
-    for (int i = 0; i < b->nlisteners; i++)
-        if (b->listeners[i].fn == fn && b->listeners[i].arg == arg) {
-            memmove(&b->listeners[i], &b->listeners[i + 1],
-                    (size_t)(b->nlisteners - i - 1) * sizeof b->listeners[0]);
-            b->nlisteners--;
+    for (int i = 0; i < MAX_LISTENERS; i++) {
+        struct listener *l = &b->listeners[i];
+        if (l->used && l->fn == fn && l->arg == arg) {
+            l->used = false;
+            /* Wait for its calls on other threads (not for our own, when a
+             * listener removes itself). */
+            int own = running_listener == l;
+            while (l->calls > own)
+                pthread_cond_wait(&b->lcv, &b->lmu);
             rc = 0;
             break;
         }
+    }
     pthread_mutex_unlock(&b->lmu);
     return rc;
 }
@@ -1063,7 +1104,8 @@ int resil_breaker_list_dir(const char *dir, int (*fn)(const char *name, void *ar
     }
     closedir(d);
     if (rc == 0) {
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n > 1)
+            qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n && rc == 0; i++)
             rc = fn(names[i], arg);
     } else {

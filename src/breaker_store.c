@@ -72,8 +72,10 @@ void resil__cb_state_init(struct resil__cb_state *st, const char *name)
         atomic_store(&st->stripes[i].not_permitted, 0);
     }
     memset(st->ring, 0, sizeof st->ring);
+    char copy[sizeof st->name]; /* name may point into st->name */
+    snprintf(copy, sizeof copy, "%s", name);
     memset(st->name, 0, sizeof st->name);
-    snprintf(st->name, sizeof st->name, "%s", name);
+    memcpy(st->name, copy, sizeof copy);
     read_boot_id(st->boot_id, sizeof st->boot_id);
     st->version = RESIL__CB_VERSION;
     st->size = (uint32_t)sizeof *st;
@@ -273,11 +275,14 @@ int resil__store_lock(resil__store *s)
         }
         /* A holder killed mid-update (or a reset_file in another process
          * that found garbage) leaves dirty set: make the record sane. */
+        /* Anything may have written the file; a holder killed mid-update
+         * leaves dirty set: make the record sane before using it. */
         if (atomic_load_explicit(&s->st->dirty, memory_order_relaxed) ||
-            s->st->magic != RESIL__CB_MAGIC) {
+            resil__cb_state_check(s->st) != NULL) {
             if (s->st->magic != RESIL__CB_MAGIC || s->st->version != RESIL__CB_VERSION ||
-                s->st->size != sizeof *s->st)
-                resil__cb_state_init(s->st, s->st->name[0] ? s->st->name : "?");
+                s->st->size != sizeof *s->st ||
+                memchr(s->st->name, 0, sizeof s->st->name) == NULL)
+                resil__cb_state_init(s->st, s->name);
             resil__cb_state_repair(s->st);
         }
     }
@@ -318,6 +323,7 @@ int resil__store_open_local(resil__store **out, const char *name)
         return -ENOMEM;
     }
     memset(s->st, 0, sizeof *s->st);
+    snprintf(s->name, sizeof s->name, "%s", name);
     resil__cb_state_init(s->st, name);
     *out = s;
     return 0;
@@ -381,6 +387,7 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
         goto fail;
     }
     bool fresh = sb.st_size == 0 && !attach_only;
+    bool zeroed = false; /* right size, header all zero: a creator died before init */
     if (fresh && resil__sys.ftruncate(fd, (off_t)sizeof(struct resil__cb_state)) != 0) {
         rc = resil_error_set(err, -errno, path, "cannot size %s: %s", path, strerror(errno));
         goto fail;
@@ -388,9 +395,8 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     if (!fresh && sb.st_size != (off_t)sizeof(struct resil__cb_state)) {
         rc = resil_error_set(err, RESIL_EPARSE, path,
                              "%s is not a breaker state of this version: %lld bytes, expected "
-                             "%zu (truncated or foreign; `resil breaker reset %s` starts it "
-                             "afresh)",
-                             path, (long long)sb.st_size, sizeof(struct resil__cb_state), name);
+                             "%zu (truncated or foreign)",
+                             path, (long long)sb.st_size, sizeof(struct resil__cb_state));
         goto fail;
     }
     map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -399,7 +405,9 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
         goto fail;
     }
     struct resil__cb_state *st = map;
-    if (fresh) {
+    if (!fresh && st->magic == 0 && st->version == 0 && st->size == 0)
+        zeroed = true;
+    if (fresh || zeroed) {
         resil__cb_state_init(st, name);
     } else {
         /* A holder killed mid-update left dirty set: repair, then judge. */
@@ -410,9 +418,7 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
         if (!defect && strcmp(st->name, name) != 0)
             defect = "it holds another breaker's state";
         if (defect) {
-            rc = resil_error_set(err, RESIL_EPARSE, path,
-                                 "%s is corrupt: %s (`resil breaker reset %s` starts it afresh)",
-                                 path, defect, name);
+            rc = resil_error_set(err, RESIL_EPARSE, path, "%s is corrupt: %s", path, defect);
             goto fail;
         }
         rebase_after_boot(st, now_ns, wall_ns);
@@ -425,6 +431,7 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
         goto fail;
     }
     s->st = st;
+    snprintf(s->name, sizeof s->name, "%s", name);
     s->shared = true;
     s->fd = fd;
     s->path = path;

@@ -29,12 +29,13 @@
  * Every permit acquired must be reported exactly once (report or record).
  * A HALF_OPEN trial permit is a lease: if its holder hangs or dies, it
  * expires after half_open_lease_s and another trial may start; a report on an
- * expired permit is ignored.
+ * expired permit does not move the state.
  *
  * Hot path: in the CLOSED state, with only the consecutive-failure rule (no
- * window, no slow-call rule), acquire + report of a success read one shared
- * word, write only a per-thread counter stripe, read no clock and allocate
- * nothing.
+ * window, no slow-call rule), acquire + report of a success read two shared
+ * words (the state word and the consecutive-failure count, which only
+ * failures write), write only this thread's counter stripe, read no clock,
+ * take no lock and allocate nothing.
  *
  * Thread safety: a resil_breaker may be used by any number of threads at
  * once; permits belong to the thread (or event-loop task) that acquired them
@@ -111,7 +112,7 @@ typedef void (*resil_breaker_listener)(const resil_breaker_transition *t, void *
 typedef struct resil_breaker_opts {
     /* Consecutive failures that trip.  0: CIRCUIT_BREAKER_DEFAULT_THRESHOLD
      * from the environment, else 5.  -1: no consecutive rule (only the
-     * window's).  Otherwise 1..1000000. */
+     * window's; needs window_size > 0).  Otherwise 1..1000000. */
     int failure_threshold;
     /* Seconds OPEN before the first trial.  0: CIRCUIT_BREAKER_DEFAULT_TIMEOUT
      * from the environment, else 60.  Otherwise > 0 and finite. */
@@ -238,9 +239,8 @@ RESIL_EXPORT int resil_breaker_report(resil_breaker *b, resil_breaker_permit *pe
  * duration (for the slow-call rule); < 0 means "measure it": the breaker
  * then uses the time since acquire (it read the clock at acquire only when a
  * slow-call rule is set).  A report on a permit acquired before a transition
- * (another epoch) counts in the totals but not toward the current state; a
- * report on an expired trial lease is ignored.  The permit is spent
- * afterwards.  Returns 0, or -errno when a shared breaker's lock failed. */
+ * (another epoch), or on a trial lease that expired, counts in the totals but
+ * does not move the state.  The permit is spent afterwards.  Returns 0, or -errno when a shared breaker's lock failed. */
 RESIL_EXPORT int resil_breaker_record(resil_breaker *b, resil_breaker_permit *permit,
                                       resil_breaker_verdict verdict, double duration_s);
 
@@ -272,9 +272,11 @@ typedef struct resil_breaker_snapshot {
     int64_t not_permitted; /* refused calls */
     double failure_rate;   /* over the window when there is one, else over
                               the totals; -1 with no calls */
-    double slow_call_rate; /* over the window; -1 without one or no calls */
+    double slow_call_rate; /* over the window; -1 without a window, without a
+                              slow-call rule, or with no calls */
     int window_calls;      /* calls in the window */
-    double time_until_half_open_s; /* OPEN: seconds left; otherwise 0 */
+    double time_until_half_open_s; /* OPEN: seconds left; FORCED_OPEN: -1;
+                                      otherwise 0 */
     double open_duration_s;        /* the current (or last) open duration */
     int open_streak;               /* trips since the breaker last closed */
     int half_open_in_flight;       /* live trial leases */
@@ -295,14 +297,16 @@ RESIL_EXPORT resil_breaker_state resil_breaker_get_state(resil_breaker *b);
  * open). */
 RESIL_EXPORT double resil_breaker_time_until_half_open(resil_breaker *b);
 
-/* Adds a listener (at most 8 per breaker).  Returns 0, RESIL_EINVAL for a
- * NULL fn, -ENOSPC when full.  Thread-safe. */
+/* Adds a listener (at most 8 per breaker; called in slot order).  Returns 0,
+ * RESIL_EINVAL for a NULL fn, -ENOSPC when full.  Thread-safe. */
 RESIL_EXPORT int resil_breaker_add_listener(resil_breaker *b, resil_breaker_listener fn,
                                             void *arg);
 
 /* Removes the listener added with the same fn and arg.  Returns 0 or
- * -ENOENT.  After it returns the listener is no longer called (a call
- * already running on another thread may finish). */
+ * -ENOENT.  Waits for calls of that listener running on other threads to
+ * end, so once it returns the listener is not running and will not be called
+ * again (its arg may be freed).  A listener may remove itself; two listeners
+ * must not remove each other from their callbacks on two threads at once. */
 RESIL_EXPORT int resil_breaker_remove_listener(resil_breaker *b, resil_breaker_listener fn,
                                                void *arg);
 

@@ -139,15 +139,11 @@ static const char *shell_word(const char *s, char *buf, size_t size)
     return buf;
 }
 
-/* The library's message without its own trailing "(`resil breaker reset
- * NAME` starts it afresh)": we print a hint of our own that also names the
- * state directory when it came from --state-dir. */
+/* The library's message (file and defect); the CLI adds its own hint, which
+ * names the state directory when it came from --state-dir. */
 static void defect_text(const char *message, char *buf, size_t size)
 {
     snprintf(buf, size, "%s", message);
-    char *hint = strstr(buf, " (`resil breaker reset");
-    if (hint)
-        *hint = '\0';
 }
 
 static void reset_hint(const cb_cli *c, const char *name, char *buf, size_t size)

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include "resil/breaker.h"
 #include "resil/cancel.h"
 #include "resil/clock.h"
 #include "resil/common.h"
@@ -49,6 +50,7 @@ extern char **environ;
 #define EXIT_TIMEDOUT 124
 #define EXIT_CANNOT_EXEC 126
 #define EXIT_NOT_FOUND 127
+#define EXIT_TEMPFAIL 75 /* sysexits' EX_TEMPFAIL: the circuit is open */
 #define FALLBACK_POLL_NS (10 * 1000000LL) /* waitpid polling without pidfd */
 
 /* ---- signals ---------------------------------------------------------------- */
@@ -131,6 +133,12 @@ typedef struct run_ctx {
     bool quiet;
     int events_fd; /* -1 = none */
 
+    /* --breaker: every attempt asks it first and reports to it after */
+    resil_breaker *breaker;    /* NULL = none */
+    const char *breaker_name;
+    bool circuit_open;         /* an attempt was refused: not run, and we stop */
+    double circuit_retry_in_s; /* acquire's answer: > 0 open, 0 half-open busy, -1 forced */
+
     /* process set-up */
     enum { STDIN_TTY, STDIN_PIPE, STDIN_INHERIT } stdin_mode;
     bool own_pgroup;
@@ -149,9 +157,11 @@ typedef struct run_ctx {
     int term_sig;  /* killed by this signal, 0 if not */
     bool timed_out;
     bool exec_failed;
+    bool spawned; /* the command was started (it ran, however it ended) */
     bool fatal; /* resil's own failure; message already printed */
     bool skipped;     /* cancelled before it could start: not an attempt */
     bool last_event_retry; /* the last events line said "retry" */
+    const char *event_outcome; /* overrides the next event's outcome */
     int output_errno; /* writing the successful attempt's stdout failed */
     int status; /* what we report: code, 128+N, 124, 126, 127 */
     double duration_s;
@@ -204,6 +214,17 @@ static void run_usage(FILE *out)
           "                         (default: success)\n"
           "  -w, --while CRITERIA   retry while met\n"
           "\n"
+          "circuit breaker (state shared by every process using the same NAME and DIR):\n"
+          "      --breaker NAME     ask breaker NAME before each attempt and report the\n"
+          "                         outcome to it (exit 0 success, anything else failure);\n"
+          "                         while it is open CMD is not run and resil exits 75\n"
+          "      --failure-threshold N  consecutive failures that open it (1..1000000;\n"
+          "                         default $CIRCUIT_BREAKER_DEFAULT_THRESHOLD, else 5)\n"
+          "      --recovery-timeout S  how long it stays open before a trial attempt (> 0;\n"
+          "                         default $CIRCUIT_BREAKER_DEFAULT_TIMEOUT, else 60)\n"
+          "      --state-dir DIR    where breakers keep their state (default\n"
+          "                         $RESIL_STATE_DIR; one of them is required)\n"
+          "\n"
           "reporting:\n"
           "      --name NAME        the retry's name (default: CMD's basename)\n"
           "  -m, --message TEXT     what messages call the command\n"
@@ -214,8 +235,9 @@ static void run_usage(FILE *out)
           "\n"
           "S is seconds, optionally with a unit ms, s, m, h or d.\n"
           "Exit status: the last attempt's status (0 on success, 128+N for signal N,\n"
-          "124 for a timed-out attempt), 126/127 when CMD cannot be run, 2 for usage\n"
-          "errors, 1 for resil's own failures.  See resil(1).\n",
+          "124 for a timed-out attempt), 75 when the circuit breaker is open, 126/127\n"
+          "when CMD cannot be run, 2 for usage errors, 1 for resil's own failures.\n"
+          "See resil(1).\n",
           out);
 }
 
@@ -355,6 +377,10 @@ enum {
     OPT_STOP_ON,
     OPT_NAME,
     OPT_EVENTS,
+    OPT_BREAKER,
+    OPT_FAILURE_THRESHOLD,
+    OPT_RECOVERY_TIMEOUT,
+    OPT_STATE_DIR,
 };
 
 static const struct option long_options[] = {
@@ -378,6 +404,10 @@ static const struct option long_options[] = {
     {"message", required_argument, NULL, 'm'},
     {"name", required_argument, NULL, OPT_NAME},
     {"events", required_argument, NULL, OPT_EVENTS},
+    {"breaker", required_argument, NULL, OPT_BREAKER},
+    {"failure-threshold", required_argument, NULL, OPT_FAILURE_THRESHOLD},
+    {"recovery-timeout", required_argument, NULL, OPT_RECOVERY_TIMEOUT},
+    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
@@ -408,6 +438,11 @@ typedef struct overrides {
     resil_jitter_kind jitter_kind;
     uint64_t seed;
     const char *events_path;
+    /* --breaker and its options */
+    const char *state_dir;
+    bool has_threshold, has_recovery;
+    int threshold;
+    double recovery;
 } overrides;
 
 /* Parses the options.  Returns -1 to go on, or an exit status. */
@@ -529,6 +564,35 @@ static int parse_args(run_ctx *c, overrides *ov, int argc, char **argv)
         case OPT_EVENTS:
             ov->events_path = optarg;
             break;
+        case OPT_BREAKER:
+            if (optarg[0] == '\0')
+                return usage_error("--breaker: the name is an empty string");
+            if (strlen(optarg) > 200)
+                return usage_error("--breaker: the name is longer than 200 bytes");
+            c->breaker_name = optarg;
+            break;
+        case OPT_FAILURE_THRESHOLD:
+            if (!resil_cli_parse_long(optarg, 1, 1000000, &l))
+                return usage_error("--failure-threshold: '%s' is not a valid threshold "
+                                   "(expected an integer from 1 to 1000000)",
+                                   optarg);
+            ov->has_threshold = true;
+            ov->threshold = (int)l;
+            break;
+        case OPT_RECOVERY_TIMEOUT:
+            if (!resil_cli_parse_seconds(optarg, &d) || !(d > 0))
+                return usage_error("--recovery-timeout: '%s' is not a valid duration "
+                                   "(expected seconds > 0, optionally with a unit ms, s, m, "
+                                   "h or d)",
+                                   optarg);
+            ov->has_recovery = true;
+            ov->recovery = d;
+            break;
+        case OPT_STATE_DIR:
+            if (optarg[0] == '\0')
+                return usage_error("--state-dir: the directory is an empty string");
+            ov->state_dir = optarg;
+            break;
         case 'q':
             c->quiet = true;
             break;
@@ -554,7 +618,65 @@ static int parse_args(run_ctx *c, overrides *ov, int argc, char **argv)
     if (argv[optind][0] == '\0')
         return usage_error("the command is an empty string");
     c->cmd = argv + optind;
+    if (!c->breaker_name) {
+        const char *lone = ov->has_threshold ? "--failure-threshold"
+                           : ov->has_recovery ? "--recovery-timeout"
+                           : ov->state_dir    ? "--state-dir"
+                                              : NULL;
+        if (lone)
+            return usage_error("%s needs --breaker NAME", lone);
+    } else if (!ov->state_dir) {
+        const char *env = getenv("RESIL_STATE_DIR");
+        if (!env || !*env)
+            return usage_error("--breaker needs a state directory: give --state-dir DIR or "
+                               "set RESIL_STATE_DIR (a breaker kept in this one process "
+                               "would forget every failure when it exits)");
+        ov->state_dir = env;
+    }
     return -1;
+}
+
+/* Opens (or creates) the --breaker breaker in its state directory.
+ * Returns -1 to go on, or an exit status after a message. */
+static int open_breaker(run_ctx *c, const overrides *ov)
+{
+    if (!c->breaker_name)
+        return -1;
+    resil_breaker_opts opts = RESIL_BREAKER_OPTS_INIT;
+    opts.state_dir = ov->state_dir;
+    if (ov->has_threshold)
+        opts.failure_threshold = ov->threshold;
+    if (ov->has_recovery)
+        opts.recovery_timeout_s = ov->recovery;
+    /* A trial attempt keeps its half-open lease for as long as it may run
+     * (the default lease is the recovery timeout). */
+    if (c->attempt_timeout_s > 0)
+        opts.half_open_lease_s = c->attempt_timeout_s + c->kill_after_s + 1;
+    resil_error err;
+    resil_error_clear(&err);
+    int rc = resil_breaker_new(&c->breaker, c->breaker_name, &opts, &err);
+    if (rc == 0)
+        return -1;
+    c->breaker = NULL;
+    if (rc == RESIL_EINVAL) {
+        static const struct {
+            const char *field, *option;
+        } map[] = {
+            {"failure_threshold", "--failure-threshold"},
+            {"recovery_timeout_s", "--recovery-timeout"},
+            {"half_open_lease_s", "--attempt-timeout"},
+            {"state_dir", "--state-dir"},
+            {"name", "--breaker"},
+        };
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+            if (strcmp(map[i].field, err.path) == 0)
+                return usage_error("%s: %s", map[i].option, err.message);
+        }
+        return usage_error("--breaker: %s", err.message[0] ? err.message : resil_strerror(rc));
+    }
+    msg("resil run: breaker %s: %s", c->breaker_name,
+        err.message[0] ? err.message : resil_strerror(rc));
+    return RESIL_CLI_EXIT_FAILURE;
 }
 
 /* Builds the retry config: the preset, then the individual options. */
@@ -912,10 +1034,9 @@ static resil_outcome fatal(run_ctx *c, const char *what, int err)
     return RESIL_OUTCOME_PERMANENT;
 }
 
-/* The op: runs the command once. */
-static resil_outcome run_attempt(resil_retry_call *call, void *arg)
+/* Runs the command once. */
+static resil_outcome run_command(resil_retry_call *call, run_ctx *c)
 {
-    run_ctx *c = arg;
     /* What the last attempt left, restored if this one is skipped. */
     bool prev_exited = c->exited, prev_timed_out = c->timed_out;
     int prev_status = c->status, prev_code = c->exit_code, prev_sig = c->term_sig;
@@ -925,6 +1046,7 @@ static resil_outcome run_attempt(resil_retry_call *call, void *arg)
     c->term_sig = 0;
     c->timed_out = false;
     c->exec_failed = false;
+    c->spawned = false;
     c->status = 0;
     c->duration_s = 0;
     if (c->n_delays > 0) {
@@ -990,8 +1112,10 @@ static resil_outcome run_attempt(resil_retry_call *call, void *arg)
     }
     int64_t start = now_ns();
     int rc = posix_spawnp(&pid, c->cmd[0], &fa, &attr, c->cmd, environ);
-    if (rc == 0)
+    if (rc == 0) {
         g_target = c->own_pgroup ? -pid : pid;
+        c->spawned = true;
+    }
     unblock_handled(&saved); /* a signal that came meanwhile is forwarded now */
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
@@ -1029,6 +1153,45 @@ static resil_outcome run_attempt(resil_retry_call *call, void *arg)
         c->output_errno = werr; /* the output is lost: never a silent success */
     close(out_fd);
     call->error = c->status;
+    return outcome;
+}
+
+/* The op: runs the command once, guarded by the breaker when there is one.
+ * The breaker judges by exit status alone (0 success, anything else, a
+ * timeout included, failure).  An attempt that never started (command not
+ * found, resil's own failure, a signal before the spawn) and one ended by a
+ * signal sent to resil say nothing about the service: IGNORE. */
+static resil_outcome run_attempt(resil_retry_call *call, void *arg)
+{
+    run_ctx *c = arg;
+    if (!c->breaker)
+        return run_command(call, c);
+    resil_breaker_permit permit;
+    double retry_in = 0;
+    int rc = resil_breaker_acquire(c->breaker, &permit, &retry_in);
+    if (rc == RESIL_ECIRCUIT_OPEN) {
+        /* Not an attempt: the command is not run and we stop (exit 75). */
+        c->circuit_open = true;
+        c->circuit_retry_in_s = retry_in;
+        call->error = RESIL_ECIRCUIT_OPEN;
+        return RESIL_OUTCOME_PERMANENT;
+    }
+    if (rc != 0) {
+        msg("resil run: breaker %s: %s", c->breaker_name, resil_strerror(rc));
+        c->fatal = true;
+        c->status = RESIL_CLI_EXIT_FAILURE;
+        return RESIL_OUTCOME_PERMANENT;
+    }
+    resil_outcome outcome = run_command(call, c);
+    resil_breaker_verdict v;
+    if (!c->spawned || (c->status != 0 && resil_cancel_is_cancelled(g_cancel)))
+        v = RESIL_BREAKER_IGNORE;
+    else
+        v = c->status == 0 ? RESIL_BREAKER_SUCCESS : RESIL_BREAKER_FAILURE;
+    rc = resil_breaker_record(c->breaker, &permit, v, c->spawned ? c->duration_s : 0);
+    if (rc != 0)
+        msg("resil run: breaker %s: cannot record the attempt's outcome: %s", c->breaker_name,
+            resil_strerror(rc));
     return outcome;
 }
 
@@ -1114,7 +1277,8 @@ static void write_event(run_ctx *c, const resil_attempt_info *info)
         "signal", c->term_sig ? json_integer(c->term_sig) : json_null(), "timed_out",
         (int)c->timed_out, "duration_s", c->duration_s, "next_delay_s",
         retrying ? json_real(info->delay_s) : json_null(), "outcome",
-        retrying ? "retry" : resil_stop_reason_name(info->reason));
+        c->event_outcome ? c->event_outcome
+                         : retrying ? "retry" : resil_stop_reason_name(info->reason));
     if (!ev) {
         msg("resil run: cannot build the event for attempt %d", info->attempt);
         return;
@@ -1148,7 +1312,7 @@ static const char *fmt_secs(double s, char *buf, size_t size)
 static void after_attempt(const resil_attempt_info *info, void *arg)
 {
     run_ctx *c = arg;
-    if (c->fatal || c->skipped)
+    if (c->fatal || c->skipped || c->circuit_open)
         return;
     if (c->events_fd >= 0) {
         write_event(c, info);
@@ -1254,6 +1418,8 @@ static void cleanup(run_ctx *c)
     }
     resil_cancel_free(g_cancel);
     g_cancel = NULL;
+    resil_breaker_free(c->breaker);
+    c->breaker = NULL;
     if (c->events_fd >= 0)
         close(c->events_fd);
     free(c->delays);
@@ -1318,7 +1484,9 @@ int resil_cli_run(int argc, char **argv)
         cleanup(&c);
         return RESIL_CLI_EXIT_FAILURE;
     }
-    rc = setup_signals(&c);
+    rc = open_breaker(&c, &ov);
+    if (rc < 0)
+        rc = setup_signals(&c);
     if (rc >= 0) {
         cleanup(&c);
         return rc;
@@ -1352,8 +1520,41 @@ int resil_cli_run(int argc, char **argv)
                                    .reason = RESIL_STOP_CANCELLED, .elapsed_s = -1};
         write_event(&c, &last);
     }
+    if (c.circuit_open && !c.fatal) {
+        res.attempts--; /* the refused "attempt" did not run */
+        if (c.last_event_retry) {
+            /* The events file ends with why no attempt followed. */
+            resil_attempt_info last = {.name = c.name, .attempt = res.attempts,
+                                       .outcome = RESIL_OUTCOME_PERMANENT,
+                                       .error = RESIL_ECIRCUIT_OPEN,
+                                       .reason = RESIL_STOP_PERMANENT, .elapsed_s = -1};
+            c.event_outcome = "circuit_open";
+            write_event(&c, &last);
+        }
+    }
     if (c.fatal) {
         status = RESIL_CLI_EXIT_FAILURE;
+    } else if (c.circuit_open) {
+        status = EXIT_TEMPFAIL;
+        if (!c.quiet) {
+            char why[400], after[256] = "";
+            double in_s = ceil(c.circuit_retry_in_s * 100) / 100; /* never "0.00" while open */
+            if (c.circuit_retry_in_s < 0)
+                snprintf(why, sizeof why, "is forced open ('resil breaker reset %.200s' closes "
+                         "it)", c.breaker_name);
+            else if (c.circuit_retry_in_s == 0)
+                snprintf(why, sizeof why, "is half-open and its trial attempts are taken");
+            else
+                snprintf(why, sizeof why, "is open, half-open in %.*f s", in_s < 100 ? 2 : 0,
+                         in_s);
+            if (res.attempts > 0) {
+                char what[96];
+                describe(&c, what, sizeof what);
+                snprintf(after, sizeof after, "; '%s' stopped after %d attempt%s (%s)", c.label,
+                         res.attempts, res.attempts == 1 ? "" : "s", what);
+            }
+            msg("resil run: circuit %s %s%s", c.breaker_name, why, after);
+        }
     } else if (c.output_errno) {
         /* The command succeeded but its output could not be delivered. */
         if (c.output_errno == EPIPE) {

@@ -95,6 +95,7 @@ struct resil__store {
     pthread_mutex_t mu;
     int fd;                     /* file store: the state file */
     char *path;                 /* file store: its path */
+    char name[RESIL__CB_NAME_MAX + 1]; /* the breaker's, to rewrite a header */
 };
 
 /* A local store holding a fresh record for `name`.  Returns 0 or -ENOMEM. */
