@@ -3,6 +3,7 @@
 set -euo pipefail
 resil=${1:-build/dev/resil}
 example=${2:-build/dev/example_retry}
+example_breaker=${3:-$(dirname "$example")/example_breaker}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -62,6 +63,29 @@ echo "\$ resil ndjson check events.log"
 "$resil" ndjson check "$tmp/events.log" || true
 echo "\$ resil ndjson repair events.log && resil ndjson check events.log"
 "$resil" ndjson repair "$tmp/events.log" && "$resil" ndjson check "$tmp/events.log"
+
+step "a circuit breaker shared by processes: 3 failures trip it, then commands are not even run"
+export RESIL_STATE_DIR="$tmp/breakers"
+set +e
+for i in 1 2 3; do
+  "$resil" run --breaker payments --failure-threshold 3 --recovery-timeout 1 --max-retries 0 -q -- false
+done
+echo "\$ resil run --breaker payments -- echo charged"
+"$resil" run --breaker payments -- echo charged
+echo "exit status: $? (EX_TEMPFAIL: the command was not run)"
+set -e
+echo "\$ resil breaker status payments --json"
+"$resil" breaker status payments --json
+sleep 1.1
+echo "\$ resil run --breaker payments -- echo charged   (after the recovery timeout: a trial call)"
+"$resil" run --breaker payments -- echo charged
+"$resil" breaker list
+unset RESIL_STATE_DIR
+
+if [ -x "$example_breaker" ]; then
+  step "breakers from C, on a simulated clock (examples/breaker_example.c)"
+  "$example_breaker"
+fi
 
 if [ -x "$example" ]; then
   step "the same from C: resil_retry() with hooks (examples/retry_example.c)"
