@@ -132,7 +132,11 @@ void resil__cb_state_repair(struct resil__cb_state *st)
         atomic_store(&st->word, (RESIL__CB_EPOCH(w) + 1) << 8);
     if (atomic_load(&st->consecutive_failures) < 0)
         atomic_store(&st->consecutive_failures, 0);
-    if (atomic_load(&st->open_streak) < 0)
+    /* Only go_open raises the streak and only go_closed (or init) makes the
+     * state CLOSED, clearing it: a CLOSED record with a streak is a trip
+     * that died before its state word was stored. */
+    if (atomic_load(&st->open_streak) < 0 ||
+        RESIL__CB_STATE(atomic_load(&st->word)) == RESIL_BREAKER_CLOSED)
         atomic_store(&st->open_streak, 0);
     if (atomic_load(&st->half_open_successes) < 0)
         atomic_store(&st->half_open_successes, 0);
@@ -239,9 +243,16 @@ bool resil__cb_decode_name(char *name, const char *base)
             int h = hexval(base[i + 1]), l = hexval(base[i + 2]);
             if (h < 0 || l < 0 || (h == 0 && l == 0))
                 return false;
-            name[n++] = (char)(h * 16 + l);
+            /* only what resil__cb_path writes: upper-case hex, and only for
+             * bytes that need it (or a leading '.') */
+            if ((base[i + 1] >= 'a' && base[i + 1] <= 'f') || (base[i + 2] >= 'a' && base[i + 2] <= 'f'))
+                return false;
+            unsigned char c = (unsigned char)(h * 16 + l);
+            if (plain_byte(c) && !(n == 0 && c == '.'))
+                return false;
+            name[n++] = (char)c;
             i += 2;
-        } else if (plain_byte((unsigned char)base[i])) {
+        } else if (plain_byte((unsigned char)base[i]) && !(n == 0 && base[i] == '.')) {
             name[n++] = base[i];
         } else {
             return false;
@@ -267,6 +278,19 @@ static int ofd_lock(int fd, short type)
 int resil__store_lock(resil__store *s)
 {
     pthread_mutex_lock(&s->mu);
+    if (s->shared && s->pid != getpid()) {
+        /* A handle inherited across fork shares the parent's open file
+         * description, and so its OFD lock: get our own. */
+        int fd = resil__sys.open(s->path, O_RDWR | O_CLOEXEC, 0);
+        if (fd < 0) {
+            int rc = -errno;
+            pthread_mutex_unlock(&s->mu);
+            return rc;
+        }
+        resil__sys.close(s->fd);
+        s->fd = fd;
+        s->pid = getpid();
+    }
     if (s->shared) {
         int rc = ofd_lock(s->fd, F_WRLCK);
         if (rc < 0) {
@@ -405,7 +429,9 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
         goto fail;
     }
     struct resil__cb_state *st = map;
-    if (!fresh && st->magic == 0 && st->version == 0 && st->size == 0)
+    /* init writes the magic last: 0 means a creation or reset that did not
+     * finish (whatever of the rest landed). */
+    if (!fresh && st->magic == 0)
         zeroed = true;
     if (fresh || zeroed) {
         resil__cb_state_init(st, name);
@@ -432,6 +458,7 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     }
     s->st = st;
     snprintf(s->name, sizeof s->name, "%s", name);
+    s->pid = getpid();
     s->shared = true;
     s->fd = fd;
     s->path = path;

@@ -51,7 +51,11 @@
  * leaves it usable: locks are released by the kernel, a half-done update is
  * repaired by the next process that takes the lock, a trial permit it held
  * expires.  The state survives restarts (and reboots: times are re-based from
- * the wall clock when the boot id changed).  Configuration is per process;
+ * the wall clock when the boot id changed).  A handle may be used in a child
+ * after fork() (it opens the file again for a lock of its own), provided no
+ * other thread of the parent was inside the breaker during the fork.  Do
+ * not truncate a state file that is mapped: its processes would get SIGBUS;
+ * resil_breaker_reset_file rewrites it in place.  Configuration is per process;
  * what is shared is the state: state, epoch, consecutive failures, the
  * window, half-open leases, the open streak and the counters.
  */

@@ -19,6 +19,7 @@
 #define RESIL_INTERNAL_STORE_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -95,6 +96,7 @@ struct resil__store {
     pthread_mutex_t mu;
     int fd;                     /* file store: the state file */
     char *path;                 /* file store: its path */
+    pid_t pid;                  /* file store: the process whose fd this is */
     char name[RESIL__CB_NAME_MAX + 1]; /* the breaker's, to rewrite a header */
 };
 
