@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal/store.h"
 #include "internal/util.h"
@@ -277,6 +278,11 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
         goto fail;
     }
     const char *dir = state_dir_of(&o);
+    if (!dir && o.attach_only) {
+        rc = BAD("attach_only", "attach_only needs a state directory (state_dir or "
+                                "RESIL_STATE_DIR)");
+        goto fail;
+    }
     if (dir)
         rc = resil__store_open_file(&b->store, dir, name, o.attach_only,
                                     resil_clock_monotonic_ns(b->clock),
@@ -360,12 +366,21 @@ static _Thread_local unsigned stripe_of_thread
 #endif
     ;
 
+/* A thread's stripe: threads of one process are dealt stripes in turn,
+ * starting from a place drawn from the process id, so that the first threads
+ * of different processes sharing a breaker do not all write stripe 0. */
+static unsigned first_stripe(void)
+{
+    unsigned k = atomic_fetch_add_explicit(&stripe_next, 1, memory_order_relaxed);
+    unsigned base = (unsigned)getpid() * 2654435761u >> 26; /* 0..63 */
+    return (base + k) % RESIL__CB_STRIPES + 1;
+}
+
 static inline struct resil__cb_stripe *stripe(struct resil__cb_state *st)
 {
     unsigned i = stripe_of_thread;
     if (RESIL_UNLIKELY(i == 0))
-        stripe_of_thread = i = atomic_fetch_add_explicit(&stripe_next, 1, memory_order_relaxed) %
-                                   RESIL__CB_STRIPES + 1;
+        stripe_of_thread = i = first_stripe();
     return &st->stripes[i - 1];
 }
 
@@ -434,7 +449,6 @@ static void go_open(resil_breaker *b, int64_t now, const char *reason, struct ev
     int32_t streak = atomic_load_explicit(&st->open_streak, memory_order_relaxed) + 1;
     if (streak > 1000000)
         streak = 1000000;
-    atomic_store_explicit(&st->open_streak, streak, memory_order_relaxed);
     double d = b->o.recovery_timeout_s;
     if (b->o.open_multiplier > 1)
         d *= pow(b->o.open_multiplier, (double)(streak - 1));
@@ -454,6 +468,9 @@ static void go_open(resil_breaker *b, int64_t now, const char *reason, struct ev
     clear_leases(st);
     clear_window(st);
     set_state(b, RESIL_BREAKER_OPEN, reason, ev, d);
+    /* After the state word: a holder killed before this line leaves the old
+     * streak (a shorter next open), never one of a trip that did not happen. */
+    atomic_store_explicit(&st->open_streak, streak, memory_order_relaxed);
 }
 
 static void go_closed(resil_breaker *b, const char *reason, struct event *ev)
@@ -501,6 +518,11 @@ static const char *window_push(resil_breaker *b, bool failed, bool slow)
 {
     struct resil__cb_state *st = b->st;
     int32_t ws = atomic_load_explicit(&st->window_size, memory_order_relaxed);
+    if (ws == 0) { /* a fresh record (reset_file of an old one): use ours */
+        ws = b->o.window_size;
+        atomic_store_explicit(&st->window_size, ws, memory_order_relaxed);
+        clear_window(st);
+    }
     if (ws <= 0)
         return NULL;
     int32_t head = atomic_load_explicit(&st->window_head, memory_order_relaxed);
@@ -592,9 +614,26 @@ static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, double *retry
             }
         }
         /* OPEN whose time is over, or HALF_OPEN: under the lock. */
+        /* HALF_OPEN with every trial slot leased: refuse without the lock. */
+        if (s == RESIL_BREAKER_HALF_OPEN) {
+            bool busy = true;
+            for (int i = 0; i < b->o.half_open_max_calls && busy; i++) {
+                int64_t e = atomic_load_explicit(&st->slots[i].expires_ns, memory_order_relaxed);
+                busy = e != 0 && e > now;
+            }
+            if (busy && atomic_load_explicit(&st->word, memory_order_acquire) == w) {
+                count_refused(st);
+                if (retry_in_s)
+                    *retry_in_s = 0;
+                p->kind = K_SPENT;
+                return RESIL_ECIRCUIT_OPEN;
+            }
+        }
         int rc = resil__store_lock(b->store);
-        if (rc)
+        if (rc) {
+            p->kind = K_SPENT;
             return rc;
+        }
         struct event ev = {0};
         uint64_t w2 = atomic_load_explicit(&st->word, memory_order_relaxed);
         int s2 = RESIL__CB_STATE(w2);
@@ -698,7 +737,10 @@ static int record_slow(resil_breaker *b, resil_breaker_permit *p, resil_breaker_
             }
             if (b->o.failure_threshold > 0 && cf >= b->o.failure_threshold)
                 why = "consecutive_failures";
-            const char *wwhy = window_push(b, v == RESIL_BREAKER_FAILURE, slow);
+            /* Only handles with a window feed it: the others do not see their
+             * lock-free successes here, and would skew its rates. */
+            const char *wwhy =
+                b->o.window_size > 0 ? window_push(b, v == RESIL_BREAKER_FAILURE, slow) : NULL;
             if (!why)
                 why = wwhy;
             if (why) {
@@ -770,8 +812,8 @@ int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
                                                   memory_order_relaxed) == 0))
                 return r;
             resil_breaker_permit p = {w, 0, 0, 0, K_CLOSED};
-            int rc = record_slow(b, &p, v, -1);
-            return rc ? rc : r;
+            (void)record_slow(b, &p, v, -1); /* op ran: its result is what counts */
+            return r;
         }
     }
     resil_breaker_permit p;
@@ -779,8 +821,8 @@ int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
     if (rc)
         return rc;
     int r = op(arg);
-    rc = resil_breaker_report(b, &p, r, -1);
-    return rc ? rc : r;
+    (void)resil_breaker_report(b, &p, r, -1); /* op ran: its result is what counts */
+    return r;
 }
 
 /* ---- manual control ------------------------------------------------------------------ */
@@ -844,22 +886,31 @@ int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out)
     out->epoch = RESIL__CB_EPOCH(w);
     out->consecutive_failures =
         atomic_load_explicit(&st->consecutive_failures, memory_order_relaxed);
+    /* Summed unsigned (a scribbled file cannot make this overflow a signed
+     * integer), then clamped. */
+    uint64_t sum[4] = {0, 0, 0, 0};
     for (int i = 0; i < RESIL__CB_STRIPES; i++) {
-        out->successful += atomic_load_explicit(&st->stripes[i].successful, memory_order_relaxed);
-        out->failed += atomic_load_explicit(&st->stripes[i].failed, memory_order_relaxed);
-        out->ignored += atomic_load_explicit(&st->stripes[i].ignored, memory_order_relaxed);
-        out->not_permitted +=
-            atomic_load_explicit(&st->stripes[i].not_permitted, memory_order_relaxed);
+        const struct resil__cb_stripe *sp = &st->stripes[i];
+        sum[0] += (uint64_t)atomic_load_explicit(&sp->successful, memory_order_relaxed);
+        sum[1] += (uint64_t)atomic_load_explicit(&sp->failed, memory_order_relaxed);
+        sum[2] += (uint64_t)atomic_load_explicit(&sp->ignored, memory_order_relaxed);
+        sum[3] += (uint64_t)atomic_load_explicit(&sp->not_permitted, memory_order_relaxed);
     }
+    int64_t *dst[4] = {&out->successful, &out->failed, &out->ignored, &out->not_permitted};
+    for (int k = 0; k < 4; k++)
+        *dst[k] = sum[k] > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)sum[k];
     int32_t wc = atomic_load_explicit(&st->window_count, memory_order_relaxed);
     out->window_calls = wc;
     if (atomic_load_explicit(&st->window_size, memory_order_relaxed) > 0 && b->o.window_size > 0) {
+        /* the counts are read one by one: a rate is clamped to [0, 1] */
         out->failure_rate =
-            wc ? (double)atomic_load_explicit(&st->window_failures, memory_order_relaxed) / wc
+            wc ? fmin(1.0, (double)atomic_load_explicit(&st->window_failures,
+                                                        memory_order_relaxed) / wc)
                : -1;
         out->slow_call_rate =
             wc && b->timed
-                ? (double)atomic_load_explicit(&st->window_slow, memory_order_relaxed) / wc
+                ? fmin(1.0, (double)atomic_load_explicit(&st->window_slow,
+                                                         memory_order_relaxed) / wc)
                 : -1;
     } else {
         int64_t n = out->successful + out->failed;
@@ -1085,8 +1136,12 @@ int resil_breaker_list_dir(const char *dir, int (*fn)(const char *name, void *ar
     struct dirent *e;
     char name[RESIL__CB_NAME_MAX + 1];
     while ((e = readdir(d)) != NULL) {
-        if (!resil__cb_decode_name(name, e->d_name))
+        size_t bl = strlen(e->d_name);
+        if (bl < 4 || strcmp(e->d_name + bl - 3, ".cb") != 0)
             continue;
+        if (!resil__cb_read_name(name, dirfd(d), e->d_name) &&
+            !resil__cb_decode_name(name, e->d_name))
+            continue; /* neither a header nor a file name says whose it is */
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             char **nn = realloc(names, cap * sizeof *nn);

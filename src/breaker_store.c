@@ -12,6 +12,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sched.h>
+#include <stddef.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal/sys.h"
@@ -44,6 +47,13 @@ void resil__cb_state_init(struct resil__cb_state *st, const char *name)
 {
     /* In place and field by field, so processes that have the record mapped
      * never see a torn atomic; the magic goes last. */
+    /* A reset keeps the window's size (processes that run with a window
+     * rely on it) and moves lease generations on, so that no permit of
+     * before the reset matches a lease granted after it. */
+    bool had = st->magic == RESIL__CB_MAGIC;
+    int32_t ws = had ? atomic_load(&st->window_size) : 0;
+    if (ws < 0 || ws > RESIL__CB_WINDOW_MAX)
+        ws = 0;
     st->magic = 0;
     atomic_store(&st->word, (uint64_t)0 | ((RESIL__CB_EPOCH(atomic_load(&st->word)) + 1) << 8));
     atomic_store(&st->consecutive_failures, 0);
@@ -52,7 +62,7 @@ void resil__cb_state_init(struct resil__cb_state *st, const char *name)
     atomic_store(&st->open_duration_ns, 0);
     atomic_store(&st->open_streak, 0);
     atomic_store(&st->half_open_successes, 0);
-    atomic_store(&st->window_size, 0);
+    atomic_store(&st->window_size, ws);
     atomic_store(&st->window_head, 0);
     atomic_store(&st->window_count, 0);
     atomic_store(&st->window_failures, 0);
@@ -61,7 +71,7 @@ void resil__cb_state_init(struct resil__cb_state *st, const char *name)
     atomic_store(&st->cfg_recovery_ns, 0);
     atomic_store(&st->last_change_wall_ns, 0);
     for (int i = 0; i < RESIL__CB_SLOTS; i++) {
-        atomic_store(&st->slots[i].gen, 0);
+        atomic_store(&st->slots[i].gen, atomic_load(&st->slots[i].gen) + 1);
         st->slots[i].pad = 0;
         atomic_store(&st->slots[i].expires_ns, 0);
     }
@@ -99,12 +109,18 @@ const char *resil__cb_state_check(const struct resil__cb_state *st)
     uint64_t w = atomic_load(&st->word);
     if (RESIL__CB_STATE(w) > 4)
         return "impossible state";
-    if (atomic_load(&st->consecutive_failures) < 0)
-        return "negative consecutive failure count";
-    if (atomic_load(&st->open_streak) < 0 || atomic_load(&st->half_open_successes) < 0)
-        return "negative open streak or half-open count";
-    if (atomic_load(&st->open_until_ns) < 0 || atomic_load(&st->open_duration_ns) < 0)
-        return "negative open time";
+    int64_t cf = atomic_load(&st->consecutive_failures);
+    if (cf < 0 || cf > RESIL__CB_COUNT_MAX)
+        return "consecutive failure count out of range";
+    int32_t streak = atomic_load(&st->open_streak), hos = atomic_load(&st->half_open_successes);
+    if (streak < 0 || streak > 1000000 || hos < 0 || hos > 1000000)
+        return "open streak or half-open count out of range";
+    if (atomic_load(&st->open_until_ns) < 0 || atomic_load(&st->open_duration_ns) < 0 ||
+        atomic_load(&st->open_until_wall_ns) < 0 ||
+        atomic_load(&st->open_until_ns) > RESIL__CB_TIME_MAX ||
+        atomic_load(&st->open_duration_ns) > RESIL__CB_TIME_MAX ||
+        atomic_load(&st->open_until_wall_ns) > RESIL__CB_TIME_MAX)
+        return "open time out of range";
     int32_t ws = atomic_load(&st->window_size);
     if (ws < 0 || ws > RESIL__CB_WINDOW_MAX)
         return "window size out of range";
@@ -115,13 +131,17 @@ const char *resil__cb_state_check(const struct resil__cb_state *st)
     if (f < 0 || f > count || s < 0 || s > count)
         return "window counts out of range";
     for (int i = 0; i < RESIL__CB_SLOTS; i++)
-        if (atomic_load(&st->slots[i].expires_ns) < 0)
-            return "negative trial lease expiry";
-    for (int i = 0; i < RESIL__CB_STRIPES; i++)
-        if (atomic_load(&st->stripes[i].successful) < 0 || atomic_load(&st->stripes[i].failed) < 0 ||
-            atomic_load(&st->stripes[i].ignored) < 0 ||
-            atomic_load(&st->stripes[i].not_permitted) < 0)
-            return "negative call counter";
+        if (atomic_load(&st->slots[i].expires_ns) < 0 ||
+            atomic_load(&st->slots[i].expires_ns) > RESIL__CB_TIME_MAX)
+            return "trial lease expiry out of range";
+    for (int i = 0; i < RESIL__CB_STRIPES; i++) {
+        const struct resil__cb_stripe *sp = &st->stripes[i];
+        int64_t a = atomic_load(&sp->successful), b = atomic_load(&sp->failed),
+                c = atomic_load(&sp->ignored), d = atomic_load(&sp->not_permitted);
+        if (a < 0 || b < 0 || c < 0 || d < 0 || a > RESIL__CB_COUNT_MAX ||
+            b > RESIL__CB_COUNT_MAX || c > RESIL__CB_COUNT_MAX || d > RESIL__CB_COUNT_MAX)
+            return "call counter out of range";
+    }
     return NULL;
 }
 
@@ -130,20 +150,29 @@ void resil__cb_state_repair(struct resil__cb_state *st)
     uint64_t w = atomic_load(&st->word);
     if (RESIL__CB_STATE(w) > 4)
         atomic_store(&st->word, (RESIL__CB_EPOCH(w) + 1) << 8);
-    if (atomic_load(&st->consecutive_failures) < 0)
+    /* header strings terminated */
+    st->name[sizeof st->name - 1] = 0;
+    st->boot_id[sizeof st->boot_id - 1] = 0;
+    int64_t cf = atomic_load(&st->consecutive_failures);
+    if (cf < 0 || cf > RESIL__CB_COUNT_MAX)
         atomic_store(&st->consecutive_failures, 0);
     /* Only go_open raises the streak and only go_closed (or init) makes the
      * state CLOSED, clearing it: a CLOSED record with a streak is a trip
      * that died before its state word was stored. */
-    if (atomic_load(&st->open_streak) < 0 ||
+    if (atomic_load(&st->open_streak) < 0 || atomic_load(&st->open_streak) > 1000000 ||
         RESIL__CB_STATE(atomic_load(&st->word)) == RESIL_BREAKER_CLOSED)
         atomic_store(&st->open_streak, 0);
-    if (atomic_load(&st->half_open_successes) < 0)
+    if (atomic_load(&st->half_open_successes) < 0 ||
+        atomic_load(&st->half_open_successes) > 1000000)
         atomic_store(&st->half_open_successes, 0);
-    if (atomic_load(&st->open_until_ns) < 0)
+    if (atomic_load(&st->open_until_ns) < 0 || atomic_load(&st->open_until_ns) > RESIL__CB_TIME_MAX)
         atomic_store(&st->open_until_ns, 0);
-    if (atomic_load(&st->open_duration_ns) < 0)
+    if (atomic_load(&st->open_duration_ns) < 0 ||
+        atomic_load(&st->open_duration_ns) > RESIL__CB_TIME_MAX)
         atomic_store(&st->open_duration_ns, 0);
+    if (atomic_load(&st->open_until_wall_ns) < 0 ||
+        atomic_load(&st->open_until_wall_ns) > RESIL__CB_TIME_MAX)
+        atomic_store(&st->open_until_wall_ns, 0);
     int32_t ws = atomic_load(&st->window_size);
     int32_t head = atomic_load(&st->window_head), count = atomic_load(&st->window_count);
     if (ws < 0 || ws > RESIL__CB_WINDOW_MAX || head < 0 || (ws > 0 && head >= ws) ||
@@ -166,18 +195,17 @@ void resil__cb_state_repair(struct resil__cb_state *st)
     atomic_store(&st->window_failures, f);
     atomic_store(&st->window_slow, s);
     for (int i = 0; i < RESIL__CB_SLOTS; i++)
-        if (atomic_load(&st->slots[i].expires_ns) < 0)
+        if (atomic_load(&st->slots[i].expires_ns) < 0 ||
+            atomic_load(&st->slots[i].expires_ns) > RESIL__CB_TIME_MAX)
             atomic_store(&st->slots[i].expires_ns, 0);
     for (int i = 0; i < RESIL__CB_STRIPES; i++) {
         struct resil__cb_stripe *sp = &st->stripes[i];
-        if (atomic_load(&sp->successful) < 0)
-            atomic_store(&sp->successful, 0);
-        if (atomic_load(&sp->failed) < 0)
-            atomic_store(&sp->failed, 0);
-        if (atomic_load(&sp->ignored) < 0)
-            atomic_store(&sp->ignored, 0);
-        if (atomic_load(&sp->not_permitted) < 0)
-            atomic_store(&sp->not_permitted, 0);
+        _Atomic int64_t *c[4] = {&sp->successful, &sp->failed, &sp->ignored, &sp->not_permitted};
+        for (int k = 0; k < 4; k++) {
+            int64_t v = atomic_load(c[k]);
+            if (v < 0 || v > RESIL__CB_COUNT_MAX)
+                atomic_store(c[k], 0);
+        }
     }
     atomic_store(&st->dirty, 0);
 }
@@ -190,10 +218,15 @@ static bool plain_byte(unsigned char c)
            c == '_' || c == '-' || c == '.';
 }
 
+/* The file name of a breaker: the name with bytes other than [A-Za-z0-9._-]
+ * (and a leading '.') written %XX, then ".cb".  When that would be longer
+ * than 200 bytes (file systems allow 255), it is cut at 160 bytes and
+ * "~" and 16 hex digits of a 64-bit FNV-1a hash of the whole name follow:
+ * such names are read back from the file's header, not from its name. */
 char *resil__cb_path(const char *dir, const char *name)
 {
     size_t dl = strlen(dir), nl = strlen(name);
-    char *p = malloc(dl + 1 + nl * 3 + 4 + 1);
+    char *p = malloc(dl + 1 + nl * 3 + 32);
     if (!p)
         return NULL;
     char *o = p;
@@ -201,8 +234,29 @@ char *resil__cb_path(const char *dir, const char *name)
     o += dl;
     if (dl == 0 || dir[dl - 1] != '/')
         *o++ = '/';
+    char *base = o;
     for (size_t i = 0; i < nl; i++) {
         unsigned char c = (unsigned char)name[i];
+        if (o - base > 197) {
+            /* too long: cut at a whole character, add the hash */
+            o = base;
+            for (size_t k = 0; k < nl && o - base < 158; k++) {
+                unsigned char d = (unsigned char)name[k];
+                if (plain_byte(d) && !(k == 0 && d == '.')) {
+                    *o++ = (char)d;
+                } else {
+                    static const char hex[] = "0123456789ABCDEF";
+                    *o++ = '%';
+                    *o++ = hex[d >> 4];
+                    *o++ = hex[d & 15];
+                }
+            }
+            uint64_t h = 1469598103934665603ULL;
+            for (size_t k = 0; k < nl; k++)
+                h = (h ^ (unsigned char)name[k]) * 1099511628211ULL;
+            o += sprintf(o, "~%016llx", (unsigned long long)h);
+            break;
+        }
         /* A leading '.' is encoded too, so no name is hidden or is "." / "..". */
         if (plain_byte(c) && !(i == 0 && c == '.')) {
             *o++ = (char)c;
@@ -264,14 +318,38 @@ bool resil__cb_decode_name(char *name, const char *base)
 
 /* ---- locks ------------------------------------------------------------------- */
 
+int64_t resil__cb_lock_wait_ns = 5 * INT64_C(1000000000);
+
+/* Takes an OFD lock on the whole file, waiting at most resil__cb_lock_wait_ns:
+ * holders keep it for microseconds, so a longer wait means a holder that is
+ * stopped (SIGSTOP, a debugger, a frozen cgroup), and never blocking forever
+ * matters more.  Returns 0, RESIL_ETIMEDOUT or -errno. */
 static int ofd_lock(int fd, short type)
 {
     struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    for (;;) {
-        if (resil__sys.fcntl_lock(fd, F_OFD_SETLKW, &fl) == 0)
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long pause_ns = 2000;
+    for (int tries = 0;; tries++) {
+        if (resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl) == 0)
             return 0;
-        if (errno != EINTR)
-            return -errno;
+        int e = errno;
+        if (e != EAGAIN && e != EACCES && e != EINTR)
+            return -e;
+        if (tries < 4) {
+            sched_yield();
+            continue;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t waited = (int64_t)(now.tv_sec - t0.tv_sec) * 1000000000LL +
+                         (now.tv_nsec - t0.tv_nsec);
+        if (waited >= resil__cb_lock_wait_ns)
+            return RESIL_ETIMEDOUT;
+        struct timespec ts = {0, pause_ns};
+        nanosleep(&ts, NULL);
+        if (pause_ns < 1000000)
+            pause_ns *= 2;
     }
 }
 
@@ -281,7 +359,9 @@ int resil__store_lock(resil__store *s)
     if (s->shared && s->pid != getpid()) {
         /* A handle inherited across fork shares the parent's open file
          * description, and so its OFD lock: get our own. */
-        int fd = resil__sys.open(s->path, O_RDWR | O_CLOEXEC, 0);
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", s->fd); /* the same inode */
+        int fd = resil__sys.open(self, O_RDWR | O_CLOEXEC, 0);
         if (fd < 0) {
             int rc = -errno;
             pthread_mutex_unlock(&s->mu);
@@ -310,7 +390,8 @@ int resil__store_lock(resil__store *s)
             resil__cb_state_repair(s->st);
         }
     }
-    atomic_store_explicit(&s->st->dirty, 1, memory_order_relaxed);
+    /* seq_cst: no store of the update may be seen before the mark */
+    atomic_store(&s->st->dirty, 1);
     return 0;
 }
 
@@ -384,11 +465,14 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     if (!path)
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
     int rc;
-    int fd = resil__sys.open(path, O_RDWR | O_CLOEXEC | (attach_only ? 0 : O_CREAT), 0666);
+    int fd = resil__sys.open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (attach_only ? 0 : O_CREAT), 0666);
     if (fd < 0) {
         rc = -errno;
         if (rc == -ENOENT && attach_only)
             resil_error_set(err, rc, path, "no breaker %s in %s", name, dir);
+        else if (rc == -ELOOP)
+            resil_error_set(err, rc, path,
+                            "%s is a symbolic link: breaker state files must not be", path);
         else
             resil_error_set(err, rc, path, "cannot open the breaker state %s: %s", path,
                             strerror(-rc));
@@ -410,7 +494,12 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
         rc = resil_error_set(err, RESIL_EPARSE, path, "%s is not a regular file", path);
         goto fail;
     }
-    bool fresh = sb.st_size == 0 && !attach_only;
+    if (sb.st_size == 0 && attach_only) {
+        rc = resil_error_set(err, -ENOENT, path, "no breaker %s in %s (its state file is empty: "
+                             "being created, or its creator died)", name, dir);
+        goto fail;
+    }
+    bool fresh = sb.st_size == 0;
     bool zeroed = false; /* right size, header all zero: a creator died before init */
     if (fresh && resil__sys.ftruncate(fd, (off_t)sizeof(struct resil__cb_state)) != 0) {
         rc = resil_error_set(err, -errno, path, "cannot size %s: %s", path, strerror(errno));
@@ -502,9 +591,14 @@ int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err
     int rc = 0;
     void *map = MAP_FAILED;
     struct stat sb;
-    int fd = resil__sys.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    int fd = resil__sys.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0) {
-        rc = resil_error_set(err, -errno, path, "cannot open %s: %s", path, strerror(errno));
+        rc = -errno;
+        if (rc == -ELOOP)
+            resil_error_set(err, rc, path,
+                            "%s is a symbolic link: breaker state files must not be", path);
+        else
+            resil_error_set(err, rc, path, "cannot open %s: %s", path, strerror(-rc));
         goto out;
     }
     rc = ofd_lock(fd, F_WRLCK);
@@ -538,4 +632,33 @@ out:
         resil__sys.close(fd);
     free(path);
     return rc;
+}
+
+bool resil__cb_read_name(char *name, int dirfd, const char *base)
+{
+    int fd = openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    struct {
+        uint64_t magic;
+        uint32_t version;
+        uint32_t size;
+        char name[RESIL__CB_NAME_MAX + 8];
+    } h;
+    _Static_assert(offsetof(struct resil__cb_state, name) == 16, "header layout");
+    struct stat sb;
+    bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+              pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.magic == RESIL__CB_MAGIC &&
+              memchr(h.name, 0, sizeof h.name) != NULL && h.name[0] != 0 &&
+              strlen(h.name) <= RESIL__CB_NAME_MAX;
+    close(fd);
+    if (!ok)
+        return false;
+    /* Only when this file is where that name lives. */
+    char *p = resil__cb_path("", h.name);
+    ok = p && strcmp(p + 1, base) == 0;
+    free(p);
+    if (ok)
+        memcpy(name, h.name, strlen(h.name) + 1);
+    return ok;
 }

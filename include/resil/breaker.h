@@ -46,7 +46,8 @@
  * Process safety: with a state directory (opts.state_dir, else the
  * RESIL_STATE_DIR environment variable) a breaker's state lives in the
  * memory-mapped file <dir>/<name>.cb (bytes other than [A-Za-z0-9._-] in the
- * name are written %XX) and every process that opens the same name shares it:
+ * name are written %XX; long names are cut and hashed) and every process
+ * that opens the same name shares it:
  * one trips it, all see it open at once.  A process killed at any point
  * leaves it usable: locks are released by the kernel, a half-done update is
  * repaired by the next process that takes the lock, a trial permit it held
@@ -166,7 +167,8 @@ typedef struct resil_breaker_opts {
      * missing. */
     const char *state_dir;
     /* With a state directory: attach to an existing state file only (fails
-     * with -ENOENT when there is none).  For tools that inspect breakers. */
+     * with -ENOENT when there is none; RESIL_EINVAL without a state
+     * directory).  For tools that inspect breakers. */
     bool attach_only;
 } resil_breaker_opts;
 
@@ -191,7 +193,9 @@ RESIL_EXPORT int resil_breaker_env_defaults(int *threshold, double *timeout_s, r
 
 typedef struct resil_breaker resil_breaker;
 
-/* Creates a breaker named `name` (1..200 bytes, no NUL).  opts may be NULL
+/* Creates a breaker named `name` (1..200 bytes, no NUL; in a state
+ * directory, a name whose encoded file name would pass 200 bytes is cut and
+ * given a hash suffix).  opts may be NULL
  * (all defaults).  With a state directory, opens or creates its state file
  * there; a file that is not a resil breaker state, of another version,
  * truncated or with impossible values gives RESIL_EPARSE with err naming the
@@ -228,9 +232,11 @@ typedef struct resil_breaker_permit {
 /* Asks to make a call.  Returns 0 and fills *permit when the call may go
  * ahead; RESIL_ECIRCUIT_OPEN when refused, with *retry_in_s (may be NULL)
  * set to the seconds until the breaker is half-open (0 when it is half-open
- * already and all trial permits are taken, or forced open: -1); or -errno
- * when a shared breaker's lock failed.  Moves OPEN to HALF_OPEN when the open
- * duration is over.  Never blocks beyond a short lock. */
+ * already and all trial permits are taken, or forced open: -1); or, for a
+ * shared breaker, RESIL_ETIMEDOUT when its lock could not be had within 5 s
+ * (a holder stopped by SIGSTOP or a debugger) or -errno when locking failed.
+ * Moves OPEN to HALF_OPEN when the open duration is over.  The closed state
+ * takes no lock; the others hold one for microseconds. */
 RESIL_EXPORT int resil_breaker_acquire(resil_breaker *b, resil_breaker_permit *permit,
                                        double *retry_in_s);
 
@@ -244,13 +250,17 @@ RESIL_EXPORT int resil_breaker_report(resil_breaker *b, resil_breaker_permit *pe
  * then uses the time since acquire (it read the clock at acquire only when a
  * slow-call rule is set).  A report on a permit acquired before a transition
  * (another epoch), or on a trial lease that expired, counts in the totals but
- * does not move the state.  The permit is spent afterwards.  Returns 0, or -errno when a shared breaker's lock failed. */
+ * does not move the state.  The permit is spent afterwards.  Returns 0, or
+ * an error of the shared lock as for resil_breaker_acquire (the outcome is
+ * then not recorded). */
 RESIL_EXPORT int resil_breaker_record(resil_breaker *b, resil_breaker_permit *permit,
                                       resil_breaker_verdict verdict, double duration_s);
 
 /* One guarded call: acquire, op(arg), report op's result.  Returns op's
- * result, or RESIL_ECIRCUIT_OPEN without calling op (the time until
- * half-open is resil_breaker_snapshot's), or -errno from a shared lock. */
+ * result whenever op ran (a failure to record it is not reported: use the
+ * two-step form to see it), or RESIL_ECIRCUIT_OPEN without calling op (the
+ * time until half-open is resil_breaker_time_until_half_open's), or an
+ * error of resil_breaker_acquire without calling op. */
 RESIL_EXPORT int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg);
 
 /* ---- manual control ------------------------------------------------------- */

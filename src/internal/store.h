@@ -32,6 +32,19 @@
 #define RESIL__CB_SLOTS 64
 #define RESIL__CB_STRIPES 64
 #define RESIL__CB_NAME_MAX 200
+/* Bounds the state check enforces, so that arithmetic on values read from a
+ * file stays defined: counts below 2^56 (64 stripes of them sum below 2^62),
+ * times below 2^62 ns. */
+#define RESIL__CB_COUNT_MAX (INT64_C(1) << 56)
+#define RESIL__CB_TIME_MAX (INT64_C(1) << 62)
+/* The longest wait for a state file's lock (see ofd_lock): 5 s; tests may
+ * shorten it (set it while no other thread is inside resil). */
+extern int64_t resil__cb_lock_wait_ns;
+
+/* Processes share these atomics through a file: they must be lock-free (and
+ * so address-free) on this platform. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
+               "resil's shared breaker state needs lock-free 32- and 64-bit atomics");
 
 /* The state word: state in the low 8 bits, the epoch above. */
 #define RESIL__CB_STATE(w) ((int)((w)&0xffu))
@@ -133,6 +146,11 @@ void resil__cb_state_repair(struct resil__cb_state *st);
 
 /* The state file's path for name in dir (malloc'd), or NULL. */
 char *resil__cb_path(const char *dir, const char *name);
+
+/* Reads the name of the breaker whose state file is `base` in directory
+ * dirfd from the file's header, when the header is valid and that name's
+ * file is `base`.  name: RESIL__CB_NAME_MAX + 1 bytes. */
+bool resil__cb_read_name(char *name, int dirfd, const char *base);
 
 /* Decodes a state file's base name ("x%2Fy.cb") into name (a buffer of
  * RESIL__CB_NAME_MAX + 1 bytes).  Returns false when it is not one. */

@@ -957,7 +957,7 @@ static void test_corrupt_files(void **state)
     expect_eparse("window", "window position out of range");
     expect_mended("window");
     damage("counter", bad_counter);
-    expect_eparse("counter", "negative call counter");
+    expect_eparse("counter", "call counter out of range");
     expect_mended("counter");
 
     /* Another breaker's state under this name. */
