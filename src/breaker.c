@@ -376,11 +376,26 @@ static unsigned first_stripe(void)
     return (base + k) % RESIL__CB_STRIPES + 1;
 }
 
+/* A forked child draws its own stripe (it would share its parent's). */
+static void stripe_atfork_child(void)
+{
+    stripe_of_thread = 0;
+}
+
+static void stripe_atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, stripe_atfork_child);
+}
+
+static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
+
 static inline struct resil__cb_stripe *stripe(struct resil__cb_state *st)
 {
     unsigned i = stripe_of_thread;
-    if (RESIL_UNLIKELY(i == 0))
+    if (RESIL_UNLIKELY(i == 0)) {
+        pthread_once(&stripe_once, stripe_atfork_register);
         stripe_of_thread = i = first_stripe();
+    }
     return &st->stripes[i - 1];
 }
 

@@ -362,6 +362,14 @@ int resil__store_lock(resil__store *s)
         char self[64];
         snprintf(self, sizeof self, "/proc/self/fd/%d", s->fd); /* the same inode */
         int fd = resil__sys.open(self, O_RDWR | O_CLOEXEC, 0);
+        struct stat sb;
+        if (fd >= 0 && (resil__sys.fstat(fd, &sb) != 0 || sb.st_dev != s->dev ||
+                        sb.st_ino != s->ino)) {
+            /* the child closed that fd, and it now is another file */
+            resil__sys.close(fd);
+            fd = -1;
+            errno = ESTALE;
+        }
         if (fd < 0) {
             int rc = -errno;
             pthread_mutex_unlock(&s->mu);
@@ -483,7 +491,8 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     void *map = MAP_FAILED;
     rc = ofd_lock(fd, F_WRLCK);
     if (rc < 0) {
-        resil_error_set(err, rc, path, "cannot lock %s: %s", path, strerror(-rc));
+        resil_error_set(err, rc, path, "cannot lock %s: %s%s", path, resil_strerror(rc),
+                        rc == RESIL_ETIMEDOUT ? " (is a process holding it stopped?)" : "");
         goto fail;
     }
     if (resil__sys.fstat(fd, &sb) != 0) {
@@ -548,6 +557,8 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     s->st = st;
     snprintf(s->name, sizeof s->name, "%s", name);
     s->pid = getpid();
+    s->dev = sb.st_dev;
+    s->ino = sb.st_ino;
     s->shared = true;
     s->fd = fd;
     s->path = path;
@@ -603,7 +614,8 @@ int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err
     }
     rc = ofd_lock(fd, F_WRLCK);
     if (rc < 0) {
-        resil_error_set(err, rc, path, "cannot lock %s: %s", path, strerror(-rc));
+        resil_error_set(err, rc, path, "cannot lock %s: %s%s", path, resil_strerror(rc),
+                        rc == RESIL_ETIMEDOUT ? " (is a process holding it stopped?)" : "");
         goto out;
     }
     if (resil__sys.fstat(fd, &sb) != 0) {

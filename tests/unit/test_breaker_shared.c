@@ -80,11 +80,21 @@ static int setup(void **state)
     return 0;
 }
 
+/* A test that changes directory saves the old one here (teardown goes back). */
+static int saved_cwd = -1;
+
 static int teardown(void **state)
 {
     (void)state;
     kill_live();
     resil__sys_reset();
+    resil__cb_lock_wait_ns = 5 * S_NS;
+    if (saved_cwd >= 0) {
+        if (fchdir(saved_cwd) != 0)
+            return -1;
+        close(saved_cwd);
+        saved_cwd = -1;
+    }
     munmap(sh, sizeof *sh);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -1617,6 +1627,702 @@ static void test_header_wiped_while_open(void **state)
     resil_breaker_free(b);
 }
 
+/* ---- (n) the review fixes ---------------------------------------------------------- */
+
+/* A handle whose only trip rule is the window keeps working after
+ * resil_breaker_reset_file: the reset keeps the shared window's size (a record
+ * with window_size 0 has no window, and such a handle would never trip again),
+ * and a handle with a window re-arms a record that lost its size anyway. */
+static resil_breaker_opts window_only_opts(void)
+{
+    resil_breaker_opts o = base_opts();
+    o.failure_threshold = -1;
+    o.window_size = 10;
+    o.window_min_calls = 5;
+    return o;
+}
+
+static void test_reset_file_keeps_window(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = window_only_opts();
+    resil_breaker *b = open_b("svc", &o);
+    assert_int_equal(call_v(b, RESIL_BREAKER_SUCCESS), 0);
+    assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    assert_int_equal(resil_breaker_reset_file(dir, "svc", NULL), 0);
+    struct resil__cb_state *st = map_file("svc");
+    assert_int_equal(atomic_load(&st->window_size), 10); /* kept */
+    assert_int_equal(atomic_load(&st->window_count), 0); /* emptied */
+    unmap_file(st);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_CLOSED); /* 4 < min 5 */
+    assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    resil_breaker_snapshot s = snap(b);
+    assert_int_equal(s.state, RESIL_BREAKER_OPEN);
+    assert_int_equal(s.failed, 5);
+    resil_breaker_free(b);
+
+    /* A reset that starts from a record whose header is gone (a reset_file
+     * killed in its first store left magic 0) cannot know the size: the
+     * window handle's next call puts its own back. */
+    b = open_b("svc2", &o);
+    assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    st = map_file("svc2");
+    st->magic = 0;
+    unmap_file(st);
+    assert_int_equal(resil_breaker_reset_file(dir, "svc2", NULL), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_CLOSED);
+    assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    s = snap(b);
+    assert_int_equal(s.state, RESIL_BREAKER_OPEN);
+    assert_int_equal(s.window_calls, 0); /* cleared by the trip */
+    resil_breaker_free(b);
+}
+
+/* Only handles with a window feed it.  A handle without one (consecutive rule
+ * only) takes its successes on the lock-free path, so the window would see its
+ * failures and only the successes right after them: A would judge a 4% real
+ * failure rate as 5 of 11. */
+static void test_windowless_handle_does_not_feed_window(void **state)
+{
+    (void)state;
+    resil_breaker_opts oa = base_opts();
+    oa.failure_threshold = -1;
+    oa.window_size = 20;
+    oa.window_min_calls = 10;
+    oa.failure_rate_threshold = 0.3;
+    resil_breaker *a = open_b("svc", &oa);
+    resil_breaker_opts ob = base_opts();
+    ob.failure_threshold = 1000;
+    resil_breaker *b = open_b("svc", &ob);
+    int failures = 0;
+    for (int i = 0; i < 95; i++) {
+        bool fail = i % 19 == 9;
+        failures += fail;
+        assert_int_equal(resil_breaker_call(b, fail ? fail_op : ok_op, NULL), fail ? 1 : 0);
+    }
+    assert_int_equal(failures, 5);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(resil_breaker_call(a, ok_op, NULL), 0);
+    resil_breaker_snapshot s = snap(a);
+    assert_int_equal(s.state, RESIL_BREAKER_CLOSED);
+    assert_int_equal(s.window_calls, 20);
+    assert_true(s.failure_rate == 0.0);
+    assert_int_equal(s.successful, 110);
+    assert_int_equal(s.failed, 5);
+    resil_breaker_free(b);
+    resil_breaker_free(a);
+}
+
+/* A handle opened with a relative state directory, used in a child that
+ * changed directory: the child's own lock must be on the same file (it
+ * re-opens it through its inherited descriptor, not through the path). */
+static int relative_child_main(void *arg, int i)
+{
+    (void)i;
+    resil_breaker *b = arg;
+    CK(chdir("/") == 0);
+    CK(access("rel-state", F_OK) != 0);
+    for (int k = 0; k < 3; k++)
+        CK(resil_breaker_call(b, fail_op, NULL) == 1);
+    CK(resil_breaker_get_state(b) == RESIL_BREAKER_OPEN);
+    CK(resil_breaker_call(b, ok_op, NULL) == RESIL_ECIRCUIT_OPEN);
+    return 0;
+}
+
+static void test_fork_chdir_relative_dir(void **state)
+{
+    (void)state;
+    saved_cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(saved_cwd >= 0);
+    assert_int_equal(chdir(dir), 0);
+    resil_breaker_opts o = base_opts();
+    o.state_dir = "rel-state";
+    resil_breaker *b = open_b("svc", &o);
+    assert_true(resil_breaker_is_shared(b));
+    reap_ok(spawn(relative_child_main, b, 0));
+    resil_breaker_snapshot s = snap(b);
+    assert_int_equal(s.state, RESIL_BREAKER_OPEN);
+    assert_int_equal(s.failed, 3);
+    assert_int_equal(s.consecutive_failures, 3);
+    resil_breaker_free(b);
+}
+
+/* A child that closed the handle's fd, which now is another file: the
+ * re-open through /proc/self/fd sees another inode and the lock fails with
+ * -ESTALE instead of locking the wrong file. */
+static int stale_child_main(void *arg, int i)
+{
+    (void)i;
+    resil_breaker *b = arg;
+    /* find the fd of the state file, and put another file in its place */
+    char want[PATH_MAX], link[PATH_MAX], fdp[64];
+    snprintf(want, sizeof want, "%s/svc.cb", dir);
+    int n = -1;
+    for (int fd = 3; fd < 1024 && n < 0; fd++) {
+        snprintf(fdp, sizeof fdp, "/proc/self/fd/%d", fd);
+        ssize_t l = readlink(fdp, link, sizeof link - 1);
+        if (l > 0) {
+            link[l] = 0;
+            if (strcmp(link, want) == 0)
+                n = fd;
+        }
+    }
+    CK(n >= 0);
+    char other[PATH_MAX];
+    snprintf(other, sizeof other, "%s/other", dir);
+    int ofd = open(other, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    CK(ofd >= 0);
+    CK(dup2(ofd, n) == n);
+    close(ofd);
+    CK(resil_breaker_call(b, fail_op, NULL) == 1); /* op's result, not the error */
+    CK(resil_breaker_trip(b) == -ESTALE);
+    return 0;
+}
+
+static void test_fork_fd_replaced(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    resil_breaker *b = open_b("svc", &o);
+    reap_ok(spawn(stale_child_main, b, 0));
+    resil_breaker_snapshot s = snap(b);
+    assert_int_equal(s.state, RESIL_BREAKER_CLOSED);
+    assert_int_equal(s.consecutive_failures, 0);
+    resil_breaker_free(b);
+}
+
+/* A trial permit granted before resil_breaker_reset_file is not the lease of
+ * a trial granted after it in the same slot: lease generations move on. */
+static void test_lease_generation_across_reset_file(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    o.half_open_max_calls = 1;
+    o.half_open_lease_s = 3600;
+    resil_breaker *b = open_b("svc", &o);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    advance(30 * S_NS);
+    resil_breaker_permit old;
+    assert_int_equal(resil_breaker_acquire(b, &old, NULL), 0);
+    assert_int_equal(resil_breaker_reset_file(dir, "svc", NULL), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_CLOSED);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_OPEN);
+    advance(30 * S_NS);
+    resil_breaker_permit now;
+    assert_int_equal(resil_breaker_acquire(b, &now, NULL), 0);
+    assert_int_equal(snap(b).half_open_in_flight, 1);
+    /* The stale permit: counted, but it frees nothing and moves nothing. */
+    assert_int_equal(resil_breaker_record(b, &old, RESIL_BREAKER_SUCCESS, -1), 0);
+    resil_breaker_snapshot s = snap(b);
+    assert_int_equal(s.state, RESIL_BREAKER_HALF_OPEN);
+    assert_int_equal(s.half_open_in_flight, 1);
+    resil_breaker_permit p;
+    double wait_s = -7;
+    assert_int_equal(resil_breaker_acquire(b, &p, &wait_s), RESIL_ECIRCUIT_OPEN);
+    assert_true(wait_s == 0);
+    assert_int_equal(resil_breaker_record(b, &now, RESIL_BREAKER_SUCCESS, -1), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_CLOSED);
+    resil_breaker_free(b);
+}
+
+/* resil_breaker_call returns op's result whenever op ran, even when the
+ * outcome could not be recorded; an acquire whose lock failed spends the
+ * permit; a half-open refusal needs no lock. */
+static int enolck_lock(int fd, int cmd, struct flock *fl)
+{
+    (void)fd;
+    (void)cmd;
+    (void)fl;
+    errno = ENOLCK;
+    return -1;
+}
+
+static int op_42(void *arg)
+{
+    (void)arg;
+    return 42;
+}
+
+static void inject_enolck(void)
+{
+    resil__sys.fcntl_lock = enolck_lock;
+}
+
+/* A permit as an uninitialised stack variable may hold it. */
+static void garbage_permit(resil_breaker_permit *p)
+{
+    memset(p, 0xA5, sizeof *p);
+}
+
+static void assert_same_snap(const resil_breaker_snapshot *a, const resil_breaker_snapshot *b)
+{
+    assert_int_equal(a->state, b->state);
+    assert_int_equal(a->epoch, b->epoch);
+    assert_int_equal(a->successful, b->successful);
+    assert_int_equal(a->failed, b->failed);
+    assert_int_equal(a->ignored, b->ignored);
+    assert_int_equal(a->not_permitted, b->not_permitted);
+    assert_int_equal(a->consecutive_failures, b->consecutive_failures);
+    assert_int_equal(a->half_open_in_flight, b->half_open_in_flight);
+}
+
+static void test_call_result_when_record_fails(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    resil_breaker *b = open_b("svc", &o); /* the lock-free closed path */
+    o.window_size = 10;
+    resil_breaker *w = open_b("win", &o); /* acquire + report */
+    inject_enolck();
+    assert_int_equal(resil_breaker_call(b, op_42, NULL), 42);
+    assert_int_equal(resil_breaker_call(w, op_42, NULL), 42);
+    /* The two-step form does see the failure to record. */
+    resil_breaker_permit p;
+    assert_int_equal(resil_breaker_acquire(b, &p, NULL), 0);
+    assert_int_equal(resil_breaker_record(b, &p, RESIL_BREAKER_FAILURE, -1), -ENOLCK);
+    resil__sys_reset();
+    resil_breaker_free(w);
+
+    /* OPEN whose time is over: acquire needs the lock. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    advance(30 * S_NS);
+    inject_enolck();
+    garbage_permit(&p);
+    assert_int_equal(resil_breaker_acquire(b, &p, NULL), -ENOLCK);
+    resil__sys_reset();
+    resil_breaker_snapshot before = snap(b);
+    assert_int_equal(resil_breaker_record(b, &p, RESIL_BREAKER_FAILURE, -1), 0);
+    resil_breaker_snapshot after = snap(b);
+    assert_same_snap(&before, &after);
+
+    /* HALF_OPEN, every trial slot leased: refused without the lock. */
+    resil_breaker_permit t1;
+    assert_int_equal(resil_breaker_acquire(b, &t1, NULL), 0);
+    inject_enolck();
+    double wait_s = -7;
+    assert_int_equal(resil_breaker_acquire(b, &p, &wait_s), RESIL_ECIRCUIT_OPEN);
+    assert_true(wait_s == 0);
+    assert_int_equal(resil_breaker_call(b, op_42, NULL), RESIL_ECIRCUIT_OPEN);
+    resil__sys_reset();
+    assert_int_equal(resil_breaker_record(b, &t1, RESIL_BREAKER_SUCCESS, -1), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_CLOSED);
+    resil_breaker_free(b);
+
+    /* HALF_OPEN with a free slot: acquire needs the lock. */
+    o = base_opts();
+    o.half_open_max_calls = 2;
+    resil_breaker *h = open_b("ho", &o);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call_v(h, RESIL_BREAKER_FAILURE), 0);
+    advance(30 * S_NS);
+    assert_int_equal(resil_breaker_acquire(h, &t1, NULL), 0);
+    assert_int_equal(snap(h).state, RESIL_BREAKER_HALF_OPEN);
+    inject_enolck();
+    garbage_permit(&p);
+    assert_int_equal(resil_breaker_acquire(h, &p, NULL), -ENOLCK);
+    resil__sys_reset();
+    before = snap(h);
+    assert_int_equal(resil_breaker_record(h, &p, RESIL_BREAKER_FAILURE, -1), 0);
+    after = snap(h);
+    assert_same_snap(&before, &after);
+    assert_int_equal(resil_breaker_record(h, &t1, RESIL_BREAKER_SUCCESS, -1), 0);
+    assert_int_equal(resil_breaker_get_state(h), RESIL_BREAKER_CLOSED);
+    resil_breaker_free(h);
+}
+
+/* A lock holder that stopped (SIGSTOP, a debugger): a lock wait ends with
+ * RESIL_ETIMEDOUT instead of blocking for ever.  The holder here takes the
+ * OFD lock on the state file itself and sits on it; it lets go by itself
+ * after 3 s, so that a library that still blocks fails this test instead of
+ * hanging it. */
+static int lock_sitter_main(void *arg, int i)
+{
+    (void)i;
+    int *fds = arg; /* [0..1] "locked", [2..3] "let go" */
+    close(fds[0]);
+    close(fds[3]);
+    int fd = open(cb_file("svc"), O_RDWR | O_CLOEXEC);
+    CK(fd >= 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    CK(fcntl(fd, F_OFD_SETLKW, &fl) == 0);
+    CK(write(fds[1], "l", 1) == 1);
+    struct pollfd pf = {.fd = fds[2], .events = POLLIN};
+    (void)poll(&pf, 1, 3000);
+    return 0;
+}
+
+static pid_t start_lock_sitter(int fds[4])
+{
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(pipe(fds + 2), 0);
+    pid_t kid = spawn(lock_sitter_main, fds, 0);
+    close(fds[1]);
+    close(fds[2]);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    close(fds[0]);
+    return kid;
+}
+
+static void stop_lock_sitter(pid_t kid, int fds[4])
+{
+    close(fds[3]);
+    kill(kid, SIGKILL);
+    reap(kid, 30);
+}
+
+static void test_stopped_lock_holder(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    resil_breaker *b = open_b("svc", &o);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    advance(30 * S_NS); /* OPEN whose time is over: acquire needs the lock */
+    resil__cb_lock_wait_ns = 200 * 1000000LL;
+    int fds[4];
+    pid_t kid = start_lock_sitter(fds);
+
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    resil_breaker_permit p;
+    int rc = resil_breaker_acquire(b, &p, NULL);
+    double took = since(&t0);
+    stop_lock_sitter(kid, fds);
+    resil__cb_lock_wait_ns = 5 * S_NS;
+    if (rc != RESIL_ETIMEDOUT)
+        fail_msg("acquire with the lock held elsewhere: %s after %.2f s, expected "
+                 "RESIL_ETIMEDOUT", resil_err_name(rc), took);
+    assert_true(took >= 0.15 && took < 1.0);
+    /* The refused permit is spent; the holder gone, the lock is free again. */
+    assert_int_equal(resil_breaker_record(b, &p, RESIL_BREAKER_FAILURE, -1), 0);
+    assert_int_equal(snap(b).failed, 3);
+    assert_int_equal(resil_breaker_acquire(b, &p, NULL), 0);
+    assert_int_equal(resil_breaker_record(b, &p, RESIL_BREAKER_SUCCESS, -1), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_CLOSED);
+    resil_breaker_free(b);
+}
+
+/* A lock wait that timed out names itself in the error: "timed out", not
+ * "Unknown error 1001" (strerror of a resil code). */
+static void test_lock_timeout_message(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    resil_breaker_free(open_b("svc", &o));
+    resil__cb_lock_wait_ns = 100 * 1000000LL;
+    int fds[4];
+    pid_t kid = start_lock_sitter(fds);
+    resil_breaker *b = NULL;
+    resil_error e1, e2;
+    resil_error_clear(&e1);
+    resil_error_clear(&e2);
+    int rc1 = resil_breaker_new(&b, "svc", &o, &e1);
+    int rc2 = resil_breaker_reset_file(dir, "svc", &e2);
+    stop_lock_sitter(kid, fds);
+    resil__cb_lock_wait_ns = 5 * S_NS;
+    assert_null(b);
+    assert_int_equal(rc1, RESIL_ETIMEDOUT);
+    assert_int_equal(rc2, RESIL_ETIMEDOUT);
+    assert_int_equal(e1.code, RESIL_ETIMEDOUT);
+    assert_int_equal(e2.code, RESIL_ETIMEDOUT);
+    if (!strstr(e1.message, resil_strerror(RESIL_ETIMEDOUT)) ||
+        !strstr(e2.message, resil_strerror(RESIL_ETIMEDOUT)))
+        fail_msg("a lock timeout's message does not say '%s':\n  new: %s\n  reset_file: %s",
+                 resil_strerror(RESIL_ETIMEDOUT), e1.message, e2.message);
+}
+
+/* Long names: one whose file name would be 600 bytes (200 '/'), one of 198
+ * bytes of UTF-8 (594), two of 200 bytes that differ in the last one. */
+struct long_names {
+    int n;
+    char v[8][RESIL__CB_NAME_MAX + 1];
+};
+
+static int collect_long(const char *name, void *arg)
+{
+    struct long_names *ln = arg;
+    if (ln->n < 8)
+        snprintf(ln->v[ln->n], sizeof ln->v[0], "%s", name);
+    ln->n++;
+    return 0;
+}
+
+static void test_long_names(void **state)
+{
+    (void)state;
+    char slash[201], utf8[199], la[201], lb[201];
+    memset(slash, '/', 200);
+    slash[200] = 0;
+    for (int i = 0; i < 99; i++) {
+        utf8[2 * i] = (char)0xC3; /* U+00E9 */
+        utf8[2 * i + 1] = (char)0xA9;
+    }
+    utf8[198] = 0;
+    memset(la, 'a', 199);
+    la[199] = 'x';
+    la[200] = 0;
+    memcpy(lb, la, sizeof la);
+    lb[199] = 'y';
+    const char *names[] = {slash, la, lb, utf8}; /* in strcmp order */
+    resil_breaker_opts o = base_opts();
+    for (int k = 0; k < 4; k++) {
+        const char *name = names[k];
+        resil_breaker *b = open_b(name, &o);
+        bool trip = name != lb;
+        for (int i = 0; trip && i < 3; i++)
+            assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+        resil_breaker *b2 = open_b(name, &o);
+        assert_int_equal(resil_breaker_get_state(b2),
+                         trip ? RESIL_BREAKER_OPEN : RESIL_BREAKER_CLOSED);
+        assert_int_equal(snap(b2).failed, trip ? 3 : 0);
+        assert_string_equal(resil_breaker_name(b2), name);
+        resil_breaker_free(b2);
+        resil_breaker_free(b);
+        const char *f = cb_file(name);
+        assert_int_equal(access(f, F_OK), 0);
+        assert_true(strlen(strrchr(f, '/') + 1) <= 255);
+    }
+    assert_string_not_equal(cb_file(la), cb_file(lb));
+    assert_int_equal(count_dir_entries(), 4);
+
+    struct long_names ln = {0};
+    resil_error e;
+    resil_error_clear(&e);
+    assert_int_equal(resil_breaker_list_dir(dir, collect_long, &ln, &e), 0);
+    assert_int_equal(ln.n, 4);
+    for (int k = 0; k < 4; k++)
+        assert_string_equal(ln.v[k], names[k]);
+    /* ...and every listed name leads back to its breaker. */
+    o.attach_only = true;
+    for (int k = 0; k < 4; k++) {
+        resil_breaker *b = open_b(ln.v[k], &o);
+        assert_int_equal(resil_breaker_get_state(b),
+                         names[k] == lb ? RESIL_BREAKER_CLOSED : RESIL_BREAKER_OPEN);
+        resil_breaker_free(b);
+    }
+}
+
+/* A state file that is a symbolic link is refused, never followed: neither
+ * opened nor rewritten, nor (dangling) created at its target. */
+static void read_file(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t r = read(fd, buf, n - 1);
+    close(fd);
+    assert_true(r >= 0);
+    buf[r] = 0;
+}
+
+static void expect_eloop(int rc, const resil_error *e, const char *name)
+{
+    if (rc != -ELOOP)
+        fail_msg("%s: expected -ELOOP, got %s: %s", name, resil_err_name(rc), e->message);
+    if (!strstr(e->message, "symbolic link"))
+        fail_msg("%s: the message does not say 'symbolic link': %s", name, e->message);
+}
+
+static void test_symlinked_state_file(void **state)
+{
+    (void)state;
+    char victim[600], nowhere[600], buf[64];
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    snprintf(nowhere, sizeof nowhere, "%s/nowhere", dir);
+    write_bytes(victim, "precious", 8);
+    assert_int_equal(symlink(victim, cb_file("svc")), 0);
+    assert_int_equal(symlink(nowhere, cb_file("dangling")), 0);
+    resil_breaker_opts o = base_opts();
+    for (int attach = 0; attach < 2; attach++) {
+        o.attach_only = attach;
+        const char *names[] = {"svc", "dangling"};
+        for (int k = 0; k < 2; k++) {
+            resil_breaker *b = NULL;
+            resil_error e;
+            resil_error_clear(&e);
+            expect_eloop(resil_breaker_new(&b, names[k], &o, &e), &e, names[k]);
+            assert_null(b);
+            assert_string_equal(e.path, cb_file(names[k]));
+        }
+    }
+    const char *names[] = {"svc", "dangling"};
+    for (int k = 0; k < 2; k++) {
+        resil_error e;
+        resil_error_clear(&e);
+        expect_eloop(resil_breaker_reset_file(dir, names[k], &e), &e, names[k]);
+    }
+    read_file(victim, buf, sizeof buf);
+    assert_string_equal(buf, "precious");
+    assert_int_equal(access(nowhere, F_OK), -1);
+}
+
+/* Values no resil process writes, large enough to make arithmetic on them
+ * overflow, are refused like negative ones; a dirty record is repaired. */
+static void cf_max(struct resil__cb_state *st)
+{
+    atomic_store(&st->consecutive_failures, INT64_MAX);
+}
+
+static void streak_max(struct resil__cb_state *st)
+{
+    atomic_store(&st->open_streak, INT32_MAX);
+}
+
+static void wall_max(struct resil__cb_state *st)
+{
+    atomic_store(&st->open_until_wall_ns, INT64_MAX);
+}
+
+static void counter_max(struct resil__cb_state *st)
+{
+    atomic_store(&st->stripes[7].successful, INT64_MAX);
+}
+
+static void cf_max_dirty(struct resil__cb_state *st)
+{
+    atomic_store(&st->consecutive_failures, INT64_MAX);
+    atomic_store(&st->dirty, 1);
+}
+
+static void test_out_of_range_values(void **state)
+{
+    (void)state;
+    damage("cf", cf_max);
+    expect_eparse("cf", "consecutive failure count out of range");
+    expect_mended("cf");
+    damage("streak", streak_max);
+    expect_eparse("streak", "open streak or half-open count out of range");
+    expect_mended("streak");
+    damage("wall", wall_max);
+    expect_eparse("wall", "open time out of range");
+    expect_mended("wall");
+    damage("counter", counter_max);
+    expect_eparse("counter", "call counter out of range");
+    expect_mended("counter");
+
+    /* A holder died mid-update (dirty): repaired on open, not refused. */
+    damage("dirty", cf_max_dirty);
+    resil_breaker_opts o = base_opts();
+    resil_breaker *b = open_b("dirty", &o);
+    assert_int_equal(snap(b).consecutive_failures, 0);
+    resil_breaker_free(b);
+
+    /* Scribbled under a process that has it open: its next locked operation
+     * repairs before counting on. */
+    o.window_size = 10;
+    b = open_b("open", &o);
+    assert_int_equal(call_v(b, RESIL_BREAKER_SUCCESS), 0);
+    assert_int_equal(call_v(b, RESIL_BREAKER_SUCCESS), 0);
+    struct resil__cb_state *st = map_file("open");
+    atomic_store(&st->consecutive_failures, INT64_MAX);
+    /* ...and lock-free readers see sums and rates that stay in range. */
+    atomic_store(&st->stripes[0].failed, INT64_MAX);
+    atomic_store(&st->stripes[1].failed, INT64_MAX);
+    atomic_store(&st->window_failures, 5); /* > window_count (2) */
+    resil_breaker_snapshot s = snap(b);
+    assert_true(s.failed == INT64_MAX);
+    assert_true(s.failure_rate == 1.0);
+    atomic_store(&st->stripes[0].failed, 0);
+    atomic_store(&st->stripes[1].failed, 0);
+    atomic_store(&st->window_failures, 0);
+    unmap_file(st);
+    assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    s = snap(b);
+    assert_int_equal(s.consecutive_failures, 1);
+    assert_int_equal(s.state, RESIL_BREAKER_CLOSED);
+    resil_breaker_free(b);
+}
+
+/* attach_only needs a state directory, and an empty state file (a creation
+ * in progress, or its creator died) is not a breaker to attach to. */
+static void test_attach_only_edges(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    o.attach_only = true;
+    o.state_dir = "";
+    resil_breaker *b = NULL;
+    resil_error e;
+    resil_error_clear(&e);
+    assert_int_equal(resil_breaker_new(&b, "svc", &o, &e), RESIL_EINVAL);
+    assert_null(b);
+    assert_string_equal(e.path, "attach_only");
+
+    o.state_dir = dir;
+    write_bytes(cb_file("empty"), "", 0);
+    resil_error_clear(&e);
+    assert_int_equal(resil_breaker_new(&b, "empty", &o, &e), -ENOENT);
+    assert_null(b);
+    assert_string_equal(e.path, cb_file("empty"));
+    struct stat sb;
+    assert_int_equal(stat(cb_file("empty"), &sb), 0);
+    assert_int_equal(sb.st_size, 0); /* left as it was */
+    /* A plain open makes it a breaker; then it attaches. */
+    o.attach_only = false;
+    resil_breaker_free(open_b("empty", &o));
+    o.attach_only = true;
+    resil_breaker_free(open_b("empty", &o));
+}
+
+/* A failed trial whose holder died inside go_open (from HALF_OPEN): that
+ * trip never happened, so the next one is the streak's second, not third. */
+static int dies_in_retrip_main(void *arg, int i)
+{
+    (void)arg;
+    (void)i;
+    struct killer_clock kc = {{kc_mono, kc_wall, kc_sleep, NULL}, 0};
+    kc.clock.ctx = &kc;
+    resil_breaker_opts o = base_opts();
+    o.clock = &kc.clock;
+    o.open_multiplier = 2;
+    resil_breaker *b = child_open("svc", &o);
+    resil_breaker_permit p;
+    CK(resil_breaker_acquire(b, &p, NULL) == 0); /* the trial */
+    kc.armed = 1;
+    resil_breaker_record(b, &p, RESIL_BREAKER_FAILURE, -1); /* dies in go_open */
+    return 12;
+}
+
+static void test_dead_retrip_not_in_streak(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    o.open_multiplier = 2;
+    resil_breaker *b = open_b("svc", &o);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call_v(b, RESIL_BREAKER_FAILURE), 0);
+    assert_int_equal(snap(b).open_streak, 1);
+    resil_breaker_free(b);
+    advance(30 * S_NS);
+    pid_t kid = spawn(dies_in_retrip_main, NULL, 0);
+    int st = reap(kid, 30);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    struct resil__cb_state *raw = map_file("svc");
+    assert_int_equal(atomic_load(&raw->dirty), 1); /* it died holding the lock */
+    unmap_file(raw);
+
+    b = open_b("svc", &o);
+    resil_breaker_snapshot before = snap(b);
+    assert_int_equal(before.state, RESIL_BREAKER_HALF_OPEN);
+    assert_int_equal(before.open_streak, 1);
+    resil_breaker_permit p;
+    assert_int_equal(resil_breaker_acquire(b, &p, NULL), 0);
+    assert_int_equal(resil_breaker_record(b, &p, RESIL_BREAKER_FAILURE, -1), 0);
+    resil_breaker_snapshot s = snap(b);
+    assert_int_equal(s.state, RESIL_BREAKER_OPEN);
+    assert_int_equal(s.open_streak, 2);
+    assert_true(s.open_duration_s == 60.0);
+    resil_breaker_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1640,6 +2346,24 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_creator_killed_before_magic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inherited_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_wiped_while_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_file_keeps_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_windowless_handle_does_not_feed_window, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fork_chdir_relative_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_fd_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_generation_across_reset_file, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_call_result_when_record_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stopped_lock_holder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_timeout_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_state_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_range_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attach_only_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_retrip_not_in_streak, setup, teardown),
     };
+    /* RESIL_TEST_FILTER=test_long_* runs only the matching tests. */
+    if (getenv("RESIL_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("RESIL_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
