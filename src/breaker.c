@@ -594,7 +594,14 @@ static double secs_until(int64_t until, int64_t now)
     return until > now ? resil__ns_to_s(until - now) : 0.0;
 }
 
-static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, double *retry_in_s)
+/* Out of line and cold, so the fast paths around them need no stack frame. */
+#if defined(__GNUC__)
+#define RESIL_COLD __attribute__((noinline, cold))
+#else
+#define RESIL_COLD
+#endif
+
+RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, double *retry_in_s)
 {
     struct resil__cb_state *st = b->st;
     p->start_ns = 0;
@@ -716,8 +723,8 @@ int resil_breaker_acquire(resil_breaker *b, resil_breaker_permit *p, double *ret
     return acquire_slow(b, p, retry_in_s);
 }
 
-static int record_slow(resil_breaker *b, resil_breaker_permit *p, resil_breaker_verdict v,
-                       double duration_s)
+RESIL_COLD static int record_slow(resil_breaker *b, resil_breaker_permit *p,
+                                  resil_breaker_verdict v, double duration_s)
 {
     struct resil__cb_state *st = b->st;
     int kind = p->kind;

@@ -320,6 +320,21 @@ bool resil__cb_decode_name(char *name, const char *base)
 
 int64_t resil__cb_lock_wait_ns = 5 * INT64_C(1000000000);
 
+/* Counts forks (in the children): a store opened in an earlier generation
+ * shares its fd, and so its OFD lock, with the parent. */
+static _Atomic unsigned fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
 /* Takes an OFD lock on the whole file, waiting at most resil__cb_lock_wait_ns:
  * holders keep it for microseconds, so a longer wait means a holder that is
  * stopped (SIGSTOP, a debugger, a frozen cgroup), and never blocking forever
@@ -327,8 +342,7 @@ int64_t resil__cb_lock_wait_ns = 5 * INT64_C(1000000000);
 static int ofd_lock(int fd, short type)
 {
     struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct timespec t0 = {0, 0};
     long pause_ns = 2000;
     for (int tries = 0;; tries++) {
         if (resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl) == 0)
@@ -336,6 +350,10 @@ static int ofd_lock(int fd, short type)
         int e = errno;
         if (e != EAGAIN && e != EACCES && e != EINTR)
             return -e;
+        /* The real clock, not the breaker's: this waits for other processes,
+         * and is read only once the lock was found taken. */
+        if (tries == 0)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
         if (tries < 4) {
             sched_yield();
             continue;
@@ -356,7 +374,7 @@ static int ofd_lock(int fd, short type)
 int resil__store_lock(resil__store *s)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->shared && s->pid != getpid()) {
+    if (s->shared && s->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed)) {
         /* A handle inherited across fork shares the parent's open file
          * description, and so its OFD lock: get our own. */
         char self[64];
@@ -377,7 +395,7 @@ int resil__store_lock(resil__store *s)
         }
         resil__sys.close(s->fd);
         s->fd = fd;
-        s->pid = getpid();
+        s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
     }
     if (s->shared) {
         int rc = ofd_lock(s->fd, F_WRLCK);
@@ -556,7 +574,8 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     }
     s->st = st;
     snprintf(s->name, sizeof s->name, "%s", name);
-    s->pid = getpid();
+    pthread_once(&fork_once, fork_register);
+    s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
     s->dev = sb.st_dev;
     s->ino = sb.st_ino;
     s->shared = true;

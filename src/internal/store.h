@@ -109,7 +109,7 @@ struct resil__store {
     pthread_mutex_t mu;
     int fd;                     /* file store: the state file */
     char *path;                 /* file store: its path */
-    pid_t pid;                  /* file store: the process whose fd this is */
+    unsigned fork_gen;          /* file store: forks seen when fd was opened */
     dev_t dev;                  /* file store: the state file's identity */
     ino_t ino;
     char name[RESIL__CB_NAME_MAX + 1]; /* the breaker's, to rewrite a header */
