@@ -416,15 +416,21 @@ int resil__store_lock(resil__store *s)
             resil__cb_state_repair(s->st);
         }
     }
-    /* seq_cst: no store of the update may be seen before the mark */
-    atomic_store(&s->st->dirty, 1);
+    /* The mark matters only to other processes, after this one died: its
+     * stores are then all in memory, so only the compiler could put an
+     * update before the mark, and a signal fence stops that. */
+    if (s->shared) {
+        atomic_store_explicit(&s->st->dirty, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+    }
     return 0;
 }
 
 void resil__store_unlock(resil__store *s)
 {
-    atomic_store_explicit(&s->st->dirty, 0, memory_order_release);
     if (s->shared) {
+        atomic_signal_fence(memory_order_seq_cst);
+        atomic_store_explicit(&s->st->dirty, 0, memory_order_relaxed);
         struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
         (void)resil__sys.fcntl_lock(s->fd, F_OFD_SETLK, &fl);
     }
