@@ -3,18 +3,23 @@
 # benchmark and the peers side by side, and prints a summary with ratios.
 # `make bench` runs it.  Benchmarks, not tests: timings never fail the run;
 # a failed build, a failed count check of bench_retry (allocations, clock
-# reads, random numbers) or a failed content check of bench_files (every
-# record and document written whole) does.  A peer that is unavailable is
-# reported as skipped.
+# reads, random numbers) or of bench_breaker (allocations, clock reads, locks
+# on the closed path) or a failed content check of bench_files (every record
+# and document written whole) does.  A peer that is unavailable is reported
+# as skipped.
 #
 # Knobs (environment):
+#   BENCH_ONLY=retry,files,breaker  the sections to run (comma-separated;
+#                         e.g. BENCH_ONLY=breaker runs bench_breaker and its peers only)
 #   BENCH_RUNS=7          runs per figure (median and min are reported)
-#   BENCH_SCALE=1         multiplies bench_retry's iteration counts
+#   BENCH_SCALE=1         multiplies bench_retry's and bench_breaker's iteration counts
 #   BENCH_PEER_SECONDS=0.25  target time of one peer run
 #   BENCH_FILES_QUICK=0   1: bench_files --quick and fewer ops for the file peers
-#   BENCH_FILES_DIR=build/release/bench/tmp  where the file benchmarks write
+#   BENCH_BUILD_DIR=build/release  where the release preset is built (another
+#                         directory keeps a bench build apart from others' builds)
+#   BENCH_FILES_DIR=$BENCH_BUILD_DIR/bench/tmp  where the file benchmarks write
 #                         (use a real disk, not a tmpfs; it is emptied first)
-# Raw outputs are kept in build/release/bench/results/.
+# Raw outputs are kept in $BENCH_BUILD_DIR/bench/results/.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,19 +29,36 @@ runs="${BENCH_RUNS:-7}"
 scale="${BENCH_SCALE:-1}"
 peer_seconds="${BENCH_PEER_SECONDS:-0.25}"
 PY=/usr/bin/python3 # Debian's interpreter: python3-tenacity lives there, not in a pyenv
-out="build/release/bench/results"
+bdir="${BENCH_BUILD_DIR:-build/release}"
+out="$bdir/bench/results"
 files_quick="${BENCH_FILES_QUICK:-0}"
-files_dir="${BENCH_FILES_DIR:-build/release/bench/tmp}"
+files_dir="${BENCH_FILES_DIR:-$bdir/bench/tmp}"
+only="${BENCH_ONLY:-retry,files,breaker}"
+want() { [[ ",$only," == *",$1,"* ]]; }
+for s in ${only//,/ }; do
+  case "$s" in
+    retry | files | breaker) ;;
+    *)
+      echo "bench/run.sh: BENCH_ONLY: unknown section '$s' (sections: retry, files, breaker)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 echo "== build (release preset)"
-cmake --preset release >/dev/null
-cmake --build --preset release -j2
+if [ "$bdir" = build/release ]; then
+  cmake --preset release >/dev/null
+  cmake --build --preset release -j2
+else
+  cmake --preset release -B "$bdir" >/dev/null
+  cmake --build "$bdir" -j2
+fi
 
 echo "== peers"
 bash bench/peers/install.sh || true
 
 mkdir -p "$out"
-rm -f "$out"/*.txt
+rm -f "$out/machine.txt"
 
 echo "== machine"
 {
@@ -50,10 +72,6 @@ echo "== machine"
   mkdir -p "$files_dir"
   echo "files dir: $files_dir on $(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$files_dir" 2>/dev/null || echo '?')"
 } | tee "$out/machine.txt"
-
-echo "== resil (C): build/release/bench/bench_retry --runs $runs --scale $scale"
-c_rc=0
-build/release/bench/bench_retry --runs "$runs" --scale "$scale" | tee "$out/resil.txt" || c_rc=$?
 
 # run_peer NAME CMD... : runs a peer; exit 3 means "not installed".
 declare -A peer_status
@@ -70,6 +88,13 @@ run_peer() {
   esac
 }
 
+# ---- retry: bench_retry and its peers ------------------------------------------------------
+c_rc=0
+if want retry; then
+rm -f "$out/resil.txt" "$out/tenacity.txt" "$out/cockatiel.txt"
+echo "== resil (C): $bdir/bench/bench_retry --runs $runs --scale $scale"
+"$bdir/bench/bench_retry" --runs "$runs" --scale "$scale" | tee "$out/resil.txt" || c_rc=$?
+
 if [ -x "$PY" ]; then
   run_peer tenacity "$PY" bench/peers/tenacity_bench.py --runs "$runs" --seconds "$peer_seconds"
 else
@@ -82,8 +107,13 @@ else
   echo "== peer cockatiel: skipped (node not found)"
   peer_status[cockatiel]="skipped (node not found)"
 fi
+fi # want retry
 
 # ---- process-safe files: bench_files and its peers ---------------------------------------
+f_rc=0
+if want files; then
+rm -f "$out/resil_files.txt" "$out/atomicwrites.txt" "$out/filelock.txt" \
+  "$out/write-file-atomic.txt" "$out/proper-lockfile.txt"
 rm -rf "$files_dir"
 mkdir -p "$files_dir"
 if [ "$files_quick" != 0 ]; then
@@ -93,9 +123,8 @@ else
   files_args=()
   p_atomic=1000 p_append=5000 p_append_sync=500
 fi
-echo "== resil (C): build/release/bench/bench_files ${files_args[*]} --dir $files_dir"
-f_rc=0
-build/release/bench/bench_files "${files_args[@]}" --dir "$files_dir" | tee "$out/resil_files.txt" || f_rc=$?
+echo "== resil (C): $bdir/bench/bench_files ${files_args[*]} --dir $files_dir"
+"$bdir/bench/bench_files" "${files_args[@]}" --dir "$files_dir" | tee "$out/resil_files.txt" || f_rc=$?
 if [ "$f_rc" -eq 0 ] && [ -f "$files_dir/doc.json" ]; then
   if [ -x "$PY" ]; then
     run_peer atomicwrites "$PY" bench/peers/atomicwrites_bench.py --dir "$files_dir" --ops "$p_atomic"
@@ -113,8 +142,26 @@ if [ "$f_rc" -eq 0 ] && [ -f "$files_dir/doc.json" ]; then
 else
   for p in atomicwrites filelock write-file-atomic proper-lockfile; do peer_status[$p]="skipped (bench_files failed)"; done
 fi
+fi # want files
+
+# ---- circuit breakers: bench_breaker and its peers ---------------------------------------
+b_rc=0
+if want breaker; then
+rm -f "$out/resil_breaker.txt" "$out/cockatiel-breaker.txt" "$out/opossum.txt"
+mkdir -p "$files_dir"
+echo "== resil (C): $bdir/bench/bench_breaker --runs $runs --scale $scale --dir $files_dir"
+"$bdir/bench/bench_breaker" --runs "$runs" --scale "$scale" --dir "$files_dir" |
+  tee "$out/resil_breaker.txt" || b_rc=$?
+if command -v node >/dev/null; then
+  run_peer cockatiel-breaker node bench/peers/cockatiel_breaker_bench.mjs --runs "$runs" --seconds "$peer_seconds"
+  run_peer opossum node bench/peers/opossum_bench.mjs --runs "$runs" --seconds "$peer_seconds"
+else
+  for p in cockatiel-breaker opossum; do peer_status[$p]="skipped (node not found)"; done
+fi
+fi # want breaker
 
 # ---- summary ------------------------------------------------------------------------
+if want retry; then
 echo
 echo "== summary: retry_success_first (an op that succeeds at once; ns per call, median of $runs runs)"
 for f in resil tenacity cockatiel; do [ -f "$out/$f.txt" ] && cat "$out/$f.txt"; done | { grep '^compare ' || true; } | awk '
@@ -152,7 +199,9 @@ if grep -q '^check .* ok=0' "$out/resil.txt"; then
 else
   echo "count checks (allocations, clock reads, random numbers on the success path): $(grep -c '^check retry_success_first .* ok=1' "$out/resil.txt") passed"
 fi
+fi # want retry
 
+if want files; then
 echo
 echo "== summary: process-safe files (bench_files; per-op ns, percentiles over all ops)"
 if [ -f "$out/resil_files.txt" ]; then
@@ -210,9 +259,102 @@ if [ -f "$out/resil_files.txt" ]; then
 else
   echo "(bench_files did not run)"
 fi
+fi # want files
+
+if want breaker; then
+echo
+echo "== summary: circuit breakers (bench_breaker; ns per call, median of $runs runs)"
+if [ -f "$out/resil_breaker.txt" ]; then
+  echo "-- resil (C): closed no-op, open reject, failure path"
+  awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    /^bench (cb_closed_noop|cb_shared_closed_noop|cb_fail_path|cb_open_reject) / {
+      if (!hdr++) printf "%-22s %-24s %-14s %7s %10s %10s %10s\n", "figure", "variant", "breaker", "threads", "median", "min", "cpu_median"
+      c = kv($0, "cpu_median_ns")
+      printf "%-22s %-24s %-14s %7s %10s %10s %10s\n", $2, kv($0, "variant"), kv($0, "breaker"), kv($0, "threads"), kv($0, "median_ns"), kv($0, "min_ns"), c == "" ? "-" : c
+    }
+    /^bench cb_(shared_)?closed_noop_overhead / { printf "  overhead %-22s %-12s %-14s threads=%s: %s ns (min %s; thread CPU time %s)\n", $2, kv($0, "variant"), kv($0, "breaker"), kv($0, "threads"), kv($0, "overhead_ns"), kv($0, "overhead_min_ns"), kv($0, "cpu_overhead_ns") }
+    /^bench cb_(shared_)?closed_noop_scaling / { printf "  scaling  %-22s %-12s %-14s 2 threads / 1 thread: %sx paired (medians %sx, mins %sx, thread CPU time %sx)\n", $2, kv($0, "variant"), kv($0, "breaker"), kv($0, "paired_ratio_2t_1t"), kv($0, "ratio_2t_1t"), kv($0, "ratio_min_2t_1t"), kv($0, "cpu_ratio_2t_1t") }
+    /^load / { print "  " $0 }
+  ' "$out/resil_breaker.txt"
+  echo "  (median/min: wall clock per call and thread; cpu_median: thread CPU time per call,"
+  echo "   which leaves out time spent descheduled when other work shares the machine; paired:"
+  echo "   the median over runs of the two-thread / one-thread ratio within each run; floor_*: the"
+  echo "   fast path written by hand, no resil; local_own_each: each thread has its own breaker)"
+  echo "-- closed no-op against the peers (ratios: this row / resil call_closed row)"
+  for f in resil_breaker cockatiel-breaker opossum; do [ -f "$out/$f.txt" ] && cat "$out/$f.txt"; done | { grep '^compare-breaker ' || true; } | awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    {
+      n++
+      impl[n] = kv($0, "impl"); lang[n] = kv($0, "lang"); var[n] = kv($0, "variant")
+      d[n] = kv($0, "direct_ns"); w[n] = kv($0, "wrapper_ns"); o[n] = kv($0, "overhead_ns")
+      omin[n] = kv($0, "overhead_min_ns")
+      if (impl[n] == "resil" && var[n] == "call_closed") ref = n
+    }
+    END {
+      if (!n) { print "(no comparable figures)"; exit }
+      printf "%-10s %-5s %-32s %9s %10s %10s %10s %11s %12s\n", "impl", "lang", "variant", "direct", "wrapper", "overhead", "ovh(min)", "ovh/resil", "total/resil"
+      for (i = 1; i <= n; i++) {
+        ro = (ref && o[ref] > 0) ? sprintf("%.0fx", o[i] / o[ref]) : "-"
+        rt = (ref && w[ref] > 0) ? sprintf("%.0fx", w[i] / w[ref]) : "-"
+        if (impl[i] == "resil") {
+          ro = (ref && o[ref] > 0) ? sprintf("%.2fx", o[i] / o[ref]) : "-"
+          rt = (ref && w[ref] > 0) ? sprintf("%.2fx", w[i] / w[ref]) : "-"
+        }
+        printf "%-10s %-5s %-32s %9.2f %10.2f %10.2f %10.2f %11s %12s\n", impl[i], lang[i], var[i], d[i], w[i], o[i], omin[i], ro, rt
+      }
+      print "(direct: the no-op called directly; wrapper: through the breaker; overhead = wrapper - direct;"
+      print " Node figures include promise resolution: their execute/fire is async)"
+    }'
+  echo "-- open reject against the peers (ratio: this row / resil acquire_open row)"
+  for f in resil_breaker cockatiel-breaker opossum; do [ -f "$out/$f.txt" ] && cat "$out/$f.txt"; done | { grep '^compare-reject ' || true; } | awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    {
+      n++; impl[n] = kv($0, "impl"); lang[n] = kv($0, "lang"); var[n] = kv($0, "variant")
+      ns[n] = kv($0, "ns"); mn[n] = kv($0, "min_ns")
+      if (impl[n] == "resil" && var[n] == "acquire_open") ref = n
+    }
+    END {
+      if (!n) { print "(no comparable figures)"; exit }
+      printf "%-10s %-5s %-24s %10s %10s %10s\n", "impl", "lang", "variant", "median", "min", "/resil"
+      for (i = 1; i <= n; i++) {
+        r = (ref && ns[ref] > 0) ? sprintf(impl[i] == "resil" ? "%.2fx" : "%.0fx", ns[i] / ns[ref]) : "-"
+        printf "%-10s %-5s %-24s %10.2f %10.2f %10s\n", impl[i], lang[i], var[i], ns[i], mn[i], r
+      }
+    }'
+  for p in cockatiel-breaker opossum; do
+    echo "peer $p: ${peer_status[$p]:-skipped}"
+  done
+  grep -h '^verdict ' "$out/resil_breaker.txt" || true
+  if grep -q '^check .* ok=0' "$out/resil_breaker.txt"; then
+    echo "count checks: FAILED:"
+    grep '^check .* ok=0' "$out/resil_breaker.txt"
+  else
+    echo "count checks (allocations, clock reads, locks, successes counted on the closed path): $(grep -c '^check .* ok=1' "$out/resil_breaker.txt") passed"
+  fi
+else
+  echo "(bench_breaker did not run)"
+fi
+fi # want breaker
+
 echo "raw outputs: $out/"
 if [ "$f_rc" -ne 0 ]; then
   echo "bench_files exited with status $f_rc" >&2
+fi
+if [ "$b_rc" -ne 0 ]; then
+  echo "bench_breaker exited with status $b_rc" >&2
 fi
 if [ "$c_rc" -ne 0 ]; then
   echo "bench_retry exited with status $c_rc" >&2
@@ -220,4 +362,7 @@ if [ "$c_rc" -ne 0 ]; then
 fi
 if [ "$f_rc" -ne 0 ]; then
   exit "$f_rc"
+fi
+if [ "$b_rc" -ne 0 ]; then
+  exit "$b_rc"
 fi

@@ -4,9 +4,9 @@
 #              Debian's python3-tenacity, python3-atomicwrites and
 #              python3-filelock (apt-get, as root; otherwise the apt-get line
 #              is printed and those peers are skipped)
-#   cockatiel, write-file-atomic, proper-lockfile
+#   cockatiel, opossum, write-file-atomic, proper-lockfile
 #              the npm packages, pinned in bench/peers/package.json, installed
-#              into bench/peers/node_modules
+#              into bench/peers/node_modules (opossum 9.0.0: 10.x needs Node >= 22)
 # A peer that cannot be installed is reported and skipped: this script never
 # fails the benchmark run.
 set -uo pipefail
@@ -42,7 +42,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # ---- Node peers (npm) -------------------------------------------------------------------
-npm_peers=(cockatiel write-file-atomic proper-lockfile)
+npm_peers=(cockatiel opossum write-file-atomic proper-lockfile)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "peers: node/npm missing (Debian: apt-get install -y nodejs npm); the ${npm_peers[*]} peers will be skipped"
   exit 0
