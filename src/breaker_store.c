@@ -223,6 +223,29 @@ static bool plain_byte(unsigned char c)
  * than 200 bytes (file systems allow 255), it is cut at 160 bytes and
  * "~" and 16 hex digits of a 64-bit FNV-1a hash of the whole name follow:
  * such names are read back from the file's header, not from its name. */
+/* Appends name[0..n) to o, %-encoded; stops before passing `limit` bytes
+ * (never inside a %XX).  Returns the new end. */
+static char *encode(char *o, const char *name, size_t n, size_t limit)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *start = o;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        /* A leading '.' is encoded too, so no name is hidden or is "." / "..". */
+        bool plain = plain_byte(c) && !(i == 0 && c == '.');
+        if ((size_t)(o - start) + (plain ? 1 : 3) > limit)
+            break;
+        if (plain) {
+            *o++ = (char)c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    return o;
+}
+
 char *resil__cb_path(const char *dir, const char *name)
 {
     size_t dl = strlen(dir), nl = strlen(name);
@@ -235,37 +258,13 @@ char *resil__cb_path(const char *dir, const char *name)
     if (dl == 0 || dir[dl - 1] != '/')
         *o++ = '/';
     char *base = o;
-    for (size_t i = 0; i < nl; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (o - base > 197) {
-            /* too long: cut at a whole character, add the hash */
-            o = base;
-            for (size_t k = 0; k < nl && o - base < 158; k++) {
-                unsigned char d = (unsigned char)name[k];
-                if (plain_byte(d) && !(k == 0 && d == '.')) {
-                    *o++ = (char)d;
-                } else {
-                    static const char hex[] = "0123456789ABCDEF";
-                    *o++ = '%';
-                    *o++ = hex[d >> 4];
-                    *o++ = hex[d & 15];
-                }
-            }
-            uint64_t h = 1469598103934665603ULL;
-            for (size_t k = 0; k < nl; k++)
-                h = (h ^ (unsigned char)name[k]) * 1099511628211ULL;
-            o += sprintf(o, "~%016llx", (unsigned long long)h);
-            break;
-        }
-        /* A leading '.' is encoded too, so no name is hidden or is "." / "..". */
-        if (plain_byte(c) && !(i == 0 && c == '.')) {
-            *o++ = (char)c;
-        } else {
-            static const char hex[] = "0123456789ABCDEF";
-            *o++ = '%';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
+    o = encode(base, name, nl, (size_t)-1);
+    if (o - base > 197) { /* too long: cut, and add a hash of the whole name */
+        o = encode(base, name, nl, 160);
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t k = 0; k < nl; k++)
+            h = (h ^ (unsigned char)name[k]) * 1099511628211ULL;
+        o += sprintf(o, "~%016llx", (unsigned long long)h);
     }
     memcpy(o, ".cb", 4);
     return p;
@@ -487,20 +486,24 @@ static void rebase_after_boot(struct resil__cb_state *st, int64_t now_ns, int64_
     snprintf(st->boot_id, sizeof st->boot_id, "%s", boot);
 }
 
-int resil__store_open_file(resil__store **out, const char *dir, const char *name,
-                           bool attach_only, int64_t now_ns, int64_t wall_ns, resil_error *err)
+/* Opens the state file of `name` in dir (creating dir and the file when
+ * `create`), never through a symbolic link, takes its OFD write lock and
+ * stats it.  Returns 0 with *path_out (malloc'd), *fd_out and *sb, or an
+ * error (err names the file) with nothing left open. */
+static int open_locked(const char *dir, const char *name, bool create, char **path_out,
+                       int *fd_out, struct stat *sb, resil_error *err)
 {
-    if (!attach_only && mkdir(dir, 0777) != 0 && errno != EEXIST)
+    if (create && mkdir(dir, 0777) != 0 && errno != EEXIST)
         return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
                                dir, strerror(errno));
     char *path = resil__cb_path(dir, name);
     if (!path)
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
-    int rc;
-    int fd = resil__sys.open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (attach_only ? 0 : O_CREAT), 0666);
+    int rc = 0;
+    int fd = resil__sys.open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0666);
     if (fd < 0) {
         rc = -errno;
-        if (rc == -ENOENT && attach_only)
+        if (rc == -ENOENT && !create)
             resil_error_set(err, rc, path, "no breaker %s in %s", name, dir);
         else if (rc == -ELOOP)
             resil_error_set(err, rc, path,
@@ -511,22 +514,44 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
         free(path);
         return rc;
     }
-    struct stat sb;
-    void *map = MAP_FAILED;
     rc = ofd_lock(fd, F_WRLCK);
-    if (rc < 0) {
+    if (rc < 0)
         resil_error_set(err, rc, path, "cannot lock %s: %s%s", path, resil_strerror(rc),
                         rc == RESIL_ETIMEDOUT ? " (is a process holding it stopped?)" : "");
-        goto fail;
-    }
-    if (resil__sys.fstat(fd, &sb) != 0) {
+    else if (resil__sys.fstat(fd, sb) != 0)
         rc = resil_error_set(err, -errno, path, "cannot stat %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
+    else if (!S_ISREG(sb->st_mode))
         rc = resil_error_set(err, RESIL_EPARSE, path, "%s is not a regular file", path);
-        goto fail;
+    if (rc) {
+        resil__sys.close(fd); /* drops the OFD lock */
+        free(path);
+        return rc;
     }
+    *path_out = path;
+    *fd_out = fd;
+    return 0;
+}
+
+/* Maps a state file of the right size into *map.  Returns 0 or -errno (err
+ * names the file). */
+static int map_record(int fd, const char *path, void **map, resil_error *err)
+{
+    *map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (*map == MAP_FAILED)
+        return resil_error_set(err, -errno, path, "cannot map %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int resil__store_open_file(resil__store **out, const char *dir, const char *name,
+                           bool attach_only, int64_t now_ns, int64_t wall_ns, resil_error *err)
+{
+    char *path;
+    int fd;
+    struct stat sb;
+    int rc = open_locked(dir, name, !attach_only, &path, &fd, &sb, err);
+    if (rc)
+        return rc;
+    void *map = MAP_FAILED;
     if (sb.st_size == 0 && attach_only) {
         rc = resil_error_set(err, -ENOENT, path, "no breaker %s in %s (its state file is empty: "
                              "being created, or its creator died)", name, dir);
@@ -545,11 +570,8 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
                              path, (long long)sb.st_size, sizeof(struct resil__cb_state));
         goto fail;
     }
-    map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = resil_error_set(err, -errno, path, "cannot map %s: %s", path, strerror(errno));
+    if ((rc = map_record(fd, path, &map, err)) != 0)
         goto fail;
-    }
     struct resil__cb_state *st = map;
     /* init writes the magic last: 0 means a creation or reset that did not
      * finish (whatever of the rest landed). */
@@ -618,55 +640,25 @@ int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err
         return resil_error_set(err, RESIL_EINVAL, "name",
                                "a state directory and a name of 1..%d bytes are needed",
                                RESIL__CB_NAME_MAX);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
-                               dir, strerror(errno));
-    char *path = resil__cb_path(dir, name);
-    if (!path)
-        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
-    int rc = 0;
-    void *map = MAP_FAILED;
+    char *path;
+    int fd;
     struct stat sb;
-    int fd = resil__sys.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
-    if (fd < 0) {
-        rc = -errno;
-        if (rc == -ELOOP)
-            resil_error_set(err, rc, path,
-                            "%s is a symbolic link: breaker state files must not be", path);
-        else
-            resil_error_set(err, rc, path, "cannot open %s: %s", path, strerror(-rc));
-        goto out;
-    }
-    rc = ofd_lock(fd, F_WRLCK);
-    if (rc < 0) {
-        resil_error_set(err, rc, path, "cannot lock %s: %s%s", path, resil_strerror(rc),
-                        rc == RESIL_ETIMEDOUT ? " (is a process holding it stopped?)" : "");
-        goto out;
-    }
-    if (resil__sys.fstat(fd, &sb) != 0) {
-        rc = resil_error_set(err, -errno, path, "cannot stat %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = resil_error_set(err, -EINVAL, path, "%s is not a regular file", path);
-        goto out;
-    }
+    int rc = open_locked(dir, name, true, &path, &fd, &sb, err);
+    if (rc)
+        return rc;
+    void *map = MAP_FAILED;
     if (sb.st_size != (off_t)sizeof(struct resil__cb_state) &&
         resil__sys.ftruncate(fd, (off_t)sizeof(struct resil__cb_state)) != 0) {
         rc = resil_error_set(err, -errno, path, "cannot size %s: %s", path, strerror(errno));
         goto out;
     }
-    map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = resil_error_set(err, -errno, path, "cannot map %s: %s", path, strerror(errno));
+    if ((rc = map_record(fd, path, &map, err)) != 0)
         goto out;
-    }
     resil__cb_state_init(map, name);
 out:
     if (map != MAP_FAILED)
         munmap(map, sizeof(struct resil__cb_state));
-    if (fd >= 0)
-        resil__sys.close(fd);
+    resil__sys.close(fd);
     free(path);
     return rc;
 }
