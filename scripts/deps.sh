@@ -4,7 +4,8 @@
 # first); otherwise it prints the exact apt-get line and fails.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libjansson-dev libyaml-dev libcmocka-dev "$@")
+pkgs=(build-essential cmake pkg-config libjansson-dev libyaml-dev libcmocka-dev libmicrohttpd-dev
+      prometheus "$@") # prometheus: promtool and a real server for the metrics tests
 
 missing=()
 for p in "${pkgs[@]}"; do

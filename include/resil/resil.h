@@ -11,5 +11,6 @@
 #include "resil/json.h"
 #include "resil/files.h"
 #include "resil/breaker.h"
+#include "resil/metrics.h"
 
 #endif /* RESIL_RESIL_H */

@@ -49,6 +49,7 @@ int resil_cli_yaml(int argc, char **argv);   /* json.c: `resil yaml ...` */
 int resil_cli_ndjson(int argc, char **argv); /* ndjson.c */
 int resil_cli_lock(int argc, char **argv);   /* lock.c */
 int resil_cli_breaker(int argc, char **argv); /* breaker.c */
+int resil_cli_metrics(int argc, char **argv); /* metrics.c */
 
 /* ---- running a command (lock.c; shared with json.c) ---------------------- */
 

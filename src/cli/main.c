@@ -22,6 +22,7 @@ static const resil_cli_command commands[] = {
     {"ndjson", resil_cli_ndjson, "append to, print, check or repair a shared NDJSON log"},
     {"lock", resil_cli_lock, "run a command holding a file's lock (flock with a timeout)"},
     {"breaker", resil_cli_breaker, "list, inspect, trip, reset or disable circuit breakers"},
+    {"metrics", resil_cli_metrics, "export resil metrics, or serve them over HTTP for Prometheus"},
     {"version", cmd_version, "print the version and exit"},
     {"help", cmd_help, "show this help, or a sub-command's help (resil help CMD)"},
 };

@@ -1,0 +1,272 @@
+/* resil/metrics.h - counters, gauges and histograms, exported in the
+ * Prometheus text format 0.0.4, OpenMetrics 1.0 and JSON, written as
+ * node_exporter textfiles, served over HTTP, and summed across short-lived
+ * processes through a metrics directory.
+ *
+ * Model (as Prometheus clients): a registry holds metric families; a family
+ * has a name, a help text, a type and a label schema fixed at registration;
+ * a child is one combination of label values, resolved once into a handle
+ * (resil_counter, resil_gauge, resil_histogram).  Updating a handle is
+ * lock-free and allocation-free: each child keeps one cell per shard (shards
+ * are cache-line apart; threads are dealt shards in turn), so threads do not
+ * write one cache line.  Locks are taken only to register and to export.
+ * Each family keeps at most max_series children; further label combinations
+ * all land in one overflow child whose label values are "_overflow", and
+ * resil_metrics_cardinality_overflow_total{metric=...} counts them.
+ *
+ * Names follow Prometheus: a metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*, a
+ * label name [a-zA-Z_][a-zA-Z0-9_]* and does not start with "__"; "le" is
+ * reserved for histograms.  A counter's name may end in "_total"; it is
+ * exported with "_total" either way (OpenMetrics family name without it).
+ *
+ * Thread safety: everything here is thread-safe.  Handles live as long as
+ * their registry.  Process safety: a registry is per process; see
+ * resil_metrics_flush_dir for metrics that outlive a process.
+ *
+ * This module depends only on core: the other modules call it.
+ */
+#ifndef RESIL_METRICS_H
+#define RESIL_METRICS_H
+
+#include <jansson.h>
+
+#include "resil/clock.h"
+#include "resil/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct resil_metrics_registry resil_metrics_registry;
+typedef struct resil_metric resil_metric; /* a family */
+typedef struct resil_counter resil_counter;
+typedef struct resil_gauge resil_gauge;
+typedef struct resil_histogram resil_histogram;
+
+typedef enum resil_metric_type {
+    RESIL_METRIC_COUNTER = 1,
+    RESIL_METRIC_GAUGE,
+    RESIL_METRIC_HISTOGRAM
+} resil_metric_type;
+
+/* ---- registries ----------------------------------------------------------- */
+
+typedef struct resil_metrics_opts {
+    size_t max_series; /* children per family; 0: 10000 */
+} resil_metrics_opts;
+
+#define RESIL_METRICS_OPTS_INIT {0}
+
+/* Creates an empty registry.  opts may be NULL.  Returns 0 (the caller owns
+ * *out), -ENOMEM. */
+RESIL_EXPORT int resil_metrics_registry_new(resil_metrics_registry **out,
+                                            const resil_metrics_opts *opts, resil_error *err);
+
+/* Frees a registry and every handle of it (NULL is ignored).  No thread may
+ * still use them. */
+RESIL_EXPORT void resil_metrics_registry_free(resil_metrics_registry *r);
+
+/* The process-wide registry into which resil's own modules and the
+ * resil_record_* functions record.  Created on first use; never freed. */
+RESIL_EXPORT resil_metrics_registry *resil_metrics_default(void);
+
+/* ---- families --------------------------------------------------------------- */
+
+/* Registers a counter family (or returns the one registered with the same
+ * name, type, help and labels: registration is idempotent).  labels: nlabels
+ * label names (may be NULL when nlabels is 0); copied.  Returns 0 and a
+ * borrowed *out; RESIL_EINVAL with err naming the bad name or the conflict
+ * (same name, other type or labels). */
+RESIL_EXPORT int resil_metrics_counter_new(resil_metric **out, resil_metrics_registry *r,
+                                           const char *name, const char *help,
+                                           const char *const *labels, size_t nlabels,
+                                           resil_error *err);
+
+/* A gauge family; as resil_metrics_counter_new. */
+RESIL_EXPORT int resil_metrics_gauge_new(resil_metric **out, resil_metrics_registry *r,
+                                         const char *name, const char *help,
+                                         const char *const *labels, size_t nlabels,
+                                         resil_error *err);
+
+/* A histogram family with upper bounds `buckets` (nbuckets strictly
+ * increasing finite values; +Inf is implicit; at most 64).  buckets NULL: the
+ * default seconds buckets 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+ * 5, 10.  As resil_metrics_counter_new otherwise. */
+RESIL_EXPORT int resil_metrics_histogram_new(resil_metric **out, resil_metrics_registry *r,
+                                             const char *name, const char *help,
+                                             const char *const *labels, size_t nlabels,
+                                             const double *buckets, size_t nbuckets,
+                                             resil_error *err);
+
+/* ---- children (handles) ------------------------------------------------------- */
+
+/* Resolves the child with these label values (as many as the family has
+ * labels; any bytes) into a handle, creating it on first use.  Returns 0 and
+ * a borrowed handle (the same for the same values), RESIL_EINVAL when the
+ * family is of another type or values is NULL while labels exist, -ENOMEM.
+ * Past max_series, the overflow child is returned (and counted). */
+RESIL_EXPORT int resil_counter_get(resil_counter **out, resil_metric *m,
+                                   const char *const *values);
+RESIL_EXPORT int resil_gauge_get(resil_gauge **out, resil_metric *m, const char *const *values);
+RESIL_EXPORT int resil_histogram_get(resil_histogram **out, resil_metric *m,
+                                     const char *const *values);
+
+/* Counter updates: lock-free, allocation-free.  add ignores v < 0 and NaN
+ * (counters only go up). */
+RESIL_EXPORT void resil_counter_inc(resil_counter *c);
+RESIL_EXPORT void resil_counter_add(resil_counter *c, double v);
+
+/* Gauge updates. */
+RESIL_EXPORT void resil_gauge_set(resil_gauge *g, double v);
+RESIL_EXPORT void resil_gauge_add(resil_gauge *g, double v);
+
+/* Records one observation (NaN is ignored). */
+RESIL_EXPORT void resil_histogram_observe(resil_histogram *h, double v);
+
+/* Current values (sums over the shards; exact once writers are quiet). */
+RESIL_EXPORT double resil_counter_value(const resil_counter *c);
+RESIL_EXPORT double resil_gauge_value(const resil_gauge *g);
+RESIL_EXPORT uint64_t resil_histogram_count(const resil_histogram *h);
+RESIL_EXPORT double resil_histogram_sum(const resil_histogram *h);
+
+/* ---- export ---------------------------------------------------------------------- */
+
+typedef enum resil_metrics_format {
+    RESIL_METRICS_PROMETHEUS = 0, /* text format 0.0.4 */
+    RESIL_METRICS_OPENMETRICS,    /* OpenMetrics 1.0 text, ending "# EOF" */
+    RESIL_METRICS_JSON            /* {"metrics":[{name,type,help,labels,series}]} */
+} resil_metrics_format;
+
+/* "text/plain; version=0.0.4; charset=utf-8",
+ * "application/openmetrics-text; version=1.0.0; charset=utf-8",
+ * "application/json". */
+RESIL_EXPORT const char *resil_metrics_content_type(resil_metrics_format format);
+
+/* Parses "prometheus", "openmetrics" or "json".  Returns 0 or RESIL_EINVAL. */
+RESIL_EXPORT int resil_metrics_format_parse(resil_metrics_format *out, const char *name);
+
+/* Renders every family of r (sorted by name; children in creation order)
+ * in `format` into a new NUL-terminated buffer *out (the caller frees it)
+ * of *len bytes (len may be NULL).  Label values and help texts are escaped
+ * as each format requires; histograms are cumulative with +Inf equal to
+ * _count.  Returns 0 or -ENOMEM. */
+RESIL_EXPORT int resil_metrics_export(char **out, size_t *len, resil_metrics_registry *r,
+                                      resil_metrics_format format);
+
+/* Writes the Prometheus text of r atomically to <dir>/<name>.prom for
+ * node_exporter's textfile collector (through resil_write_file_atomic, so a
+ * scrape never sees a torn file).  Returns 0 or an error of the files module
+ * (err names the file). */
+RESIL_EXPORT int resil_metrics_write_textfile(resil_metrics_registry *r, const char *dir,
+                                              const char *name, resil_error *err);
+
+/* ---- JSON snapshots, and metrics that outlive a process -------------------------- */
+
+/* The registry as a JSON document (the RESIL_METRICS_JSON export).  Returns a
+ * new reference, or NULL when out of memory. */
+RESIL_EXPORT json_t *resil_metrics_to_json(resil_metrics_registry *r);
+
+/* Adds a JSON document of that shape (counters and histograms are added,
+ * gauges take the document's value) into r, registering what is missing.
+ * Returns 0, RESIL_EPARSE (err says where) or RESIL_EINVAL (a conflict). */
+RESIL_EXPORT int resil_metrics_merge_json(resil_metrics_registry *r, const json_t *doc,
+                                          resil_error *err);
+
+/* Appends to <dir>/metrics.ndjson (created with dir when missing) one record
+ * holding what r's counters and histograms gained since the last flush of r
+ * to a directory, and the current value of its gauges: a whole record or
+ * nothing (the files module's NDJSON appends), so a process killed at any
+ * point loses only what it recorded after its last flush.  Short-lived
+ * processes flush when they have something to say and before they exit.
+ * Returns 0 or an error of the files module.  Thread-safe. */
+RESIL_EXPORT int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir,
+                                         resil_error *err);
+
+/* Reads <dir>/metrics.ndjson and sums every record into a new registry *out
+ * (the caller frees it): counters and histograms summed, gauges the last
+ * value.  A torn last record (a writer killed mid-append) is skipped; a bad
+ * record is an error naming its line.  Returns 0, -ENOENT (no metrics in
+ * dir), RESIL_EPARSE. */
+RESIL_EXPORT int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir,
+                                        resil_error *err);
+
+/* ---- HTTP ------------------------------------------------------------------------------ */
+
+typedef struct resil_metrics_server resil_metrics_server;
+
+/* Produces the body for one scrape: fills *out (malloc'd, the server frees
+ * it) and *len.  Returns 0 or an error (the server answers 500). */
+typedef int (*resil_metrics_collect_fn)(char **out, size_t *len, resil_metrics_format format,
+                                        void *arg);
+
+/* Serves GET /metrics (OpenMetrics when the Accept header asks for
+ * application/openmetrics-text, else the text format 0.0.4; ?format=json for
+ * JSON) and GET /healthz ("ok") on `listen` ("HOST:PORT"; NULL: 127.0.0.1:9464;
+ * port 0: any free port, see resil_metrics_server_port), from a thread of
+ * libmicrohttpd's.  With collect NULL the body is resil_metrics_export of r.
+ * Only loopback unless told otherwise: a HOST of 0.0.0.0 or :: must be given
+ * explicitly.  Returns 0 (the caller stops it with resil_metrics_server_stop),
+ * RESIL_EINVAL (bad listen string), -errno (bind failed; err says which
+ * address). */
+RESIL_EXPORT int resil_metrics_server_start(resil_metrics_server **out, resil_metrics_registry *r,
+                                            const char *listen, resil_metrics_collect_fn collect,
+                                            void *collect_arg, resil_error *err);
+
+/* The port the server listens on. */
+RESIL_EXPORT int resil_metrics_server_port(const resil_metrics_server *s);
+
+/* Stops the server and frees it (NULL is ignored); waits for running requests. */
+RESIL_EXPORT void resil_metrics_server_stop(resil_metrics_server *s);
+
+/* ---- the original module's interface -------------------------------------------------- */
+
+/* Whether recording is on: RESIL_METRICS_ENABLED ("true"/"false", "1"/"0",
+ * "yes"/"no", "on"/"off", any case; default true).  Read once per process; a
+ * bad value is reported once on stderr and the default used. */
+RESIL_EXPORT bool resil_metrics_enabled(void);
+
+/* The environment's settings and whether they were valid: *enabled (default
+ * true) and *max_entries (RESIL_METRICS_MAX_ENTRIES, 1..10000000, default
+ * 10000); either may be NULL.  Returns 0, or RESIL_EINVAL with err naming the
+ * variable and the value (the defaults are then filled in).  Reads the
+ * environment each call. */
+RESIL_EXPORT int resil_metrics_env(bool *enabled, size_t *max_entries, resil_error *err);
+
+/* Record into the default registry and into the ring of recent entries
+ * (RESIL_METRICS_MAX_ENTRIES, oldest rotate out).  No-ops returning 0 when
+ * recording is off.  Return 0, RESIL_EINVAL (NULL name), -ENOMEM. */
+RESIL_EXPORT int resil_record_retry_attempt(const char *operation, int attempt, bool success,
+                                            double duration_s);
+/* state: "closed", "open", "half_open", "forced_open" or "disabled". */
+RESIL_EXPORT int resil_record_circuit_breaker_state(const char *service, const char *state);
+/* pattern: "ABAB", "CYCLE", "RUNAWAY" (any string is accepted); agent may be
+ * NULL; cycles >= 0. */
+RESIL_EXPORT int resil_record_oscillation_event(const char *pattern, const char *agent,
+                                                int cycles);
+
+/* A summary of the recent entries: {"total_entries": N, "max_entries": M,
+ * "enabled": bool, "retry_attempts": {...}, "circuit_breakers": {...},
+ * "oscillations": {...}, "oldest": ts, "newest": ts}.  Returns a new
+ * reference (NULL when out of memory). */
+RESIL_EXPORT json_t *resil_get_metrics_summary(void);
+
+/* The default registry in the Prometheus text format.  Returns a malloc'd
+ * string (the caller frees it), NULL when out of memory. */
+RESIL_EXPORT char *resil_export_prometheus_metrics(void);
+
+/* Drops every recent entry (tests). */
+RESIL_EXPORT void resil_metrics_entries_clear(void);
+
+/* The original's MetricsTimer: monotonic start / elapsed seconds. */
+typedef struct resil_timer {
+    int64_t start_ns;
+    const resil_clock *clock; /* NULL: the system clock */
+} resil_timer;
+
+RESIL_EXPORT void resil_timer_start(resil_timer *t, const resil_clock *clock);
+RESIL_EXPORT double resil_timer_elapsed(const resil_timer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RESIL_METRICS_H */

@@ -1,0 +1,1525 @@
+/* src/metrics.c - the metrics registry, its exports, metrics directories and
+ * the original module's record_* interface.  See include/resil/metrics.h.
+ *
+ * A child's cells are `nshards` blocks of `stride` bytes, each block on its
+ * own cache lines: counters use [0] integer increments and [1] the bits of a
+ * double holding fractional adds; histograms [0] count, [1] sum bits and
+ * [2..] one count per bucket (+Inf last, not cumulative; cumulated on
+ * export).  A thread writes the block of its shard only.  Gauges hold one
+ * atomic double (a set has no per-thread meaning). */
+#define _GNU_SOURCE
+#include "resil/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "resil/files.h"
+#include "internal/util.h"
+
+#define DEFAULT_MAX_SERIES 10000
+#define MAX_BUCKETS 64
+#define OVERFLOW_VALUE "_overflow"
+
+static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5,   1,    2.5,   5,    10};
+
+struct child {
+    struct family *fam;
+    char **values;
+    unsigned char *cells; /* nshards * stride bytes, 64-aligned */
+    _Atomic uint64_t gauge;
+    /* what the last flush to a directory saw (under the registry's flush lock) */
+    double flushed_value;
+    double flushed_sum;
+    uint64_t *flushed_buckets; /* histograms: nb + 1 */
+    struct child *next;        /* creation order */
+    struct child *hnext;       /* hash chain */
+    uint64_t hash;
+};
+
+struct family {
+    struct resil_metrics_registry *reg;
+    char *name; /* counters: without "_total" */
+    char *help;
+    resil_metric_type type;
+    size_t nlabels;
+    char **labels;
+    double *bounds;
+    size_t nb;
+    size_t stride;
+    pthread_mutex_t mu;
+    struct child **table;
+    size_t slots, n;
+    struct child *first, *last;
+    struct child *overflow;
+};
+
+struct resil_metrics_registry {
+    pthread_mutex_t mu;
+    pthread_mutex_t flush_mu;
+    struct family **fams;
+    size_t n, cap;
+    size_t max_series;
+    unsigned nshards; /* a power of two */
+    struct family *overflow_fam;
+};
+
+/* ---- shards ------------------------------------------------------------------ */
+
+static _Atomic unsigned shard_next;
+static _Thread_local unsigned shard_of_thread
+#if defined(__GNUC__)
+    __attribute__((tls_model("initial-exec")))
+#endif
+    ;
+
+static inline unsigned my_shard(void)
+{
+    unsigned s = shard_of_thread;
+    if (RESIL_UNLIKELY(s == 0))
+        shard_of_thread = s = atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) + 1;
+    return s - 1;
+}
+
+static unsigned shard_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    unsigned s = 1;
+    while ((long)s < n && s < 16)
+        s <<= 1;
+    return s < 2 ? 2 : s;
+}
+
+static inline _Atomic uint64_t *cell(const struct child *c, unsigned shard, size_t i)
+{
+    const struct family *f = c->fam;
+    return (_Atomic uint64_t *)(c->cells + (size_t)(shard & (f->reg->nshards - 1)) * f->stride) + i;
+}
+
+static inline uint64_t d2u(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static inline double u2d(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static inline void add_double(_Atomic uint64_t *a, double v)
+{
+    uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(a, &old, d2u(u2d(old) + v),
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* ---- names --------------------------------------------------------------------- */
+
+static bool valid_metric_name(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                  (p != s && c >= '0' && c <= '9');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool valid_label_name(const char *s)
+{
+    if (!s || !*s || (s[0] == '_' && s[1] == '_'))
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                  (p != s && c >= '0' && c <= '9');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* ---- registries --------------------------------------------------------------------- */
+
+int resil_metrics_registry_new(resil_metrics_registry **out, const resil_metrics_opts *opts,
+                               resil_error *err)
+{
+    resil_metrics_registry *r = calloc(1, sizeof *r);
+    if (!r)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->flush_mu, NULL);
+    r->max_series = opts && opts->max_series ? opts->max_series : DEFAULT_MAX_SERIES;
+    r->nshards = shard_count();
+    *out = r;
+    return 0;
+}
+
+static void free_child(struct child *c)
+{
+    if (c->values)
+        for (size_t i = 0; i < c->fam->nlabels; i++)
+            free(c->values[i]);
+    free(c->values);
+    free(c->cells);
+    free(c->flushed_buckets);
+    free(c);
+}
+
+static void free_family(struct family *f)
+{
+    for (struct child *c = f->first, *n; c; c = n) {
+        n = c->next;
+        free_child(c);
+    }
+    for (size_t i = 0; i < f->nlabels; i++)
+        free(f->labels[i]);
+    free(f->labels);
+    free(f->bounds);
+    free(f->table);
+    free(f->name);
+    free(f->help);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+void resil_metrics_registry_free(resil_metrics_registry *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free_family(r->fams[i]);
+    free(r->fams);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->flush_mu);
+    free(r);
+}
+
+static resil_metrics_registry *default_reg;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_init(void)
+{
+    if (resil_metrics_registry_new(&default_reg, NULL, NULL) != 0)
+        default_reg = NULL;
+}
+
+resil_metrics_registry *resil_metrics_default(void)
+{
+    pthread_once(&default_once, default_init);
+    return default_reg;
+}
+
+/* ---- families ------------------------------------------------------------------------ */
+
+static int child_new(struct child **out, struct family *f, const char *const *values);
+
+static bool same_schema(const struct family *f, resil_metric_type type, const char *help,
+                        const char *const *labels, size_t nlabels, const double *bounds,
+                        size_t nb)
+{
+    if (f->type != type || f->nlabels != nlabels || strcmp(f->help, help ? help : "") != 0)
+        return false;
+    for (size_t i = 0; i < nlabels; i++)
+        if (strcmp(f->labels[i], labels[i]) != 0)
+            return false;
+    if (type == RESIL_METRIC_HISTOGRAM) {
+        if (f->nb != nb)
+            return false;
+        for (size_t i = 0; i < nb; i++)
+            if (f->bounds[i] != bounds[i])
+                return false;
+    }
+    return true;
+}
+
+static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metric_type type,
+                      const char *name, const char *help, const char *const *labels,
+                      size_t nlabels, const double *bounds, size_t nb, resil_error *err)
+{
+    if (!out || !r)
+        return resil_error_set(err, RESIL_EINVAL, "registry", "out and the registry are required");
+    if (!valid_metric_name(name))
+        return resil_error_set(err, RESIL_EINVAL, name ? name : "name",
+                               "'%s' is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+                               name ? name : "(null)");
+    if (nlabels > 32 || (nlabels && !labels))
+        return resil_error_set(err, RESIL_EINVAL, "labels", "at most 32 labels, given as names");
+    for (size_t i = 0; i < nlabels; i++) {
+        if (!valid_label_name(labels[i]))
+            return resil_error_set(err, RESIL_EINVAL, labels[i] ? labels[i] : "labels",
+                                   "'%s' is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, "
+                                   "not starting with __)",
+                                   labels[i] ? labels[i] : "(null)");
+        if (type == RESIL_METRIC_HISTOGRAM && strcmp(labels[i], "le") == 0)
+            return resil_error_set(err, RESIL_EINVAL, "le",
+                                   "'le' is reserved for a histogram's buckets");
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(labels[i], labels[k]) == 0)
+                return resil_error_set(err, RESIL_EINVAL, labels[i],
+                                       "label '%s' is given twice", labels[i]);
+    }
+    if (type == RESIL_METRIC_HISTOGRAM) {
+        if (!bounds) {
+            bounds = default_buckets;
+            nb = sizeof default_buckets / sizeof default_buckets[0];
+        }
+        if (nb == 0 || nb > MAX_BUCKETS)
+            return resil_error_set(err, RESIL_EINVAL, "buckets", "1..%d buckets are needed",
+                                   MAX_BUCKETS);
+        for (size_t i = 0; i < nb; i++)
+            if (!isfinite(bounds[i]) || (i && !(bounds[i] > bounds[i - 1])))
+                return resil_error_set(err, RESIL_EINVAL, "buckets",
+                                       "bucket bounds must be finite and strictly increasing "
+                                       "(bucket %zu is %g)",
+                                       i, bounds[i]);
+    }
+    /* counters: the family is the name without "_total" */
+    size_t nl = strlen(name);
+    bool total = type == RESIL_METRIC_COUNTER && nl > 6 && strcmp(name + nl - 6, "_total") == 0;
+    char *base = strndup(name, total ? nl - 6 : nl);
+    if (!base)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        struct family *f = r->fams[i];
+        if (strcmp(f->name, base) == 0) {
+            if (same_schema(f, type, help, labels, nlabels, bounds, nb))
+                *out = (resil_metric *)f;
+            else
+                rc = resil_error_set(err, RESIL_EINVAL, name,
+                                     "metric '%s' is already registered with another type, "
+                                     "help, labels or buckets",
+                                     name);
+            pthread_mutex_unlock(&r->mu);
+            free(base);
+            return rc;
+        }
+    }
+    struct family *f = calloc(1, sizeof *f);
+    if (!f || (r->n == r->cap && !(r->fams = realloc(r->fams, (r->cap = r->cap ? r->cap * 2 : 16) *
+                                                                  sizeof *r->fams)))) {
+        free(f);
+        free(base);
+        pthread_mutex_unlock(&r->mu);
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    f->reg = r;
+    f->name = base;
+    f->help = strdup(help ? help : "");
+    f->type = type;
+    f->nlabels = nlabels;
+    f->labels = calloc(nlabels ? nlabels : 1, sizeof *f->labels);
+    pthread_mutex_init(&f->mu, NULL);
+    bool oom = !f->help || !f->labels;
+    for (size_t i = 0; i < nlabels && !oom; i++)
+        oom = !(f->labels[i] = strdup(labels[i]));
+    if (type == RESIL_METRIC_HISTOGRAM && !oom) {
+        f->nb = nb;
+        f->bounds = malloc(nb * sizeof *f->bounds);
+        oom = !f->bounds;
+        if (!oom)
+            memcpy(f->bounds, bounds, nb * sizeof *bounds);
+    }
+    size_t words = type == RESIL_METRIC_HISTOGRAM ? 2 + nb + 1 : 2;
+    f->stride = (words * 8 + 63) / 64 * 64;
+    struct child *only = NULL;
+    if (!oom && nlabels == 0)
+        oom = child_new(&only, f, NULL) != 0;
+    if (oom) {
+        free_family(f);
+        pthread_mutex_unlock(&r->mu);
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    r->fams[r->n++] = f;
+    pthread_mutex_unlock(&r->mu);
+    *out = (resil_metric *)f;
+    return 0;
+}
+
+int resil_metrics_counter_new(resil_metric **out, resil_metrics_registry *r, const char *name,
+                              const char *help, const char *const *labels, size_t nlabels,
+                              resil_error *err)
+{
+    return family_new(out, r, RESIL_METRIC_COUNTER, name, help, labels, nlabels, NULL, 0, err);
+}
+
+int resil_metrics_gauge_new(resil_metric **out, resil_metrics_registry *r, const char *name,
+                            const char *help, const char *const *labels, size_t nlabels,
+                            resil_error *err)
+{
+    return family_new(out, r, RESIL_METRIC_GAUGE, name, help, labels, nlabels, NULL, 0, err);
+}
+
+int resil_metrics_histogram_new(resil_metric **out, resil_metrics_registry *r, const char *name,
+                                const char *help, const char *const *labels, size_t nlabels,
+                                const double *buckets, size_t nbuckets, resil_error *err)
+{
+    return family_new(out, r, RESIL_METRIC_HISTOGRAM, name, help, labels, nlabels, buckets,
+                      nbuckets, err);
+}
+
+/* ---- children ------------------------------------------------------------------------- */
+
+static uint64_t hash_values(const struct family *f, const char *const *values)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < f->nlabels; i++) {
+        for (const char *p = values[i]; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Creates a child (f->mu held, or f not yet shared) and links it. */
+static int child_new(struct child **out, struct family *f, const char *const *values)
+{
+    struct child *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->fam = f;
+    size_t bytes = (size_t)f->reg->nshards * f->stride;
+    c->cells = aligned_alloc(64, bytes);
+    c->values = calloc(f->nlabels ? f->nlabels : 1, sizeof *c->values);
+    if (f->type == RESIL_METRIC_HISTOGRAM)
+        c->flushed_buckets = calloc(f->nb + 1, sizeof *c->flushed_buckets);
+    bool oom = !c->cells || !c->values ||
+               (f->type == RESIL_METRIC_HISTOGRAM && !c->flushed_buckets);
+    for (size_t i = 0; i < f->nlabels && !oom; i++)
+        oom = !(c->values[i] = strdup(values[i]));
+    if (oom) {
+        free_child(c);
+        return -ENOMEM;
+    }
+    memset(c->cells, 0, bytes);
+    c->hash = f->nlabels ? hash_values(f, values) : 0;
+    if (f->nlabels) {
+        if ((f->n + 1) * 2 > f->slots) {
+            size_t slots = f->slots ? f->slots * 2 : 16;
+            struct child **t = calloc(slots, sizeof *t);
+            if (!t) {
+                free_child(c);
+                return -ENOMEM;
+            }
+            for (struct child *k = f->first; k; k = k->next)
+                if (k != f->overflow) {
+                    k->hnext = t[k->hash & (slots - 1)];
+                    t[k->hash & (slots - 1)] = k;
+                }
+            free(f->table);
+            f->table = t;
+            f->slots = slots;
+        }
+        c->hnext = f->table[c->hash & (f->slots - 1)];
+        f->table[c->hash & (f->slots - 1)] = c;
+    }
+    if (f->last)
+        f->last->next = c;
+    else
+        f->first = c;
+    f->last = c;
+    f->n++;
+    *out = c;
+    return 0;
+}
+
+static void count_overflow(struct family *f);
+
+static int child_get(struct child **out, resil_metric *m, resil_metric_type type,
+                     const char *const *values)
+{
+    struct family *f = (struct family *)m;
+    if (!out || !f || f->type != type || (f->nlabels && !values))
+        return RESIL_EINVAL;
+    for (size_t i = 0; i < f->nlabels; i++)
+        if (!values[i])
+            return RESIL_EINVAL;
+    if (f->nlabels == 0) {
+        *out = f->first;
+        return 0;
+    }
+    uint64_t h = hash_values(f, values);
+    int rc = 0;
+    bool overflowed = false;
+    pthread_mutex_lock(&f->mu);
+    struct child *c = NULL;
+    for (struct child *k = f->slots ? f->table[h & (f->slots - 1)] : NULL; k; k = k->hnext) {
+        if (k->hash != h)
+            continue;
+        size_t i = 0;
+        while (i < f->nlabels && strcmp(k->values[i], values[i]) == 0)
+            i++;
+        if (i == f->nlabels) {
+            c = k;
+            break;
+        }
+    }
+    if (!c) {
+        if (f->n - (f->overflow ? 1 : 0) >= f->reg->max_series) {
+            if (!f->overflow) {
+                const char *ov[32];
+                for (size_t i = 0; i < f->nlabels; i++)
+                    ov[i] = OVERFLOW_VALUE;
+                struct child *o;
+                rc = child_new(&o, f, ov);
+                if (rc == 0)
+                    f->overflow = o;
+            }
+            c = f->overflow;
+            overflowed = true;
+        } else {
+            rc = child_new(&c, f, values);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (rc)
+        return rc;
+    if (overflowed)
+        count_overflow(f);
+    *out = c;
+    return 0;
+}
+
+int resil_counter_get(resil_counter **out, resil_metric *m, const char *const *values)
+{
+    return child_get((struct child **)out, m, RESIL_METRIC_COUNTER, values);
+}
+
+int resil_gauge_get(resil_gauge **out, resil_metric *m, const char *const *values)
+{
+    return child_get((struct child **)out, m, RESIL_METRIC_GAUGE, values);
+}
+
+int resil_histogram_get(resil_histogram **out, resil_metric *m, const char *const *values)
+{
+    return child_get((struct child **)out, m, RESIL_METRIC_HISTOGRAM, values);
+}
+
+static void count_overflow(struct family *f)
+{
+    resil_metrics_registry *r = f->reg;
+    if (f == r->overflow_fam)
+        return;
+    resil_metric *m;
+    static const char *const lab[] = {"metric"};
+    if (family_new(&m, r, RESIL_METRIC_COUNTER, "resil_metrics_cardinality_overflow_total",
+                   "Label combinations refused by a metric family's series cap (recorded in "
+                   "its overflow series instead).",
+                   lab, 1, NULL, 0, NULL) != 0)
+        return;
+    r->overflow_fam = (struct family *)m;
+    const char *v[] = {f->name};
+    resil_counter *c;
+    if (resil_counter_get(&c, m, v) == 0)
+        resil_counter_inc(c);
+}
+
+/* ---- updates ------------------------------------------------------------------------------ */
+
+void resil_counter_inc(resil_counter *c)
+{
+    atomic_fetch_add_explicit(cell((struct child *)c, my_shard(), 0), 1, memory_order_relaxed);
+}
+
+void resil_counter_add(resil_counter *c, double v)
+{
+    if (!(v > 0))
+        return;
+    struct child *k = (struct child *)c;
+    unsigned s = my_shard();
+    if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
+        atomic_fetch_add_explicit(cell(k, s, 0), (uint64_t)v, memory_order_relaxed);
+    else
+        add_double(cell(k, s, 1), v);
+}
+
+void resil_gauge_set(resil_gauge *g, double v)
+{
+    atomic_store_explicit(&((struct child *)g)->gauge, d2u(v), memory_order_relaxed);
+}
+
+void resil_gauge_add(resil_gauge *g, double v)
+{
+    add_double(&((struct child *)g)->gauge, v);
+}
+
+void resil_histogram_observe(resil_histogram *h, double v)
+{
+    if (isnan(v))
+        return;
+    struct child *c = (struct child *)h;
+    const struct family *f = c->fam;
+    size_t i = 0, nb = f->nb;
+    const double *b = f->bounds;
+    while (i < nb && v > b[i])
+        i++;
+    unsigned s = my_shard();
+    atomic_fetch_add_explicit(cell(c, s, 2 + i), 1, memory_order_relaxed);
+    add_double(cell(c, s, 1), v);
+    atomic_fetch_add_explicit(cell(c, s, 0), 1, memory_order_relaxed);
+}
+
+static void sum_cells(const struct child *c, size_t i, uint64_t *n, double *d)
+{
+    for (unsigned s = 0; s < c->fam->reg->nshards; s++) {
+        if (n)
+            *n += atomic_load_explicit(cell(c, s, i), memory_order_relaxed);
+        if (d)
+            *d += u2d(atomic_load_explicit(cell(c, s, i), memory_order_relaxed));
+    }
+}
+
+double resil_counter_value(const resil_counter *c)
+{
+    uint64_t n = 0;
+    double d = 0;
+    sum_cells((const struct child *)c, 0, &n, NULL);
+    sum_cells((const struct child *)c, 1, NULL, &d);
+    return (double)n + d;
+}
+
+double resil_gauge_value(const resil_gauge *g)
+{
+    return u2d(atomic_load_explicit(&((const struct child *)g)->gauge, memory_order_relaxed));
+}
+
+uint64_t resil_histogram_count(const resil_histogram *h)
+{
+    uint64_t n = 0;
+    sum_cells((const struct child *)h, 0, &n, NULL);
+    return n;
+}
+
+double resil_histogram_sum(const resil_histogram *h)
+{
+    double d = 0;
+    sum_cells((const struct child *)h, 1, NULL, &d);
+    return d;
+}
+
+/* ---- export --------------------------------------------------------------------------------- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void puts_(struct buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+/* The shortest text that reads back as v; +Inf, -Inf, NaN. */
+static void put_number(struct buf *b, double v)
+{
+    if (isnan(v)) {
+        puts_(b, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        puts_(b, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    char tmp[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    puts_(b, tmp);
+}
+
+/* Label values: \\, \" and \n escaped (both formats). */
+static void put_label_value(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            puts_(b, "\\\\");
+        else if (*s == '"')
+            puts_(b, "\\\"");
+        else if (*s == '\n')
+            puts_(b, "\\n");
+        else
+            put(b, s, 1);
+    }
+}
+
+/* Help: \\ and \n; OpenMetrics also \". */
+static void put_help(struct buf *b, const char *s, bool om)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            puts_(b, "\\\\");
+        else if (*s == '\n')
+            puts_(b, "\\n");
+        else if (om && *s == '"')
+            puts_(b, "\\\"");
+        else
+            put(b, s, 1);
+    }
+}
+
+static void put_labels(struct buf *b, const struct child *c, const char *le)
+{
+    const struct family *f = c->fam;
+    if (f->nlabels == 0 && !le)
+        return;
+    puts_(b, "{");
+    for (size_t i = 0; i < f->nlabels; i++) {
+        if (i)
+            puts_(b, ",");
+        puts_(b, f->labels[i]);
+        puts_(b, "=\"");
+        put_label_value(b, c->values[i]);
+        puts_(b, "\"");
+    }
+    if (le) {
+        if (f->nlabels)
+            puts_(b, ",");
+        puts_(b, "le=\"");
+        puts_(b, le);
+        puts_(b, "\"");
+    }
+    puts_(b, "}");
+}
+
+static void put_sample(struct buf *b, const struct child *c, const char *suffix, const char *le,
+                       double v)
+{
+    puts_(b, c->fam->name);
+    puts_(b, suffix);
+    put_labels(b, c, le);
+    puts_(b, " ");
+    put_number(b, v);
+    puts_(b, "\n");
+}
+
+static int cmp_fam(const void *a, const void *b)
+{
+    return strcmp((*(struct family *const *)a)->name, (*(struct family *const *)b)->name);
+}
+
+/* The families, sorted by name (a copy of the pointers). */
+static struct family **sorted_families(resil_metrics_registry *r, size_t *n)
+{
+    pthread_mutex_lock(&r->mu);
+    struct family **v = malloc((r->n ? r->n : 1) * sizeof *v);
+    if (v) {
+        memcpy(v, r->fams, r->n * sizeof *v);
+        *n = r->n;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (v)
+        qsort(v, *n, sizeof *v, cmp_fam);
+    return v;
+}
+
+static void export_family(struct buf *b, struct family *f, bool om)
+{
+    static const char *const tname[] = {"", "counter", "gauge", "histogram"};
+    bool counter = f->type == RESIL_METRIC_COUNTER;
+    const char *famsuffix = counter && !om ? "_total" : "";
+    puts_(b, "# HELP ");
+    puts_(b, f->name);
+    puts_(b, famsuffix);
+    puts_(b, " ");
+    put_help(b, f->help, om);
+    puts_(b, "\n# TYPE ");
+    puts_(b, f->name);
+    puts_(b, famsuffix);
+    puts_(b, " ");
+    puts_(b, tname[f->type]);
+    puts_(b, "\n");
+    pthread_mutex_lock(&f->mu);
+    struct child *first = f->first;
+    pthread_mutex_unlock(&f->mu);
+    /* children are only ever appended: walking the list without the lock is
+     * safe up to the last one seen under it */
+    for (struct child *c = first; c; c = c->next) {
+        if (f->type == RESIL_METRIC_COUNTER) {
+            put_sample(b, c, "_total", NULL, resil_counter_value((resil_counter *)c));
+        } else if (f->type == RESIL_METRIC_GAUGE) {
+            put_sample(b, c, "", NULL, resil_gauge_value((resil_gauge *)c));
+        } else {
+            uint64_t cum = 0;
+            for (size_t i = 0; i <= f->nb; i++) {
+                uint64_t n = 0;
+                sum_cells(c, 2 + i, &n, NULL);
+                cum += n;
+                char le[40];
+                if (i == f->nb) {
+                    strcpy(le, "+Inf");
+                } else {
+                    struct buf t = {0};
+                    put_number(&t, f->bounds[i]);
+                    snprintf(le, sizeof le, "%s", t.p ? t.p : "0");
+                    free(t.p);
+                }
+                put_sample(b, c, "_bucket", le, (double)cum);
+            }
+            /* count = the +Inf bucket, read once, so they always agree */
+            put_sample(b, c, "_count", NULL, (double)cum);
+            put_sample(b, c, "_sum", NULL, resil_histogram_sum((resil_histogram *)c));
+        }
+        pthread_mutex_lock(&f->mu);
+        bool last = c == f->last;
+        pthread_mutex_unlock(&f->mu);
+        if (last)
+            break;
+    }
+}
+
+const char *resil_metrics_content_type(resil_metrics_format format)
+{
+    switch (format) {
+    case RESIL_METRICS_OPENMETRICS:
+        return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    case RESIL_METRICS_JSON:
+        return "application/json";
+    default:
+        return "text/plain; version=0.0.4; charset=utf-8";
+    }
+}
+
+int resil_metrics_format_parse(resil_metrics_format *out, const char *name)
+{
+    if (!name)
+        return RESIL_EINVAL;
+    if (strcasecmp(name, "prometheus") == 0 || strcasecmp(name, "text") == 0)
+        *out = RESIL_METRICS_PROMETHEUS;
+    else if (strcasecmp(name, "openmetrics") == 0)
+        *out = RESIL_METRICS_OPENMETRICS;
+    else if (strcasecmp(name, "json") == 0)
+        *out = RESIL_METRICS_JSON;
+    else
+        return RESIL_EINVAL;
+    return 0;
+}
+
+int resil_metrics_export(char **out, size_t *len, resil_metrics_registry *r,
+                         resil_metrics_format format)
+{
+    if (!out || !r)
+        return RESIL_EINVAL;
+    if (format == RESIL_METRICS_JSON) {
+        json_t *doc = resil_metrics_to_json(r);
+        char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        if (!s)
+            return -ENOMEM;
+        size_t n = strlen(s);
+        char *p = malloc(n + 2);
+        if (!p) {
+            free(s);
+            return -ENOMEM;
+        }
+        memcpy(p, s, n);
+        p[n] = '\n';
+        p[n + 1] = 0;
+        free(s);
+        *out = p;
+        if (len)
+            *len = n + 1;
+        return 0;
+    }
+    bool om = format == RESIL_METRICS_OPENMETRICS;
+    size_t n = 0;
+    struct family **fams = sorted_families(r, &n);
+    if (!fams)
+        return -ENOMEM;
+    struct buf b = {0};
+    for (size_t i = 0; i < n; i++)
+        export_family(&b, fams[i], om);
+    if (om)
+        puts_(&b, "# EOF\n");
+    free(fams);
+    if (!b.p && !b.oom)
+        put(&b, "", 0);
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    if (len)
+        *len = b.len;
+    return 0;
+}
+
+int resil_metrics_write_textfile(resil_metrics_registry *r, const char *dir, const char *name,
+                                 resil_error *err)
+{
+    if (!r || !dir || !name || !*name || strchr(name, '/'))
+        return resil_error_set(err, RESIL_EINVAL, "name",
+                               "a registry, a directory and a file name without '/' are needed");
+    char *text;
+    size_t len;
+    int rc = resil_metrics_export(&text, &len, r, RESIL_METRICS_PROMETHEUS);
+    if (rc)
+        return resil_error_set(err, rc, NULL, "out of memory");
+    char *path;
+    if (asprintf(&path, "%s/%s.prom", dir, name) < 0) {
+        free(text);
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    rc = resil_write_file_atomic(path, text, len, NULL, err);
+    free(path);
+    free(text);
+    return rc;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------------ */
+
+static json_t *json_number(double v)
+{
+    if (isfinite(v))
+        return json_real(v);
+    return json_string(isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+}
+
+static const char *type_name(resil_metric_type t)
+{
+    return t == RESIL_METRIC_COUNTER ? "counter" : t == RESIL_METRIC_GAUGE ? "gauge" : "histogram";
+}
+
+/* One family as JSON; with `delta`, what its children gained since the last
+ * flush (and the flush marks are moved on); children with nothing new are
+ * left out then. */
+static json_t *family_json(struct family *f, bool delta)
+{
+    json_t *fj = json_object();
+    json_t *labels = json_array();
+    json_t *series = json_array();
+    for (size_t i = 0; i < f->nlabels; i++)
+        json_array_append_new(labels, json_string(f->labels[i]));
+    json_object_set_new(fj, "name", json_string(f->name));
+    json_object_set_new(fj, "type", json_string(type_name(f->type)));
+    json_object_set_new(fj, "help", json_string(f->help));
+    json_object_set_new(fj, "labels", labels);
+    if (f->type == RESIL_METRIC_HISTOGRAM) {
+        json_t *bj = json_array();
+        for (size_t i = 0; i < f->nb; i++)
+            json_array_append_new(bj, json_real(f->bounds[i]));
+        json_object_set_new(fj, "buckets", bj);
+    }
+    pthread_mutex_lock(&f->mu);
+    struct child *first = f->first, *last = f->last;
+    pthread_mutex_unlock(&f->mu);
+    for (struct child *c = first; c; c = c->next) {
+        json_t *sj = json_object();
+        json_t *lv = json_object();
+        for (size_t i = 0; i < f->nlabels; i++)
+            json_object_set_new(lv, f->labels[i], json_string(c->values[i]));
+        json_object_set_new(sj, "labels", lv);
+        bool keep = true;
+        if (f->type == RESIL_METRIC_COUNTER) {
+            double v = resil_counter_value((resil_counter *)c);
+            double out = v;
+            if (delta) {
+                out = v - c->flushed_value;
+                c->flushed_value = v;
+                keep = out > 0;
+            }
+            json_object_set_new(sj, "value", json_number(out));
+        } else if (f->type == RESIL_METRIC_GAUGE) {
+            double v = resil_gauge_value((resil_gauge *)c);
+            if (delta) { /* a gauge is written when it changed */
+                keep = d2u(v) != d2u(c->flushed_value) || !c->flushed_sum;
+                c->flushed_value = v;
+                c->flushed_sum = 1; /* "written once" */
+            }
+            json_object_set_new(sj, "value", json_number(v));
+        } else {
+            json_t *counts = json_array();
+            uint64_t total = 0;
+            for (size_t i = 0; i <= f->nb; i++) {
+                uint64_t n = 0;
+                sum_cells(c, 2 + i, &n, NULL);
+                uint64_t out = n;
+                if (delta) {
+                    out = n - c->flushed_buckets[i];
+                    c->flushed_buckets[i] = n;
+                }
+                total += out;
+                json_array_append_new(counts, json_integer((json_int_t)out));
+            }
+            double sum = resil_histogram_sum((resil_histogram *)c), outsum = sum;
+            if (delta) {
+                outsum = sum - c->flushed_sum;
+                c->flushed_sum = sum;
+                keep = total > 0;
+            }
+            /* per-bucket counts (not cumulative), +Inf last */
+            json_object_set_new(sj, "counts", counts);
+            json_object_set_new(sj, "count", json_integer((json_int_t)total));
+            json_object_set_new(sj, "sum", json_number(outsum));
+        }
+        if (keep)
+            json_array_append_new(series, sj);
+        else
+            json_decref(sj);
+        if (c == last)
+            break;
+    }
+    json_object_set_new(fj, "series", series);
+    return fj;
+}
+
+static json_t *registry_json(resil_metrics_registry *r, bool delta)
+{
+    size_t n = 0;
+    struct family **fams = sorted_families(r, &n);
+    if (!fams)
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *fj = family_json(fams[i], delta);
+        if (delta && json_array_size(json_object_get(fj, "series")) == 0)
+            json_decref(fj);
+        else
+            json_array_append_new(arr, fj);
+    }
+    free(fams);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "metrics", arr);
+    return doc;
+}
+
+json_t *resil_metrics_to_json(resil_metrics_registry *r)
+{
+    return r ? registry_json(r, false) : NULL;
+}
+
+static bool json_to_double(const json_t *v, double *out)
+{
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return true;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (strcmp(s, "NaN") == 0)
+            *out = NAN;
+        else if (strcmp(s, "+Inf") == 0)
+            *out = INFINITY;
+        else if (strcmp(s, "-Inf") == 0)
+            *out = -INFINITY;
+        else
+            return false;
+        return true;
+    }
+    return false;
+}
+
+#define PBAD(...) resil_error_set(err, RESIL_EPARSE, NULL, __VA_ARGS__)
+
+static int merge_family(resil_metrics_registry *r, const json_t *fj, resil_error *err)
+{
+    const char *name = json_string_value(json_object_get(fj, "name"));
+    const char *type = json_string_value(json_object_get(fj, "type"));
+    const char *help = json_string_value(json_object_get(fj, "help"));
+    const json_t *labels = json_object_get(fj, "labels");
+    const json_t *series = json_object_get(fj, "series");
+    if (!name || !type || !json_is_array(labels) || !json_is_array(series))
+        return PBAD("a metric needs name, type, labels and series");
+    size_t nl = json_array_size(labels);
+    if (nl > 32)
+        return PBAD("metric %s: too many labels", name);
+    const char *lab[32];
+    for (size_t i = 0; i < nl; i++)
+        if (!(lab[i] = json_string_value(json_array_get(labels, i))))
+            return PBAD("metric %s: label names must be strings", name);
+    resil_metric *m;
+    int rc;
+    resil_metric_type t;
+    double bounds[MAX_BUCKETS];
+    size_t nb = 0;
+    if (strcmp(type, "counter") == 0) {
+        t = RESIL_METRIC_COUNTER;
+        rc = resil_metrics_counter_new(&m, r, name, help, lab, nl, err);
+    } else if (strcmp(type, "gauge") == 0) {
+        t = RESIL_METRIC_GAUGE;
+        rc = resil_metrics_gauge_new(&m, r, name, help, lab, nl, err);
+    } else if (strcmp(type, "histogram") == 0) {
+        t = RESIL_METRIC_HISTOGRAM;
+        const json_t *bj = json_object_get(fj, "buckets");
+        nb = json_array_size(bj);
+        if (!json_is_array(bj) || nb == 0 || nb > MAX_BUCKETS)
+            return PBAD("histogram %s: 1..%d buckets are needed", name, MAX_BUCKETS);
+        for (size_t i = 0; i < nb; i++)
+            if (!json_to_double(json_array_get(bj, i), &bounds[i]))
+                return PBAD("histogram %s: bucket bounds must be numbers", name);
+        rc = resil_metrics_histogram_new(&m, r, name, help, lab, nl, bounds, nb, err);
+    } else {
+        return PBAD("metric %s: unknown type '%s'", name, type);
+    }
+    if (rc)
+        return rc;
+    size_t i;
+    const json_t *sj;
+    json_array_foreach(series, i, sj)
+    {
+        const json_t *lv = json_object_get(sj, "labels");
+        const char *vals[32];
+        for (size_t k = 0; k < nl; k++)
+            if (!(vals[k] = json_string_value(json_object_get(lv, lab[k]))))
+                return PBAD("metric %s: a series lacks label '%s'", name, lab[k]);
+        struct child *c;
+        rc = child_get(&c, m, t, vals);
+        if (rc)
+            return resil_error_set(err, rc, name, "metric %s: %s", name, resil_strerror(rc));
+        if (t == RESIL_METRIC_HISTOGRAM) {
+            const json_t *counts = json_object_get(sj, "counts");
+            double sum;
+            if (json_array_size(counts) != nb + 1 || !json_to_double(json_object_get(sj, "sum"), &sum))
+                return PBAD("histogram %s: a series needs %zu counts and a sum", name, nb + 1);
+            unsigned s = my_shard();
+            uint64_t total = 0;
+            for (size_t k = 0; k <= nb; k++) {
+                json_int_t n = json_integer_value(json_array_get(counts, k));
+                if (!json_is_integer(json_array_get(counts, k)) || n < 0)
+                    return PBAD("histogram %s: counts must be integers >= 0", name);
+                atomic_fetch_add_explicit(cell(c, s, 2 + k), (uint64_t)n, memory_order_relaxed);
+                total += (uint64_t)n;
+            }
+            add_double(cell(c, s, 1), sum);
+            atomic_fetch_add_explicit(cell(c, s, 0), total, memory_order_relaxed);
+        } else {
+            double v;
+            if (!json_to_double(json_object_get(sj, "value"), &v))
+                return PBAD("metric %s: a series needs a value", name);
+            if (t == RESIL_METRIC_COUNTER)
+                resil_counter_add((resil_counter *)c, v);
+            else
+                resil_gauge_set((resil_gauge *)c, v);
+        }
+    }
+    return 0;
+}
+
+int resil_metrics_merge_json(resil_metrics_registry *r, const json_t *doc, resil_error *err)
+{
+    const json_t *arr = json_object_get(doc, "metrics");
+    if (!r || !json_is_array(arr))
+        return PBAD("a metrics document is an object with a \"metrics\" array");
+    size_t i;
+    const json_t *fj;
+    json_array_foreach(arr, i, fj)
+    {
+        int rc = merge_family(r, fj, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- metrics directories ------------------------------------------------------------------------ */
+
+int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir, resil_error *err)
+{
+    if (!r || !dir || !*dir)
+        return resil_error_set(err, RESIL_EINVAL, "dir", "a registry and a directory are needed");
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return resil_error_set(err, -errno, dir, "cannot create the metrics directory %s: %s",
+                               dir, strerror(errno));
+    char *path;
+    if (asprintf(&path, "%s/metrics.ndjson", dir) < 0)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    pthread_mutex_lock(&r->flush_mu);
+    json_t *doc = registry_json(r, true);
+    int rc = 0;
+    if (!doc) {
+        rc = resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    } else if (json_array_size(json_object_get(doc, "metrics")) > 0) {
+        json_object_set_new(doc, "pid", json_integer(getpid()));
+        json_object_set_new(doc, "ts", json_real((double)resil_clock_wall_ns(NULL) / 1e9));
+        rc = resil_append_ndjson_safe(path, doc, NULL, err);
+        /* A failed append leaves the marks moved on: those counts are lost
+         * to the directory (the caller was told), never written twice. */
+    }
+    pthread_mutex_unlock(&r->flush_mu);
+    json_decref(doc);
+    free(path);
+    return rc;
+}
+
+struct load_ctx {
+    resil_metrics_registry *r;
+    resil_error *err;
+    size_t line;
+};
+
+static int load_record(json_t *record, size_t line, void *arg)
+{
+    struct load_ctx *x = arg;
+    x->line = line;
+    int rc = resil_metrics_merge_json(x->r, record, x->err);
+    return rc ? rc : 0;
+}
+
+int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir, resil_error *err)
+{
+    if (!out || !dir)
+        return resil_error_set(err, RESIL_EINVAL, "dir", "a directory is needed");
+    char *path;
+    if (asprintf(&path, "%s/metrics.ndjson", dir) < 0)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    resil_metrics_registry *r;
+    int rc = resil_metrics_registry_new(&r, NULL, err);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    struct load_ctx x = {r, err, 0};
+    resil_ndjson_stats st;
+    rc = resil_read_ndjson_safe(path, load_record, NULL, &x, false, &st, NULL, err);
+    if (rc == 0 && st.bad_lines)
+        rc = resil_error_set(err, RESIL_EPARSE, path, "%s: line %zu is not a metrics record",
+                             path, st.first_bad_line);
+    else if (rc && rc != -ENOENT && x.line && err) {
+        char m[sizeof err->message];
+        snprintf(m, sizeof m, "%s", err->message);
+        resil_error_set(err, rc == RESIL_EINVAL ? RESIL_EPARSE : rc, path, "%s:%zu: %s", path,
+                        x.line, m);
+        err->line = (int)x.line;
+        rc = err->code;
+    } else if (rc == -ENOENT) {
+        resil_error_set(err, rc, path, "no metrics in %s (%s is missing)", dir, path);
+    }
+    free(path);
+    if (rc) {
+        resil_metrics_registry_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* ---- environment ----------------------------------------------------------------------------- */
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int resil_metrics_env(bool *enabled, size_t *max_entries, resil_error *err)
+{
+    bool en = true;
+    size_t max = 10000;
+    int rc = 0;
+    const char *v = getenv("RESIL_METRICS_ENABLED");
+    if (v && parse_bool(v, &en) != 0) {
+        en = true;
+        rc = resil_error_set(err, RESIL_EINVAL, "RESIL_METRICS_ENABLED",
+                             "RESIL_METRICS_ENABLED='%s' is not true or false (1/0, yes/no, "
+                             "on/off); using the default true",
+                             v);
+    }
+    v = getenv("RESIL_METRICS_MAX_ENTRIES");
+    if (v) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (end == v || *end || errno || x < 1 || x > 10000000) {
+            if (rc == 0)
+                rc = resil_error_set(err, RESIL_EINVAL, "RESIL_METRICS_MAX_ENTRIES",
+                                     "RESIL_METRICS_MAX_ENTRIES='%s' is not an integer in "
+                                     "1..10000000; using the default 10000",
+                                     v);
+            rc = RESIL_EINVAL;
+        } else {
+            max = (size_t)x;
+        }
+    }
+    if (enabled)
+        *enabled = en;
+    if (max_entries)
+        *max_entries = max;
+    return rc;
+}
+
+static bool env_enabled = true;
+static size_t env_max_entries = 10000;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void env_init(void)
+{
+    resil_error e;
+    resil_error_clear(&e);
+    if (resil_metrics_env(&env_enabled, &env_max_entries, &e) != 0)
+        fprintf(stderr, "resil: %s\n", e.message);
+}
+
+bool resil_metrics_enabled(void)
+{
+    pthread_once(&env_once, env_init);
+    return env_enabled;
+}
+
+/* ---- the ring of recent entries and the original's record_* ----------------------------------- */
+
+enum { E_RETRY = 1, E_BREAKER, E_OSC };
+
+struct entry {
+    int64_t wall_ns;
+    int kind;
+    char name[64];
+    char what[24]; /* breaker state, oscillation pattern */
+    int n;         /* attempt, cycles */
+    bool ok;
+    double duration_s;
+};
+
+static pthread_mutex_t ring_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct entry *ring;
+static size_t ring_head, ring_count;
+
+static int ring_add(const struct entry *e)
+{
+    pthread_mutex_lock(&ring_mu);
+    if (!ring && !(ring = calloc(env_max_entries, sizeof *ring))) {
+        pthread_mutex_unlock(&ring_mu);
+        return -ENOMEM;
+    }
+    ring[ring_head] = *e;
+    ring_head = (ring_head + 1) % env_max_entries;
+    if (ring_count < env_max_entries)
+        ring_count++;
+    pthread_mutex_unlock(&ring_mu);
+    return 0;
+}
+
+void resil_metrics_entries_clear(void)
+{
+    pthread_mutex_lock(&ring_mu);
+    ring_head = ring_count = 0;
+    pthread_mutex_unlock(&ring_mu);
+}
+
+static struct entry entry_of(int kind, const char *name)
+{
+    struct entry e;
+    memset(&e, 0, sizeof e);
+    e.wall_ns = resil_clock_wall_ns(NULL);
+    e.kind = kind;
+    snprintf(e.name, sizeof e.name, "%s", name);
+    return e;
+}
+
+int resil_record_retry_attempt(const char *operation, int attempt, bool success,
+                               double duration_s)
+{
+    if (!resil_metrics_enabled())
+        return 0;
+    if (!operation)
+        return RESIL_EINVAL;
+    resil_metrics_registry *r = resil_metrics_default();
+    if (!r)
+        return -ENOMEM;
+    static const char *const lab[] = {"name", "result"};
+    static const char *const lab1[] = {"name"};
+    resil_metric *m, *h;
+    int rc = resil_metrics_counter_new(&m, r, "resil_retry_attempts_total",
+                                       "Attempts made by retries, by result.", lab, 2, NULL);
+    if (rc == 0)
+        rc = resil_metrics_histogram_new(&h, r, "resil_retry_attempt_duration_seconds",
+                                         "How long attempts took.", lab1, 1, NULL, 0, NULL);
+    if (rc)
+        return rc;
+    const char *v[] = {operation, success ? "success" : "failure"};
+    resil_counter *c;
+    resil_histogram *hh;
+    if ((rc = resil_counter_get(&c, m, v)) != 0 || (rc = resil_histogram_get(&hh, h, v)) != 0)
+        return rc;
+    resil_counter_inc(c);
+    if (duration_s >= 0)
+        resil_histogram_observe(hh, duration_s);
+    struct entry e = entry_of(E_RETRY, operation);
+    e.n = attempt;
+    e.ok = success;
+    e.duration_s = duration_s;
+    return ring_add(&e);
+}
+
+int resil_record_circuit_breaker_state(const char *service, const char *state)
+{
+    if (!resil_metrics_enabled())
+        return 0;
+    static const char *const states[] = {"closed", "open", "half_open", "forced_open",
+                                         "disabled"};
+    if (!service || !state)
+        return RESIL_EINVAL;
+    bool known = false;
+    for (size_t i = 0; i < 5; i++)
+        known |= strcmp(states[i], state) == 0;
+    if (!known)
+        return RESIL_EINVAL;
+    resil_metrics_registry *r = resil_metrics_default();
+    if (!r)
+        return -ENOMEM;
+    static const char *const lab[] = {"name", "state"};
+    resil_metric *m;
+    int rc = resil_metrics_gauge_new(&m, r, "resil_circuitbreaker_state",
+                                     "1 for a circuit breaker's current state, 0 for the others.",
+                                     lab, 2, NULL);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < 5; i++) {
+        const char *v[] = {service, states[i]};
+        resil_gauge *g;
+        if ((rc = resil_gauge_get(&g, m, v)) != 0)
+            return rc;
+        resil_gauge_set(g, strcmp(states[i], state) == 0 ? 1 : 0);
+    }
+    struct entry e = entry_of(E_BREAKER, service);
+    snprintf(e.what, sizeof e.what, "%s", state);
+    return ring_add(&e);
+}
+
+int resil_record_oscillation_event(const char *pattern, const char *agent, int cycles)
+{
+    if (!resil_metrics_enabled())
+        return 0;
+    if (!pattern || cycles < 0)
+        return RESIL_EINVAL;
+    resil_metrics_registry *r = resil_metrics_default();
+    if (!r)
+        return -ENOMEM;
+    static const char *const lab[] = {"pattern"};
+    resil_metric *m;
+    int rc = resil_metrics_counter_new(&m, r, "resil_oscillation_events_total",
+                                       "Rework loops detected, by pattern.", lab, 1, NULL);
+    if (rc)
+        return rc;
+    const char *v[] = {pattern};
+    resil_counter *c;
+    if ((rc = resil_counter_get(&c, m, v)) != 0)
+        return rc;
+    resil_counter_inc(c);
+    struct entry e = entry_of(E_OSC, agent ? agent : "");
+    snprintf(e.what, sizeof e.what, "%s", pattern);
+    e.n = cycles;
+    return ring_add(&e);
+}
+
+json_t *resil_get_metrics_summary(void)
+{
+    bool en = resil_metrics_enabled();
+    json_t *s = json_object();
+    json_t *retry = json_object(), *cb = json_object(), *osc = json_object();
+    int64_t oldest = 0, newest = 0;
+    size_t retries = 0, ok = 0, cbn = 0, oscn = 0;
+    double dur = 0;
+    pthread_mutex_lock(&ring_mu);
+    size_t count = ring_count;
+    for (size_t k = 0; k < ring_count; k++) {
+        const struct entry *e =
+            &ring[(ring_head + env_max_entries - ring_count + k) % env_max_entries];
+        if (k == 0)
+            oldest = e->wall_ns;
+        newest = e->wall_ns;
+        if (e->kind == E_RETRY) {
+            retries++;
+            ok += e->ok;
+            if (e->duration_s > 0)
+                dur += e->duration_s;
+        } else if (e->kind == E_BREAKER) {
+            cbn++;
+            json_object_set_new(cb, e->name, json_string(e->what));
+        } else if (e->kind == E_OSC) {
+            oscn++;
+            json_t *n = json_object_get(osc, e->what);
+            json_object_set_new(osc, e->what,
+                                json_integer((n ? json_integer_value(n) : 0) + 1));
+        }
+    }
+    pthread_mutex_unlock(&ring_mu);
+    json_object_set_new(retry, "attempts", json_integer((json_int_t)retries));
+    json_object_set_new(retry, "successes", json_integer((json_int_t)ok));
+    json_object_set_new(retry, "failures", json_integer((json_int_t)(retries - ok)));
+    json_object_set_new(retry, "total_duration_s", json_real(dur));
+    json_object_set_new(s, "total_entries", json_integer((json_int_t)count));
+    json_object_set_new(s, "max_entries", json_integer((json_int_t)env_max_entries));
+    json_object_set_new(s, "enabled", json_boolean(en));
+    json_object_set_new(s, "retry_attempts", retry);
+    json_object_set_new(s, "circuit_breakers", cb);
+    json_object_set_new(s, "circuit_breaker_changes", json_integer((json_int_t)cbn));
+    json_object_set_new(s, "oscillations", osc);
+    json_object_set_new(s, "oscillation_events", json_integer((json_int_t)oscn));
+    json_object_set_new(s, "oldest", count ? json_real((double)oldest / 1e9) : json_null());
+    json_object_set_new(s, "newest", count ? json_real((double)newest / 1e9) : json_null());
+    return s;
+}
+
+char *resil_export_prometheus_metrics(void)
+{
+    resil_metrics_registry *r = resil_metrics_default();
+    char *out = NULL;
+    if (r && resil_metrics_export(&out, NULL, r, RESIL_METRICS_PROMETHEUS) != 0)
+        return NULL;
+    return out;
+}
+
+void resil_timer_start(resil_timer *t, const resil_clock *clock)
+{
+    t->clock = clock;
+    t->start_ns = resil_clock_monotonic_ns(clock);
+}
+
+double resil_timer_elapsed(const resil_timer *t)
+{
+    return resil__ns_to_s(resil_clock_monotonic_ns(t->clock) - t->start_ns);
+}
