@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal/metrics.h"
 #include "internal/store.h"
 #include "internal/util.h"
 
@@ -55,6 +56,7 @@ struct resil_breaker {
     pthread_cond_t lcv; /* a listener call ended */
     struct listener listeners[MAX_LISTENERS];
     char *name;
+    struct resil__cb_metrics metrics; /* all NULL when metrics are off */
 };
 
 /* ---- names, env, options ---------------------------------------------------- */
@@ -325,6 +327,8 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
             b->o.recovery_timeout_s = resil__ns_to_s(r);
         }
     }
+    resil__metrics_breaker_init(&b->metrics, name,
+                                RESIL__CB_STATE(atomic_load(&b->st->word)));
     *out = b;
     return 0;
 fail:
@@ -399,18 +403,25 @@ static inline struct resil__cb_stripe *stripe(struct resil__cb_state *st)
     return &st->stripes[i - 1];
 }
 
-static inline void count(struct resil__cb_state *st, resil_breaker_verdict v)
+static inline void count(resil_breaker *b, resil_breaker_verdict v)
 {
-    struct resil__cb_stripe *s = stripe(st);
+    struct resil__cb_stripe *s = stripe(b->st);
     _Atomic int64_t *c = v == RESIL_BREAKER_SUCCESS   ? &s->successful
                          : v == RESIL_BREAKER_FAILURE ? &s->failed
                                                       : &s->ignored;
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+    resil_counter *m = v == RESIL_BREAKER_SUCCESS   ? b->metrics.successful
+                       : v == RESIL_BREAKER_FAILURE ? b->metrics.failed
+                                                    : b->metrics.ignored;
+    if (m)
+        resil_counter_inc(m);
 }
 
-static void count_refused(struct resil__cb_state *st)
+static void count_refused(resil_breaker *b)
 {
-    atomic_fetch_add_explicit(&stripe(st)->not_permitted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stripe(b->st)->not_permitted, 1, memory_order_relaxed);
+    if (b->metrics.not_permitted)
+        resil_counter_inc(b->metrics.not_permitted);
 }
 
 /* ---- transitions (under the lock) ----------------------------------------------- */
@@ -506,6 +517,7 @@ static void fire(resil_breaker *b, const struct event *ev)
 {
     if (!ev->fired)
         return;
+    resil__metrics_breaker_transition(&b->metrics, b->name, (int)ev->t.from, (int)ev->t.to);
     for (int i = 0; i < MAX_LISTENERS; i++) {
         struct listener *l = &b->listeners[i];
         pthread_mutex_lock(&b->lmu);
@@ -618,7 +630,7 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
             return 0;
         }
         if (s == RESIL_BREAKER_FORCED_OPEN) {
-            count_refused(st);
+            count_refused(b);
             if (retry_in_s)
                 *retry_in_s = -1;
             p->kind = K_SPENT;
@@ -628,7 +640,7 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
         if (s == RESIL_BREAKER_OPEN) {
             int64_t until = atomic_load_explicit(&st->open_until_ns, memory_order_relaxed);
             if (now < until || round > 3) {
-                count_refused(st);
+                count_refused(b);
                 if (retry_in_s)
                     *retry_in_s = secs_until(until, now);
                 p->kind = K_SPENT;
@@ -644,7 +656,7 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
                 busy = e != 0 && e > now;
             }
             if (busy && atomic_load_explicit(&st->word, memory_order_acquire) == w) {
-                count_refused(st);
+                count_refused(b);
                 if (retry_in_s)
                     *retry_in_s = 0;
                 p->kind = K_SPENT;
@@ -671,7 +683,7 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
             fire(b, &ev);
             if (round < 8)
                 continue; /* someone else moved it: look again */
-            count_refused(st); /* a state that keeps changing under us: refuse */
+            count_refused(b); /* a state that keeps changing under us: refuse */
             if (retry_in_s)
                 *retry_in_s = 0;
             p->kind = K_SPENT;
@@ -701,7 +713,7 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
         fire(b, &ev);
         if (got >= 0)
             return 0;
-        count_refused(st);
+        count_refused(b);
         if (retry_in_s)
             *retry_in_s = 0;
         p->kind = K_SPENT;
@@ -805,7 +817,7 @@ int resil_breaker_record(resil_breaker *b, resil_breaker_permit *p, resil_breake
     if (v != RESIL_BREAKER_SUCCESS && v != RESIL_BREAKER_IGNORE)
         v = RESIL_BREAKER_FAILURE;
     if (p->kind != K_SPENT && p->kind != 0)
-        count(b->st, v);
+        count(b, v);
     if (RESIL_LIKELY(p->kind == K_CLOSED && b->simple && v == RESIL_BREAKER_SUCCESS &&
                      atomic_load_explicit(&b->st->consecutive_failures, memory_order_relaxed) ==
                          0)) {
@@ -828,7 +840,7 @@ int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
         if (RESIL_LIKELY(RESIL__CB_STATE(w) == RESIL_BREAKER_CLOSED)) {
             int r = op(arg);
             resil_breaker_verdict v = classify(b, r);
-            count(st, v);
+            count(b, v);
             if (RESIL_LIKELY(v == RESIL_BREAKER_SUCCESS &&
                              atomic_load_explicit(&st->consecutive_failures,
                                                   memory_order_relaxed) == 0))

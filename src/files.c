@@ -1,6 +1,7 @@
 /* src/files.c - atomic replace, whole-file reads, and JSON / YAML state files
  * on top of them. */
 #define _GNU_SOURCE
+#include "internal/metrics.h"
 #include "internal/files.h"
 #include "internal/sys.h"
 #include "internal/util.h"
@@ -311,8 +312,8 @@ int resil__lock_target(char **target, resil_lock **lk, const char *path,
 }
 
 /* Resolves path, takes the exclusive lock, runs replace_locked. */
-int resil_write_file_atomic(const char *path, const void *data, size_t len,
-                            const resil_file_opts *opts, resil_error *err)
+static int write_file_atomic(const char *path, const void *data, size_t len,
+                             const resil_file_opts *opts, resil_error *err)
 {
     if (!path || !*path || (!data && len))
         return resil_error_set(err, RESIL_EINVAL, path, "resil_write_file_atomic: bad arguments");
@@ -585,4 +586,14 @@ int resil_update_yaml_safe(const char *path, resil_update_fn fn, void *arg,
                            const resil_file_opts *opts, resil_error *err)
 {
     return update_doc(path, fn, arg, FMT_YAML, opts, err);
+}
+
+int resil_write_file_atomic(const char *path, const void *data, size_t len,
+                            const resil_file_opts *opts, resil_error *err)
+{
+    int64_t t0 = resil__metrics_enabled() ? resil_clock_monotonic_ns(NULL) : 0;
+    int rc = write_file_atomic(path, data, len, opts, err);
+    if (t0)
+        resil__metrics_file_op("write_atomic", rc, resil_clock_monotonic_ns(NULL) - t0);
+    return rc;
 }

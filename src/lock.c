@@ -1,6 +1,7 @@
 /* src/lock.c - locks on a permanent "<path>.lock" sidecar, with Linux
  * open-file-description locks and a timeout on every wait. */
 #define _GNU_SOURCE
+#include "internal/metrics.h"
 #include "internal/files.h"
 #include "internal/sys.h"
 #include "internal/util.h"
@@ -113,7 +114,7 @@ static void read_holder(const char *lock_path, char *buf, size_t size)
         buf[--len] = '\0';
 }
 
-int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *o,
+static int lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *o,
                      resil_error *err)
 {
     const resil_clock *clk = o->clock ? o->clock : resil_clock_system();
@@ -230,4 +231,18 @@ int resil_lock_release(resil_lock *lk)
 const char *resil_lock_path(const resil_lock *lk)
 {
     return lk ? lk->path : NULL;
+}
+
+int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *o,
+                     resil_error *err)
+{
+    int64_t t0 = resil__metrics_enabled() ? resil_clock_monotonic_ns(NULL) : 0;
+    int rc = lock_wait(fd, lock_path, type, o, err);
+    if (t0) {
+        int64_t ns = resil_clock_monotonic_ns(NULL) - t0;
+        resil__metrics_lock_wait(type == F_WRLCK, ns);
+        if (rc)
+            resil__metrics_file_op("lock", rc, -1);
+    }
+    return rc;
 }

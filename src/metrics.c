@@ -1523,3 +1523,173 @@ double resil_timer_elapsed(const resil_timer *t)
 {
     return resil__ns_to_s(resil_clock_monotonic_ns(t->clock) - t->start_ns);
 }
+
+/* ---- resil's own metrics (src/internal/metrics.h) ------------------------------------------- */
+
+#include "internal/metrics.h"
+#include "resil/retry.h"
+
+#if defined(__GNUC__)
+#define RESIL_TLS_IE __attribute__((tls_model("initial-exec")))
+#else
+#define RESIL_TLS_IE
+#endif
+
+_Atomic int resil__metrics_on = -1;
+
+bool resil__metrics_on_slow(void)
+{
+    bool on = resil_metrics_enabled() && resil_metrics_default() != NULL;
+    atomic_store_explicit(&resil__metrics_on, on ? 1 : 0, memory_order_relaxed);
+    return on;
+}
+
+static resil_counter *counter_of(const char *name, const char *help, const char *const *labels,
+                                 size_t n, const char *const *values)
+{
+    resil_metric *m;
+    resil_counter *c;
+    if (resil_metrics_counter_new(&m, resil_metrics_default(), name, help, labels, n, NULL) ||
+        resil_counter_get(&c, m, values))
+        return NULL;
+    return c;
+}
+
+void resil_retry_note_success(const char *name)
+{
+    /* The inline fast path of resil_retry: a named first attempt that
+     * succeeded.  A per-thread cache of the last name's handles. */
+    static _Thread_local char last[64] RESIL_TLS_IE;
+    static _Thread_local resil_counter *last_calls RESIL_TLS_IE, *last_attempts RESIL_TLS_IE;
+    if (!resil__metrics_enabled() || !name)
+        return;
+    if (last_calls && strcmp(last, name) == 0) {
+        resil_counter_inc(last_calls);
+        resil_counter_inc(last_attempts);
+        return;
+    }
+    resil__metrics_retry_done(name, 1, true);
+    if (strlen(name) < sizeof last) {
+        static const char *const l2[] = {"name", "kind"};
+        static const char *const la[] = {"name", "result"};
+        const char *v[] = {name, "successful_without_retry"};
+        const char *va[] = {name, "success"};
+        last_calls = counter_of("resil_retry_calls_total", "Retries by outcome.", l2, 2, v);
+        last_attempts = counter_of("resil_retry_attempts_total",
+                                   "Attempts made by retries, by result.", la, 2, va);
+        if (last_calls && last_attempts)
+            strcpy(last, name);
+        else
+            last_calls = NULL;
+    }
+}
+
+void resil__metrics_retry_done(const char *name, int attempts, bool success)
+{
+    if (!resil__metrics_enabled())
+        return;
+    if (!name)
+        name = "";
+    static const char *const l2[] = {"name", "kind"};
+    static const char *const la[] = {"name", "result"};
+    const char *kind = success ? (attempts <= 1 ? "successful_without_retry"
+                                               : "successful_with_retry")
+                               : (attempts <= 1 ? "failed_without_retry" : "failed_with_retry");
+    const char *v[] = {name, kind};
+    resil_counter *c = counter_of("resil_retry_calls_total", "Retries by outcome.", l2, 2, v);
+    if (c)
+        resil_counter_inc(c);
+    const char *vf[] = {name, "failure"}, *vs[] = {name, "success"};
+    int failures = success ? attempts - 1 : attempts;
+    if (failures > 0 && (c = counter_of("resil_retry_attempts_total",
+                                        "Attempts made by retries, by result.", la, 2, vf)))
+        resil_counter_add(c, failures);
+    if (success && (c = counter_of("resil_retry_attempts_total",
+                                   "Attempts made by retries, by result.", la, 2, vs)))
+        resil_counter_inc(c);
+}
+
+static const char *const cb_states[] = {"closed", "open", "half_open", "forced_open", "disabled"};
+
+void resil__metrics_breaker_init(struct resil__cb_metrics *m, const char *name, int state)
+{
+    memset(m, 0, sizeof *m);
+    if (!resil__metrics_enabled())
+        return;
+    resil_metrics_registry *r = resil_metrics_default();
+    static const char *const l2[] = {"name", "kind"};
+    static const char *const ls[] = {"name", "state"};
+    static const char *const lt[] = {"name", "from", "to"};
+    static const char *const kinds[] = {"successful", "failed", "ignored", "not_permitted"};
+    resil_counter **cs[] = {&m->successful, &m->failed, &m->ignored, &m->not_permitted};
+    for (size_t i = 0; i < 4; i++) {
+        const char *v[] = {name, kinds[i]};
+        *cs[i] = counter_of("resil_circuitbreaker_calls_total",
+                            "Calls through circuit breakers, by kind.", l2, 2, v);
+    }
+    resil_metric *g;
+    if (resil_metrics_gauge_new(&g, r, "resil_circuitbreaker_state",
+                                "1 for a circuit breaker's current state, 0 for the others.", ls,
+                                2, NULL) == 0)
+        for (int i = 0; i < 5; i++) {
+            const char *v[] = {name, cb_states[i]};
+            if (resil_gauge_get(&m->state[i], g, v) == 0)
+                resil_gauge_set(m->state[i], i == state);
+        }
+    if (resil_metrics_counter_new(&m->transitions, r, "resil_circuitbreaker_transitions_total",
+                                  "Circuit breaker state transitions.", lt, 3, NULL) != 0)
+        m->transitions = NULL;
+}
+
+void resil__metrics_breaker_transition(struct resil__cb_metrics *m, const char *name, int from,
+                                       int to)
+{
+    if (!m->transitions || from < 0 || from > 4 || to < 0 || to > 4)
+        return;
+    for (int i = 0; i < 5; i++)
+        if (m->state[i])
+            resil_gauge_set(m->state[i], i == to);
+    const char *v[] = {name, cb_states[from], cb_states[to]};
+    resil_counter *c;
+    if (resil_counter_get(&c, m->transitions, v) == 0)
+        resil_counter_inc(c);
+}
+
+void resil__metrics_file_op(const char *op, int rc, int64_t ns)
+{
+    if (!resil__metrics_enabled())
+        return;
+    static const char *const l2[] = {"op", "result"};
+    static const char *const l1[] = {"op"};
+    const char *v[] = {op, rc == 0 ? "ok" : "error"};
+    resil_counter *c = counter_of("resil_file_operations_total",
+                                  "Process-safe file operations, by result.", l2, 2, v);
+    if (c)
+        resil_counter_inc(c);
+    if (ns >= 0) {
+        resil_metric *m;
+        resil_histogram *h;
+        const char *vh[] = {op};
+        if (resil_metrics_histogram_new(&m, resil_metrics_default(),
+                                        "resil_file_operation_duration_seconds",
+                                        "How long process-safe file operations took.", l1, 1,
+                                        NULL, 0, NULL) == 0 &&
+            resil_histogram_get(&h, m, vh) == 0)
+            resil_histogram_observe(h, (double)ns / 1e9);
+    }
+}
+
+void resil__metrics_lock_wait(bool exclusive, int64_t ns)
+{
+    if (!resil__metrics_enabled())
+        return;
+    static const char *const l1[] = {"mode"};
+    const char *v[] = {exclusive ? "exclusive" : "shared"};
+    resil_metric *m;
+    resil_histogram *h;
+    if (resil_metrics_histogram_new(&m, resil_metrics_default(), "resil_file_lock_wait_seconds",
+                                    "How long file locks were waited for.", l1, 1, NULL, 0,
+                                    NULL) == 0 &&
+        resil_histogram_get(&h, m, v) == 0)
+        resil_histogram_observe(h, (double)ns / 1e9);
+}

@@ -1,6 +1,7 @@
 /* src/ndjson.c - the NDJSON event log: whole-line appends under the lock,
  * streaming reads that skip torn tails and bad lines, and repair. */
 #define _GNU_SOURCE
+#include "internal/metrics.h"
 #include "internal/files.h"
 #include "internal/sys.h"
 
@@ -276,8 +277,8 @@ int resil_ndjson_writer_close(resil_ndjson_writer *w)
     return rc;
 }
 
-int resil_append_ndjson_batch(const char *path, const json_t *const *records, size_t n,
-                              const resil_file_opts *opts, resil_error *err)
+static int append_batch(const char *path, const json_t *const *records, size_t n,
+                        const resil_file_opts *opts, resil_error *err)
 {
     if (!path || !*path || (!records && n))
         return resil_error_set(err, RESIL_EINVAL, path, "resil_append_ndjson: bad arguments");
@@ -298,6 +299,16 @@ int resil_append_ndjson_batch(const char *path, const json_t *const *records, si
         resil_ndjson_writer_close(w);
     }
     free(buf);
+    return rc;
+}
+
+int resil_append_ndjson_batch(const char *path, const json_t *const *records, size_t n,
+                              const resil_file_opts *opts, resil_error *err)
+{
+    int64_t t0 = resil__metrics_enabled() ? resil_clock_monotonic_ns(NULL) : 0;
+    int rc = append_batch(path, records, n, opts, err);
+    if (t0)
+        resil__metrics_file_op("append", rc, resil_clock_monotonic_ns(NULL) - t0);
     return rc;
 }
 

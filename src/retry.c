@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "resil/retry.h"
 
+#include "internal/metrics.h"
 #include "internal/util.h"
 
 #include <float.h>
@@ -408,6 +409,7 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
         state_feed(&d, &st, outcome, call.error, call.retry_after_s);
     }
 
+    resil__metrics_retry_done(name, st.attempts, st.reason == RESIL_STOP_SUCCESS);
     if (result) {
         result->attempts = st.attempts;
         result->reason = st.reason;

@@ -262,6 +262,14 @@ typedef struct resil_retry_result {
                                  deadline and no opts->measure_time) */
 } resil_retry_result;
 
+/* Counts a named retry whose first attempt succeeded through the inline fast
+ * path of resil_retry into the default metrics registry
+ * (resil_retry_calls_total{kind="successful_without_retry"} and
+ * resil_retry_attempts_total{result="success"}); a no-op when metrics are off
+ * (RESIL_METRICS_ENABLED=false) or name is NULL.  resil_retry calls it; other
+ * callers need not. */
+RESIL_EXPORT void resil_retry_note_success(const char *name);
+
 /* The part of resil_retry that follows a first attempt which did not simply
  * succeed, or that makes every attempt when the fast path does not apply
  * (deadline, measure_time, an after_attempt hook or a cancel token).
@@ -290,7 +298,9 @@ RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *
  * Hot path: this is a C99/C11 inline function, so that a first attempt that
  * succeeds costs a few nanoseconds over calling op directly; it allocates
  * nothing, draws no random number and reads no clock unless a deadline or
- * measure_time asks for time.  libresil also exports it as an ordinary
+ * measure_time asks for time; a named retry is counted in the metrics
+ * (resil_retry_note_success: a per-thread cached handle and one atomic add;
+ * pass a NULL name for none).  libresil also exports it as an ordinary
  * function (for function pointers and other languages); define
  * RESIL_NO_INLINE_FAST_PATH before including to always call that one. */
 #if (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__)) && \
@@ -329,6 +339,8 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
             if (outcome == RESIL_OUTCOME_SUCCESS) {
                 if (opts && opts->budget)
                     resil_retry_budget_on_success(opts->budget);
+                if (name)
+                    resil_retry_note_success(name);
                 if (result) {
                     result->attempts = 1;
                     result->reason = RESIL_STOP_SUCCESS;
