@@ -1205,7 +1205,7 @@ int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir, resil_
     char *path;
     if (asprintf(&path, "%s/metrics.ndjson", dir) < 0)
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
-    resil_metrics_registry *r;
+    resil_metrics_registry *r = NULL;
     int rc = resil_metrics_registry_new(&r, NULL, err);
     if (rc) {
         free(path);
