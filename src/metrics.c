@@ -34,8 +34,12 @@ static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 
 struct child {
     struct family *fam;
-    char **values;
     unsigned char *cells; /* nshards * stride bytes, 64-aligned */
+    unsigned mask;        /* nshards - 1 */
+    unsigned stride;
+    /* a derived counter: its value is the sum of these two (internal) */
+    const struct child *sum_of[2];
+    char **values;
     _Atomic uint64_t gauge;
     /* what the last flush to a directory saw (under the registry's flush lock) */
     double flushed_value;
@@ -101,8 +105,7 @@ static unsigned shard_count(void)
 
 static inline _Atomic uint64_t *cell(const struct child *c, unsigned shard, size_t i)
 {
-    const struct family *f = c->fam;
-    return (_Atomic uint64_t *)(c->cells + (size_t)(shard & (f->reg->nshards - 1)) * f->stride) + i;
+    return (_Atomic uint64_t *)(c->cells + (size_t)(shard & c->mask) * c->stride) + i;
 }
 
 static inline uint64_t d2u(double d)
@@ -295,14 +298,12 @@ static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metri
     /* counters: the family is the name without "_total" */
     size_t nl = strlen(name);
     bool total = type == RESIL_METRIC_COUNTER && nl > 6 && strcmp(name + nl - 6, "_total") == 0;
-    char *base = strndup(name, total ? nl - 6 : nl);
-    if (!base)
-        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    size_t bl = total ? nl - 6 : nl;
     int rc = 0;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->n; i++) {
         struct family *f = r->fams[i];
-        if (strcmp(f->name, base) == 0) {
+        if (strncmp(f->name, name, bl) == 0 && f->name[bl] == 0) {
             if (same_schema(f, type, help, labels, nlabels, bounds, nb))
                 *out = (resil_metric *)f;
             else
@@ -311,13 +312,19 @@ static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metri
                                      "help, labels or buckets",
                                      name);
             pthread_mutex_unlock(&r->mu);
-            free(base);
             return rc;
         }
+    }
+    char *base = strndup(name, bl);
+    if (!base) {
+        pthread_mutex_unlock(&r->mu);
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
     }
     struct family *f = calloc(1, sizeof *f);
     if (!f || (r->n == r->cap && !(r->fams = realloc(r->fams, (r->cap = r->cap ? r->cap * 2 : 16) *
                                                                   sizeof *r->fams)))) {
+        /* (a failed realloc keeps the old array: r->fams is then lost
+         * only if realloc returned NULL, which it did not move) */
         free(f);
         free(base);
         pthread_mutex_unlock(&r->mu);
@@ -412,6 +419,8 @@ static int child_new(struct child **out, struct family *f, const char *const *va
         return -ENOMEM;
     }
     memset(c->cells, 0, bytes);
+    c->mask = f->reg->nshards - 1;
+    c->stride = (unsigned)f->stride;
     c->hash = f->nlabels ? hash_values(f, values) : 0;
     if (f->nlabels) {
         if ((f->n + 1) * 2 > f->slots) {
@@ -591,10 +600,14 @@ static void sum_cells(const struct child *c, size_t i, uint64_t *n, double *d)
 
 double resil_counter_value(const resil_counter *c)
 {
+    const struct child *k = (const struct child *)c;
     uint64_t n = 0;
     double d = 0;
-    sum_cells((const struct child *)c, 0, &n, NULL);
-    sum_cells((const struct child *)c, 1, NULL, &d);
+    sum_cells(k, 0, &n, NULL);
+    sum_cells(k, 1, NULL, &d);
+    for (int i = 0; i < 2; i++)
+        if (k->sum_of[i])
+            d += resil_counter_value((const resil_counter *)k->sum_of[i]);
     return (double)n + d;
 }
 
@@ -1555,58 +1568,118 @@ static resil_counter *counter_of(const char *name, const char *help, const char 
     return c;
 }
 
+/* A retry name's handles: calls by kind, failed attempts, and successful
+ * attempts as a derived counter (the successful calls: each has exactly one
+ * successful attempt), so the fast path adds to one cell only. */
+struct retry_handles {
+    resil_counter *calls[4]; /* without retry ok, with retry ok, without fail, with fail */
+    resil_counter *failed_attempts;
+};
+
+static const char *const retry_kinds[] = {"successful_without_retry", "successful_with_retry",
+                                          "failed_without_retry", "failed_with_retry"};
+
+static int retry_handles_get(struct retry_handles *h, const char *name)
+{
+    static const char *const l2[] = {"name", "kind"};
+    static const char *const la[] = {"name", "result"};
+    resil_metrics_registry *r = resil_metrics_default();
+    resil_metric *calls, *att;
+    if (!r ||
+        resil_metrics_counter_new(&calls, r, "resil_retry_calls_total",
+                                  "Retries by outcome (Resilience4j's kinds).", l2, 2, NULL) ||
+        resil_metrics_counter_new(&att, r, "resil_retry_attempts_total",
+                                  "Attempts made by retries, by result.", la, 2, NULL))
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        const char *v[] = {name, retry_kinds[i]};
+        if (resil_counter_get(&h->calls[i], calls, v))
+            return -1;
+    }
+    const char *vf[] = {name, "failure"}, *vs[] = {name, "success"};
+    resil_counter *ok;
+    if (resil_counter_get(&h->failed_attempts, att, vf) || resil_counter_get(&ok, att, vs))
+        return -1;
+    struct child *k = (struct child *)ok;
+    pthread_mutex_lock(&k->fam->mu);
+    k->sum_of[0] = (struct child *)h->calls[0];
+    k->sum_of[1] = (struct child *)h->calls[1];
+    pthread_mutex_unlock(&k->fam->mu);
+    return 0;
+}
+
+/* This thread's last retry name and its handles; the cell of this thread's
+ * shard for a first-attempt success is kept ready. */
+struct retry_cache {
+    const char *ptr;
+    char copy[64];
+    _Atomic uint64_t *fast_cell;
+    struct retry_handles h;
+};
+static _Thread_local struct retry_cache retry_cache RESIL_TLS_IE;
+
+static struct retry_cache *retry_cached(const char *name)
+{
+    struct retry_cache *rc = &retry_cache;
+    if (rc->ptr == name && strcmp(rc->copy, name) == 0)
+        return rc;
+    if (strlen(name) >= sizeof rc->copy) {
+        static _Thread_local struct retry_cache long_name RESIL_TLS_IE;
+        if (retry_handles_get(&long_name.h, name))
+            return NULL;
+        long_name.fast_cell = NULL;
+        return &long_name;
+    }
+    struct retry_handles h;
+    if (retry_handles_get(&h, name))
+        return NULL;
+    rc->h = h;
+    strcpy(rc->copy, name);
+    rc->ptr = name;
+    rc->fast_cell = cell((struct child *)h.calls[0], my_shard(), 0);
+    return rc;
+}
+
+/* Whether s equals the cached copy (short names: an inline loop beats a
+ * call into the C library's strcmp). */
+static inline bool same_name(const char *copy, const char *s)
+{
+    size_t i = 0;
+    while (copy[i] == s[i]) {
+        if (copy[i] == 0)
+            return true;
+        i++;
+    }
+    return false;
+}
+
 void resil_retry_note_success(const char *name)
 {
-    /* The inline fast path of resil_retry: a named first attempt that
-     * succeeded.  A per-thread cache of the last name's handles. */
-    static _Thread_local char last[64] RESIL_TLS_IE;
-    static _Thread_local resil_counter *last_calls RESIL_TLS_IE, *last_attempts RESIL_TLS_IE;
-    if (!resil__metrics_enabled() || !name)
+    if (!name || !resil__metrics_enabled())
         return;
-    if (last_calls && strcmp(last, name) == 0) {
-        resil_counter_inc(last_calls);
-        resil_counter_inc(last_attempts);
+    struct retry_cache *rc = &retry_cache;
+    if (RESIL_LIKELY(rc->ptr == name && same_name(rc->copy, name))) {
+        atomic_fetch_add_explicit(rc->fast_cell, 1, memory_order_relaxed);
         return;
     }
     resil__metrics_retry_done(name, 1, true);
-    if (strlen(name) < sizeof last) {
-        static const char *const l2[] = {"name", "kind"};
-        static const char *const la[] = {"name", "result"};
-        const char *v[] = {name, "successful_without_retry"};
-        const char *va[] = {name, "success"};
-        last_calls = counter_of("resil_retry_calls_total", "Retries by outcome.", l2, 2, v);
-        last_attempts = counter_of("resil_retry_attempts_total",
-                                   "Attempts made by retries, by result.", la, 2, va);
-        if (last_calls && last_attempts)
-            strcpy(last, name);
-        else
-            last_calls = NULL;
-    }
 }
 
 void resil__metrics_retry_done(const char *name, int attempts, bool success)
 {
     if (!resil__metrics_enabled())
         return;
-    if (!name)
-        name = "";
-    static const char *const l2[] = {"name", "kind"};
-    static const char *const la[] = {"name", "result"};
-    const char *kind = success ? (attempts <= 1 ? "successful_without_retry"
-                                               : "successful_with_retry")
-                               : (attempts <= 1 ? "failed_without_retry" : "failed_with_retry");
-    const char *v[] = {name, kind};
-    resil_counter *c = counter_of("resil_retry_calls_total", "Retries by outcome.", l2, 2, v);
-    if (c)
-        resil_counter_inc(c);
-    const char *vf[] = {name, "failure"}, *vs[] = {name, "success"};
+    struct retry_cache *rc = retry_cached(name ? name : "");
+    if (!rc)
+        return;
+    int kind = (success ? 0 : 2) + (attempts > 1 ? 1 : 0);
+    if (kind == 0 && rc->fast_cell)
+        atomic_fetch_add_explicit(rc->fast_cell, 1, memory_order_relaxed);
+    else
+        resil_counter_inc(rc->h.calls[kind]);
     int failures = success ? attempts - 1 : attempts;
-    if (failures > 0 && (c = counter_of("resil_retry_attempts_total",
-                                        "Attempts made by retries, by result.", la, 2, vf)))
-        resil_counter_add(c, failures);
-    if (success && (c = counter_of("resil_retry_attempts_total",
-                                   "Attempts made by retries, by result.", la, 2, vs)))
-        resil_counter_inc(c);
+    if (failures > 0)
+        resil_counter_add(rc->h.failed_attempts, failures);
 }
 
 static const char *const cb_states[] = {"closed", "open", "half_open", "forced_open", "disabled"};
