@@ -29,6 +29,10 @@
 #define MAX_BUCKETS 64
 #define OVERFLOW_VALUE "_overflow"
 
+static const char *type_name(resil_metric_type t);
+struct child;
+static void sum_cells(const struct child *c, size_t i, uint64_t *n, double *d);
+
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                          0.5,   1,    2.5,   5,    10};
 
@@ -75,7 +79,18 @@ struct resil_metrics_registry {
     size_t max_series;
     unsigned nshards; /* a power of two */
     struct family *overflow_fam;
+    struct resil_metrics_registry *next_reg; /* every registry, for fork */
 };
+
+static pthread_mutex_t regs_mu = PTHREAD_MUTEX_INITIALIZER;
+static resil_metrics_registry *regs;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void registries_atfork_child(void);
+
+static void fork_register(void)
+{
+    pthread_atfork(NULL, NULL, registries_atfork_child);
+}
 
 /* ---- shards ------------------------------------------------------------------ */
 
@@ -172,6 +187,11 @@ int resil_metrics_registry_new(resil_metrics_registry **out, const resil_metrics
     pthread_mutex_init(&r->flush_mu, NULL);
     r->max_series = opts && opts->max_series ? opts->max_series : DEFAULT_MAX_SERIES;
     r->nshards = shard_count();
+    pthread_once(&fork_once, fork_register);
+    pthread_mutex_lock(&regs_mu);
+    r->next_reg = regs;
+    regs = r;
+    pthread_mutex_unlock(&regs_mu);
     *out = r;
     return 0;
 }
@@ -208,6 +228,13 @@ void resil_metrics_registry_free(resil_metrics_registry *r)
 {
     if (!r)
         return;
+    pthread_mutex_lock(&regs_mu);
+    for (resil_metrics_registry **p = &regs; *p; p = &(*p)->next_reg)
+        if (*p == r) {
+            *p = r->next_reg;
+            break;
+        }
+    pthread_mutex_unlock(&regs_mu);
     for (size_t i = 0; i < r->n; i++)
         free_family(r->fams[i]);
     free(r->fams);
@@ -218,6 +245,38 @@ void resil_metrics_registry_free(resil_metrics_registry *r)
 
 static resil_metrics_registry *default_reg;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+/* In a forked child, every registry holds what the parent recorded:
+ * the child's flushes must carry only its own, so the flush marks move to
+ * the current values (the child has one thread: no lock is taken, as one
+ * held by another thread of the parent would never be released). */
+static void mark_flushed(resil_metrics_registry *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct family *f = r->fams[i];
+        for (struct child *c = f->first; c; c = c->next) {
+            if (f->type == RESIL_METRIC_COUNTER) {
+                c->flushed_value = resil_counter_value((resil_counter *)c);
+            } else if (f->type == RESIL_METRIC_GAUGE) {
+                c->flushed_value = resil_gauge_value((resil_gauge *)c);
+                c->flushed_sum = 1;
+            } else {
+                for (size_t k = 0; k <= f->nb; k++) {
+                    uint64_t n = 0;
+                    sum_cells(c, 2 + k, &n, NULL);
+                    c->flushed_buckets[k] = n;
+                }
+                c->flushed_sum = resil_histogram_sum((resil_histogram *)c);
+            }
+        }
+    }
+}
+
+static void registries_atfork_child(void)
+{
+    for (resil_metrics_registry *r = regs; r; r = r->next_reg)
+        mark_flushed(r);
+}
 
 static void default_init(void)
 {
@@ -252,6 +311,31 @@ static bool same_schema(const struct family *f, resil_metric_type type, const ch
                 return false;
     }
     return true;
+}
+
+/* The sample and family names a family exports (in either format). */
+static size_t exported_names(char out[4][256], resil_metric_type type, const char *base)
+{
+    static const char *const hist[] = {"", "_bucket", "_count", "_sum"};
+    static const char *const ctr[] = {"", "_total"};
+    const char *const *suf = type == RESIL_METRIC_HISTOGRAM ? hist : ctr;
+    size_t n = type == RESIL_METRIC_HISTOGRAM ? 4 : type == RESIL_METRIC_COUNTER ? 2 : 1;
+    for (size_t i = 0; i < n; i++)
+        snprintf(out[i], 256, "%s%s", base, suf[i]);
+    return n;
+}
+
+/* Whether two families would export a name in common. */
+static bool names_collide(resil_metric_type ta, const char *a, resil_metric_type tb,
+                          const char *b)
+{
+    char na[4][256], nb[4][256];
+    size_t ka = exported_names(na, ta, a), kb = exported_names(nb, tb, b);
+    for (size_t i = 0; i < ka; i++)
+        for (size_t j = 0; j < kb; j++)
+            if (strcmp(na[i], nb[j]) == 0)
+                return true;
+    return false;
 }
 
 static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metric_type type,
@@ -320,11 +404,29 @@ static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metri
         pthread_mutex_unlock(&r->mu);
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
     }
+    if (bl < 240)
+        for (size_t i = 0; i < r->n; i++)
+            if (names_collide(type, base, r->fams[i]->type, r->fams[i]->name)) {
+                rc = resil_error_set(err, RESIL_EINVAL, name,
+                                     "metric '%s' would export a name that %s '%s' exports",
+                                     name, type_name(r->fams[i]->type), r->fams[i]->name);
+                pthread_mutex_unlock(&r->mu);
+                free(base);
+                return rc;
+            }
     struct family *f = calloc(1, sizeof *f);
-    if (!f || (r->n == r->cap && !(r->fams = realloc(r->fams, (r->cap = r->cap ? r->cap * 2 : 16) *
-                                                                  sizeof *r->fams)))) {
-        /* (a failed realloc keeps the old array: r->fams is then lost
-         * only if realloc returned NULL, which it did not move) */
+    if (f && r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        struct family **v = realloc(r->fams, cap * sizeof *v);
+        if (v) {
+            r->fams = v;
+            r->cap = cap;
+        } else {
+            free(f);
+            f = NULL;
+        }
+    }
+    if (!f) {
         free(f);
         free(base);
         pthread_mutex_unlock(&r->mu);
@@ -484,7 +586,7 @@ static int child_get(struct child **out, resil_metric *m, resil_metric_type type
         }
     }
     if (!c) {
-        if (f->n - (f->overflow ? 1 : 0) >= f->reg->max_series) {
+        if (f->n - (f->overflow ? 1 : 0) >= f->reg->max_series && f != f->reg->overflow_fam) {
             if (!f->overflow) {
                 const char *ov[32];
                 for (size_t i = 0; i < f->nlabels; i++)
@@ -684,6 +786,34 @@ static void put_number(struct buf *b, double v)
     puts_(b, tmp);
 }
 
+/* OpenMetrics' canonical numbers (for le): Go's shortest %g, exponent form
+ * when the exponent is < -4 or >= 6, with ".0" added to integers: 0.0, 1.0,
+ * 100000.0, 1e+06, 0.005. */
+static void put_number_canonical(struct buf *b, double v)
+{
+    if (!isfinite(v)) {
+        put_number(b, v);
+        return;
+    }
+    char tmp[48];
+    int digits = 1;
+    for (; digits <= 17; digits++) {
+        snprintf(tmp, sizeof tmp, "%.*e", digits - 1, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    int exp = v == 0 ? 0 : atoi(strchr(tmp, 'e') + 1);
+    if (exp < -4 || exp >= 6) {
+        snprintf(tmp, sizeof tmp, "%.*e", digits - 1, v);
+    } else {
+        int frac = digits - 1 - exp;
+        snprintf(tmp, sizeof tmp, "%.*f", frac > 0 ? frac : 0, v);
+    }
+    puts_(b, tmp);
+    if (!strpbrk(tmp, ".e"))
+        puts_(b, ".0");
+}
+
 /* Label values: \\, \" and \n escaped (both formats). */
 static void put_label_value(struct buf *b, const char *s)
 {
@@ -760,11 +890,12 @@ static struct family **sorted_families(resil_metrics_registry *r, size_t *n)
     pthread_mutex_lock(&r->mu);
     struct family **v = malloc((r->n ? r->n : 1) * sizeof *v);
     if (v) {
-        memcpy(v, r->fams, r->n * sizeof *v);
+        if (r->n)
+            memcpy(v, r->fams, r->n * sizeof *v);
         *n = r->n;
     }
     pthread_mutex_unlock(&r->mu);
-    if (v)
+    if (v && *n > 1)
         qsort(v, *n, sizeof *v, cmp_fam);
     return v;
 }
@@ -774,17 +905,20 @@ static void export_family(struct buf *b, struct family *f, bool om)
     static const char *const tname[] = {"", "counter", "gauge", "histogram"};
     bool counter = f->type == RESIL_METRIC_COUNTER;
     const char *famsuffix = counter && !om ? "_total" : "";
-    puts_(b, "# HELP ");
-    puts_(b, f->name);
-    puts_(b, famsuffix);
-    puts_(b, " ");
-    put_help(b, f->help, om);
-    puts_(b, "\n# TYPE ");
-    puts_(b, f->name);
-    puts_(b, famsuffix);
-    puts_(b, " ");
-    puts_(b, tname[f->type]);
-    puts_(b, "\n");
+    /* 0.0.4: HELP then TYPE, as Prometheus' clients write it; OpenMetrics:
+     * TYPE then HELP, the order its specification asks for */
+    for (int k = 0; k < 2; k++) {
+        bool help = (k == 0) != om;
+        puts_(b, help ? "# HELP " : "# TYPE ");
+        puts_(b, f->name);
+        puts_(b, famsuffix);
+        puts_(b, " ");
+        if (help)
+            put_help(b, f->help, om);
+        else
+            puts_(b, tname[f->type]);
+        puts_(b, "\n");
+    }
     pthread_mutex_lock(&f->mu);
     struct child *first = f->first;
     pthread_mutex_unlock(&f->mu);
@@ -806,7 +940,10 @@ static void export_family(struct buf *b, struct family *f, bool om)
                     strcpy(le, "+Inf");
                 } else {
                     struct buf t = {0};
-                    put_number(&t, f->bounds[i]);
+                    if (om)
+                        put_number_canonical(&t, f->bounds[i]);
+                    else
+                        put_number(&t, f->bounds[i]);
                     snprintf(le, sizeof le, "%s", t.p ? t.p : "0");
                     free(t.p);
                 }
@@ -1227,9 +1364,12 @@ int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir, resil_
     struct load_ctx x = {r, err, 0};
     resil_ndjson_stats st;
     rc = resil_read_ndjson_safe(path, load_record, NULL, &x, false, &st, NULL, err);
-    if (rc == 0 && st.bad_lines)
+    if (rc == 0 && st.bad_lines) {
         rc = resil_error_set(err, RESIL_EPARSE, path, "%s: line %zu is not a metrics record",
                              path, st.first_bad_line);
+        if (err)
+            err->line = (int)st.first_bad_line;
+    }
     else if (rc && rc != -ENOENT && x.line && err) {
         char m[sizeof err->message];
         snprintf(m, sizeof m, "%s", err->message);

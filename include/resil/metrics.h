@@ -18,6 +18,8 @@
  * label name [a-zA-Z_][a-zA-Z0-9_]* and does not start with "__"; "le" is
  * reserved for histograms.  A counter's name may end in "_total"; it is
  * exported with "_total" either way (OpenMetrics family name without it).
+ * Two families that would export a name in common (a counter x and a gauge
+ * x_total, a histogram h and a counter h_count ...) are refused
  *
  * Thread safety: everything here is thread-safe.  Handles live as long as
  * their registry.  Process safety: a registry is per process; see
@@ -178,6 +180,9 @@ RESIL_EXPORT int resil_metrics_merge_json(resil_metrics_registry *r, const json_
  * nothing (the files module's NDJSON appends), so a process killed at any
  * point loses only what it recorded after its last flush.  Short-lived
  * processes flush when they have something to say and before they exit.
+ * A flush whose append fails drops what it held from the directory (it is
+ * never written twice).  After fork(), a child's flushes carry only what the
+ * child records (what it inherited is its parent's to flush).
  * Returns 0 or an error of the files module.  Thread-safe. */
 RESIL_EXPORT int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir,
                                          resil_error *err);
