@@ -19,7 +19,7 @@
  * reserved for histograms.  A counter's name may end in "_total"; it is
  * exported with "_total" either way (OpenMetrics family name without it).
  * Two families that would export a name in common (a counter x and a gauge
- * x_total, a histogram h and a counter h_count ...) are refused
+ * x_total, a histogram h and a counter h_count ...) are refused.
  *
  * Thread safety: everything here is thread-safe.  Handles live as long as
  * their registry.  Process safety: a registry is per process; see
