@@ -680,14 +680,17 @@ void resil_histogram_observe(resil_histogram *h, double v)
         return;
     struct child *c = (struct child *)h;
     const struct family *f = c->fam;
-    size_t i = 0, nb = f->nb;
+    size_t nb = f->nb;
     const double *b = f->bounds;
-    while (i < nb && v > b[i])
-        i++;
+    /* The bucket is the number of bounds below v: counted without a branch
+     * that depends on v (values spread over the buckets would mispredict). */
+    size_t i = 0;
+    for (size_t k = 0; k < nb; k++)
+        i += v > b[k];
     unsigned s = my_shard();
     atomic_fetch_add_explicit(cell(c, s, 2 + i), 1, memory_order_relaxed);
     add_double(cell(c, s, 1), v);
-    atomic_fetch_add_explicit(cell(c, s, 0), 1, memory_order_relaxed);
+    /* (no count cell: the count is the sum of the buckets) */
 }
 
 static void sum_cells(const struct child *c, size_t i, uint64_t *n, double *d)
@@ -720,8 +723,10 @@ double resil_gauge_value(const resil_gauge *g)
 
 uint64_t resil_histogram_count(const resil_histogram *h)
 {
+    const struct child *c = (const struct child *)h;
     uint64_t n = 0;
-    sum_cells((const struct child *)h, 0, &n, NULL);
+    for (size_t i = 0; i <= c->fam->nb; i++)
+        sum_cells(c, 2 + i, &n, NULL);
     return n;
 }
 
@@ -778,6 +783,20 @@ static void put_number(struct buf *b, double v)
         return;
     }
     char tmp[40];
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v) {
+        /* whole numbers (every counter and bucket count): no float formatting */
+        int64_t x = (int64_t)v;
+        char *e = tmp + sizeof tmp, *p = e;
+        uint64_t u = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (x < 0)
+            *--p = '-';
+        put(b, p, (size_t)(e - p));
+        return;
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v)
@@ -817,15 +836,14 @@ static void put_number_canonical(struct buf *b, double v)
 /* Label values: \\, \" and \n escaped (both formats). */
 static void put_label_value(struct buf *b, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\')
-            puts_(b, "\\\\");
-        else if (*s == '"')
-            puts_(b, "\\\"");
-        else if (*s == '\n')
-            puts_(b, "\\n");
-        else
-            put(b, s, 1);
+    while (*s) {
+        size_t run = strcspn(s, "\\\"\n");
+        put(b, s, run);
+        s += run;
+        if (!*s)
+            break;
+        puts_(b, *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n");
+        s++;
     }
 }
 
@@ -920,8 +938,25 @@ static void export_family(struct buf *b, struct family *f, bool om)
         puts_(b, "\n");
     }
     pthread_mutex_lock(&f->mu);
-    struct child *first = f->first;
+    struct child *first = f->first, *last = f->last;
     pthread_mutex_unlock(&f->mu);
+    /* the le values, formatted once per family */
+    char (*les)[40] = NULL;
+    if (f->type == RESIL_METRIC_HISTOGRAM && (les = malloc((f->nb + 1) * sizeof *les))) {
+        for (size_t i = 0; i < f->nb; i++) {
+            struct buf t = {0};
+            if (om)
+                put_number_canonical(&t, f->bounds[i]);
+            else
+                put_number(&t, f->bounds[i]);
+            snprintf(les[i], sizeof les[i], "%s", t.p ? t.p : "0");
+            free(t.p);
+        }
+        strcpy(les[f->nb], "+Inf");
+    } else if (f->type == RESIL_METRIC_HISTOGRAM) {
+        b->oom = true;
+        return;
+    }
     /* children are only ever appended: walking the list without the lock is
      * safe up to the last one seen under it */
     for (struct child *c = first; c; c = c->next) {
@@ -935,30 +970,16 @@ static void export_family(struct buf *b, struct family *f, bool om)
                 uint64_t n = 0;
                 sum_cells(c, 2 + i, &n, NULL);
                 cum += n;
-                char le[40];
-                if (i == f->nb) {
-                    strcpy(le, "+Inf");
-                } else {
-                    struct buf t = {0};
-                    if (om)
-                        put_number_canonical(&t, f->bounds[i]);
-                    else
-                        put_number(&t, f->bounds[i]);
-                    snprintf(le, sizeof le, "%s", t.p ? t.p : "0");
-                    free(t.p);
-                }
-                put_sample(b, c, "_bucket", le, (double)cum);
+                put_sample(b, c, "_bucket", les[i], (double)cum);
             }
             /* count = the +Inf bucket, read once, so they always agree */
             put_sample(b, c, "_count", NULL, (double)cum);
             put_sample(b, c, "_sum", NULL, resil_histogram_sum((resil_histogram *)c));
         }
-        pthread_mutex_lock(&f->mu);
-        bool last = c == f->last;
-        pthread_mutex_unlock(&f->mu);
-        if (last)
+        if (c == last)
             break;
     }
+    free(les);
 }
 
 const char *resil_metrics_content_type(resil_metrics_format format)
@@ -1274,7 +1295,7 @@ static int merge_family(resil_metrics_registry *r, const json_t *fj, resil_error
                 total += (uint64_t)n;
             }
             add_double(cell(c, s, 1), sum);
-            atomic_fetch_add_explicit(cell(c, s, 0), total, memory_order_relaxed);
+            (void)total;
         } else {
             double v;
             if (!json_to_double(json_object_get(sj, "value"), &v))
