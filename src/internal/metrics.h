@@ -12,7 +12,7 @@
  *   resil_circuitbreaker_calls_total{name,kind} kind: successful, failed, not_permitted,
  *                                               ignored
  *   resil_circuitbreaker_transitions_total{name,from,to}
- *   resil_file_operations_total{op,result}      op: write_atomic, read, append, lock;
+ *   resil_file_operations_total{op,result}      op: write_atomic, append, lock;
  *                                               result: ok, error
  *   resil_file_operation_duration_seconds{op}
  *   resil_file_lock_wait_seconds{mode}          mode: shared, exclusive
