@@ -1554,9 +1554,10 @@ int resil_record_retry_attempt(const char *operation, int attempt, bool success,
     if (rc)
         return rc;
     const char *v[] = {operation, success ? "success" : "failure"};
+    const char *vh[] = {operation};
     resil_counter *c;
     resil_histogram *hh;
-    if ((rc = resil_counter_get(&c, m, v)) != 0 || (rc = resil_histogram_get(&hh, h, v)) != 0)
+    if ((rc = resil_counter_get(&c, m, v)) != 0 || (rc = resil_histogram_get(&hh, h, vh)) != 0)
         return rc;
     resil_counter_inc(c);
     if (duration_s >= 0)
@@ -1838,9 +1839,15 @@ void resil__metrics_retry_done(const char *name, int attempts, bool success)
         atomic_fetch_add_explicit(rc->fast_cell, 1, memory_order_relaxed);
     else
         resil_counter_inc(rc->h.calls[kind]);
-    int failures = success ? attempts - 1 : attempts;
-    if (failures > 0)
-        resil_counter_add(rc->h.failed_attempts, failures);
+}
+
+void resil__metrics_retry_failed_attempt(const char *name)
+{
+    if (!resil__metrics_enabled())
+        return;
+    struct retry_cache *rc = retry_cached(name ? name : "");
+    if (rc)
+        resil_counter_inc(rc->h.failed_attempts);
 }
 
 static const char *const cb_states[] = {"closed", "open", "half_open", "forced_open", "disabled"};

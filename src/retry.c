@@ -387,6 +387,10 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
         state_feed(&d, &st, outcome, call.error, call.retry_after_s);
     }
     for (;;) {
+        /* a failed attempt is counted as it happens (before the hook, which
+         * may flush metrics): a process killed later keeps it */
+        if (st.attempts > 0 && outcome != RESIL_OUTCOME_SUCCESS)
+            resil__metrics_retry_failed_attempt(name);
         if (st.attempts > 0 && opts->after_attempt)
             run_hook(opts->after_attempt, opts, &st, name, outcome, &d);
         if (!d.retry)

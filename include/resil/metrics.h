@@ -210,7 +210,8 @@ typedef int (*resil_metrics_collect_fn)(char **out, size_t *len, resil_metrics_f
  * port 0: any free port, see resil_metrics_server_port), from a thread of
  * libmicrohttpd's.  With collect NULL the body is resil_metrics_export of r.
  * Only loopback unless told otherwise: a HOST of 0.0.0.0 or :: must be given
- * explicitly.  Returns 0 (the caller stops it with resil_metrics_server_stop),
+ * explicitly.  r and collect may not both be NULL (RESIL_EINVAL).
+ * Returns 0 (the caller stops it with resil_metrics_server_stop),
  * RESIL_EINVAL (bad listen string), -errno (bind failed; err says which
  * address). */
 RESIL_EXPORT int resil_metrics_server_start(resil_metrics_server **out, resil_metrics_registry *r,

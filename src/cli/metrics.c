@@ -50,7 +50,7 @@ static void metrics_usage(FILE *out)
     fputs("usage: resil metrics [--dir DIR] [--format prometheus|openmetrics|json]\n"
           "       resil metrics serve [--listen HOST:PORT] [--dir DIR]\n"
           "\n"
-          "Metrics of resil processes (retries, circuit breakers, oscillations) summed\n"
+          "Metrics of resil processes (retries, circuit breakers, files) summed\n"
           "over every process that flushed them into the metrics directory DIR\n"
           "(`resil run --metrics-dir DIR`, resil_metrics_flush_dir): counters and\n"
           "histograms are added up, gauges take the last value written.\n"
@@ -221,10 +221,14 @@ static int do_serve(const metrics_cli *c)
     resil_error e;
     resil_error_clear(&e);
     int rc;
-    if (c->dir)
+    if (c->dir) {
         rc = resil_metrics_server_start(&srv, NULL, listen, collect_dir, &s, &e);
-    else
+    } else if (resil_metrics_default()) {
         rc = resil_metrics_server_start(&srv, resil_metrics_default(), listen, NULL, NULL, &e);
+    } else {
+        rc = -ENOMEM;
+        resil_error_set(&e, rc, NULL, "cannot create the metrics registry: out of memory");
+    }
     int status = RESIL_CLI_EXIT_OK;
     if (rc == RESIL_EINVAL) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -247,7 +251,8 @@ static int do_serve(const metrics_cli *c)
             ;
         resil_metrics_server_stop(srv);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* The signals stay blocked: a second SIGTERM on the way must not turn
+     * this clean exit into a death by signal. */
     pthread_mutex_destroy(&s.lock);
     return status;
 }

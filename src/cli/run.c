@@ -25,6 +25,7 @@
 #include "resil/cancel.h"
 #include "resil/clock.h"
 #include "resil/common.h"
+#include "resil/metrics.h"
 #include "resil/retry.h"
 
 #include <fcntl.h>
@@ -133,6 +134,11 @@ typedef struct run_ctx {
     bool quiet;
     int events_fd; /* -1 = none */
 
+    /* --metrics-dir: the default registry is flushed there after each
+     * attempt and before we exit */
+    const char *metrics_dir; /* NULL = none */
+    int metrics_last_error;  /* the last flush's failure (warned once per kind) */
+
     /* --breaker: every attempt asks it first and reports to it after */
     resil_breaker *breaker;    /* NULL = none */
     const char *breaker_name;
@@ -229,6 +235,9 @@ static void run_usage(FILE *out)
           "      --name NAME        the retry's name (default: CMD's basename)\n"
           "  -m, --message TEXT     what messages call the command\n"
           "      --events FILE      append one NDJSON line per attempt to FILE\n"
+          "      --metrics-dir DIR  add this run's metrics (retries, attempts, breaker\n"
+          "                         calls and states) to DIR after each attempt and at\n"
+          "                         exit, for `resil metrics` (default $RESIL_METRICS_DIR)\n"
           "  -q, --quiet            no progress messages\n"
           "  -h, --help             this help\n"
           "  -v, --version          print the version\n"
@@ -381,6 +390,7 @@ enum {
     OPT_FAILURE_THRESHOLD,
     OPT_RECOVERY_TIMEOUT,
     OPT_STATE_DIR,
+    OPT_METRICS_DIR,
 };
 
 static const struct option long_options[] = {
@@ -408,6 +418,7 @@ static const struct option long_options[] = {
     {"failure-threshold", required_argument, NULL, OPT_FAILURE_THRESHOLD},
     {"recovery-timeout", required_argument, NULL, OPT_RECOVERY_TIMEOUT},
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"metrics-dir", required_argument, NULL, OPT_METRICS_DIR},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
@@ -593,6 +604,11 @@ static int parse_args(run_ctx *c, overrides *ov, int argc, char **argv)
                 return usage_error("--state-dir: the directory is an empty string");
             ov->state_dir = optarg;
             break;
+        case OPT_METRICS_DIR:
+            if (optarg[0] == '\0')
+                return usage_error("--metrics-dir: the directory is an empty string");
+            c->metrics_dir = optarg;
+            break;
         case 'q':
             c->quiet = true;
             break;
@@ -632,6 +648,11 @@ static int parse_args(run_ctx *c, overrides *ov, int argc, char **argv)
                                "set RESIL_STATE_DIR (a breaker kept in this one process "
                                "would forget every failure when it exits)");
         ov->state_dir = env;
+    }
+    if (!c->metrics_dir) {
+        const char *env = getenv("RESIL_METRICS_DIR");
+        if (env && *env)
+            c->metrics_dir = env;
     }
     return -1;
 }
@@ -1309,6 +1330,22 @@ static const char *fmt_secs(double s, char *buf, size_t size)
     return buf;
 }
 
+/* Adds what the default registry gained since the last flush to
+ * --metrics-dir.  A failure is a warning (once for each kind of failure),
+ * never the run's status. */
+static void flush_metrics(run_ctx *c)
+{
+    if (!c->metrics_dir || !resil_metrics_enabled())
+        return;
+    resil_error err;
+    resil_error_clear(&err);
+    int rc = resil_metrics_flush_dir(resil_metrics_default(), c->metrics_dir, &err);
+    if (rc != 0 && rc != c->metrics_last_error)
+        msg("resil run: warning: cannot write metrics to %s: %s", c->metrics_dir,
+            err.message[0] ? err.message : resil_strerror(rc));
+    c->metrics_last_error = rc;
+}
+
 static void after_attempt(const resil_attempt_info *info, void *arg)
 {
     run_ctx *c = arg;
@@ -1318,6 +1355,7 @@ static void after_attempt(const resil_attempt_info *info, void *arg)
         write_event(c, info);
         c->last_event_retry = info->reason == RESIL_STOP_NONE;
     }
+    flush_metrics(c);
     if (c->quiet || c->exec_failed || info->reason != RESIL_STOP_NONE)
         return; /* the final line is printed by resil_cli_run */
     char counter[64], what[96], took[32], delay[32];
@@ -1412,6 +1450,7 @@ static int setup_signals(run_ctx *c)
 
 static void cleanup(run_ctx *c)
 {
+    flush_metrics(c); /* what the last attempt and the breaker recorded */
     for (size_t i = 0; i < N_HANDLED; i++) {
         if (sigismember(&c->handled, handled_signals[i]))
             signal(handled_signals[i], SIG_DFL);

@@ -34,8 +34,12 @@ static inline bool resil__metrics_enabled(void)
     return on > 0 || (on < 0 && resil__metrics_on_slow());
 }
 
-/* A retry ended after `attempts` attempts, in success or not. */
+/* A retry ended after `attempts` attempts, in success or not (its failed
+ * attempts were counted one by one). */
 void resil__metrics_retry_done(const char *name, int attempts, bool success);
+
+/* An attempt of a retry failed. */
+void resil__metrics_retry_failed_attempt(const char *name);
 
 /* A breaker's handles, resolved when it is created (all NULL when off). */
 struct resil__cb_metrics {
