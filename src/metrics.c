@@ -41,6 +41,8 @@ struct child {
     unsigned char *cells; /* nshards * stride bytes, 64-aligned */
     unsigned mask;        /* nshards - 1 */
     unsigned stride;
+    unsigned nb;           /* histograms: the family's bounds, copied here so */
+    const double *bounds;  /* that an observe reads one object */
     /* a derived counter: its value is the sum of these two (internal) */
     const struct child *sum_of[2];
     char **values;
@@ -523,6 +525,8 @@ static int child_new(struct child **out, struct family *f, const char *const *va
     memset(c->cells, 0, bytes);
     c->mask = f->reg->nshards - 1;
     c->stride = (unsigned)f->stride;
+    c->nb = (unsigned)f->nb;
+    c->bounds = f->bounds;
     c->hash = f->nlabels ? hash_values(f, values) : 0;
     if (f->nlabels) {
         if ((f->n + 1) * 2 > f->slots) {
@@ -679,17 +683,17 @@ void resil_histogram_observe(resil_histogram *h, double v)
     if (isnan(v))
         return;
     struct child *c = (struct child *)h;
-    const struct family *f = c->fam;
-    size_t nb = f->nb;
-    const double *b = f->bounds;
+    unsigned nb = c->nb;
+    const double *b = c->bounds;
     /* The bucket is the number of bounds below v: counted without a branch
      * that depends on v (values spread over the buckets would mispredict). */
     size_t i = 0;
-    for (size_t k = 0; k < nb; k++)
+    for (unsigned k = 0; k < nb; k++)
         i += v > b[k];
-    unsigned s = my_shard();
-    atomic_fetch_add_explicit(cell(c, s, 2 + i), 1, memory_order_relaxed);
-    add_double(cell(c, s, 1), v);
+    _Atomic uint64_t *base =
+        (_Atomic uint64_t *)(c->cells + (size_t)(my_shard() & c->mask) * c->stride);
+    atomic_fetch_add_explicit(base + 2 + i, 1, memory_order_relaxed);
+    add_double(base + 1, v);
     /* (no count cell: the count is the sum of the buckets) */
 }
 
