@@ -4,15 +4,18 @@
 # `make bench` runs it.  Benchmarks, not tests: timings never fail the run;
 # a failed build, a failed count check of bench_retry (allocations, clock
 # reads, random numbers) or of bench_breaker (allocations, clock reads, locks
-# on the closed path) or a failed content check of bench_files (every record
-# and document written whole) does.  A peer that is unavailable is reported
+# on the closed path), a failed content check of bench_files (every record
+# and document written whole) or a failed check of bench_metrics (no
+# allocation or lock on inc/observe, exact values, 10,000 series exported)
+# does.  A peer that is unavailable is reported
 # as skipped.
 #
 # Knobs (environment):
-#   BENCH_ONLY=retry,files,breaker  the sections to run (comma-separated;
+#   BENCH_ONLY=retry,files,breaker,metrics  the sections to run (comma-separated;
 #                         e.g. BENCH_ONLY=breaker runs bench_breaker and its peers only)
 #   BENCH_RUNS=7          runs per figure (median and min are reported)
-#   BENCH_SCALE=1         multiplies bench_retry's and bench_breaker's iteration counts
+#   BENCH_SCALE=1         multiplies bench_retry's, bench_breaker's and bench_metrics'
+#                         iteration counts
 #   BENCH_PEER_SECONDS=0.25  target time of one peer run
 #   BENCH_FILES_QUICK=0   1: bench_files --quick and fewer ops for the file peers
 #   BENCH_BUILD_DIR=build/release  where the release preset is built (another
@@ -33,13 +36,13 @@ bdir="${BENCH_BUILD_DIR:-build/release}"
 out="$bdir/bench/results"
 files_quick="${BENCH_FILES_QUICK:-0}"
 files_dir="${BENCH_FILES_DIR:-$bdir/bench/tmp}"
-only="${BENCH_ONLY:-retry,files,breaker}"
+only="${BENCH_ONLY:-retry,files,breaker,metrics}"
 want() { [[ ",$only," == *",$1,"* ]]; }
 for s in ${only//,/ }; do
   case "$s" in
-    retry | files | breaker) ;;
+    retry | files | breaker | metrics) ;;
     *)
-      echo "bench/run.sh: BENCH_ONLY: unknown section '$s' (sections: retry, files, breaker)" >&2
+      echo "bench/run.sh: BENCH_ONLY: unknown section '$s' (sections: retry, files, breaker, metrics)" >&2
       exit 2
       ;;
   esac
@@ -159,6 +162,26 @@ else
   for p in cockatiel-breaker opossum; do peer_status[$p]="skipped (node not found)"; done
 fi
 fi # want breaker
+
+# ---- metrics: bench_metrics and its peers ------------------------------------------------
+m_rc=0
+if want metrics; then
+rm -f "$out/resil_metrics.txt" "$out/prometheus_client.txt" "$out/prom-client.txt"
+echo "== resil (C): $bdir/bench/bench_metrics --runs $runs --scale $scale"
+"$bdir/bench/bench_metrics" --runs "$runs" --scale "$scale" | tee "$out/resil_metrics.txt" || m_rc=$?
+if [ -x "$PY" ]; then
+  run_peer prometheus_client "$PY" bench/peers/prometheus_client_bench.py --runs "$runs" --seconds "$peer_seconds"
+else
+  echo "== peer prometheus_client: skipped ($PY not found)"
+  peer_status[prometheus_client]="skipped ($PY not found)"
+fi
+if command -v node >/dev/null; then
+  run_peer prom-client node bench/peers/prom_client_bench.mjs --runs "$runs" --seconds "$peer_seconds"
+else
+  echo "== peer prom-client: skipped (node not found)"
+  peer_status[prom-client]="skipped (node not found)"
+fi
+fi # want metrics
 
 # ---- summary ------------------------------------------------------------------------
 if want retry; then
@@ -349,12 +372,114 @@ else
 fi
 fi # want breaker
 
+if want metrics; then
+echo
+echo "== summary: metrics (bench_metrics; ns per call, median and min of $runs runs; handles resolved once)"
+if [ -f "$out/resil_metrics.txt" ]; then
+  echo "-- resil (C): updates on a handle, label lookups, and hand-written floors (no resil)"
+  awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    /^bench metrics_(counter_inc|counter_add|gauge_set|gauge_add|histogram_observe|counter_get) / {
+      if (!hdr++) printf "%-26s %-15s %-31s %7s %9s %9s %10s\n", "figure", "variant", "op", "threads", "median", "min", "cpu_median"
+      printf "%-26s %-15s %-31s %7s %9s %9s %10s\n", $2, kv($0, "variant"), kv($0, "op"), kv($0, "threads"), kv($0, "median_ns"), kv($0, "min_ns"), kv($0, "cpu_median_ns")
+    }
+    /^bench metrics_.*_scaling / { f = $2; sub(/_scaling$/, "", f); printf "  scaling  %-26s %-15s 2 threads / 1 thread: %sx paired (medians %sx, mins %sx, thread CPU time %sx)\n", f, kv($0, "variant"), kv($0, "paired_ratio_2t_1t"), kv($0, "ratio_2t_1t"), kv($0, "ratio_min_2t_1t"), kv($0, "cpu_ratio_2t_1t") }
+    /^bench metrics_paired_diff / { printf "  paired difference %-21s - %-31s %6s ns (thread CPU time %s ns)\n", kv($0, "a"), kv($0, "b"), kv($0, "paired_diff_ns"), kv($0, "cpu_paired_diff_ns") }
+    /^info metrics_counter_get / { print "  " substr($0, 6) }
+    /^load / { print "  " $0 }
+  ' "$out/resil_metrics.txt"
+  echo "  (two threads: ns per call and thread; same_child: both threads on one handle; own_child_each:"
+  echo "   a handle each, nothing shared; cpu_median: thread CPU time, which leaves out time spent"
+  echo "   descheduled when other work shares the machine; floor: calls of noinline functions written"
+  echo "   by hand, no resil: empty, a plain load+store, an atomic add; for observe a branch-free count"
+  echo "   of the bounds below v, then three loads+stores, or an atomic add, a CAS on the sum and an"
+  echo "   atomic add; paired difference: the median over runs of (a - b) within each run)"
+  echo "-- updates and lookups against the peers (ratio: this row / the resil row of the same op and variant)"
+  for f in resil_metrics prometheus_client prom-client; do [ -f "$out/$f.txt" ] && cat "$out/$f.txt"; done | { grep '^compare-metrics ' || true; } | awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    {
+      n++; impl[n] = kv($0, "impl"); lang[n] = kv($0, "lang"); op[n] = kv($0, "op"); var[n] = kv($0, "variant")
+      ns[n] = kv($0, "ns"); mn[n] = kv($0, "min_ns")
+      if (impl[n] == "resil") { ref[op[n] " " var[n]] = ns[n]; if (!(op[n] in first)) first[op[n]] = ns[n] }
+      if (!(op[n] in seen)) { seen[op[n]] = 1; order[++no] = op[n] }
+    }
+    END {
+      if (!n) { print "(no comparable figures)"; exit }
+      printf "%-18s %-18s %-7s %-20s %10s %10s %10s\n", "op", "impl", "lang", "variant", "median", "min", "/resil"
+      for (o = 1; o <= no; o++)
+        for (i = 1; i <= n; i++) if (op[i] == order[o]) {
+          k = op[i] " " var[i]
+          r = (k in ref) ? ref[k] : ((op[i] in first) ? first[op[i]] : "")
+          q = (r != "" && r > 0) ? ns[i] / r : -1
+          rs = q < 0 ? "-" : (q >= 10 ? sprintf("%.0fx", q) : sprintf("%.2fx", q))
+          printf "%-18s %-18s %-7s %-20s %10.2f %10.2f %10s\n", op[i], impl[i], lang[i], var[i], ns[i], mn[i], rs
+        }
+      print "(prom-client: its child from labels() is inc bound to a labels object, so each inc still hashes"
+      print " the labels and looks the series up, and labels() itself does no lookup (labels_bind, no ratio);"
+      print " call_noop: one call of an empty function in that runtime (V8 inlines it); the Python and Node"
+      print " figures include their interpreter)"
+    }'
+  echo "-- export of 10,000 series against the peers (ms per export; ratio: this row / resil, same scenario and format)"
+  for f in resil_metrics prometheus_client prom-client; do [ -f "$out/$f.txt" ] && cat "$out/$f.txt"; done | { grep '^compare-export ' || true; } | awk '
+    function kv(line, key,   re) {
+      re = " " key "=[^ ]+"
+      if (match(" " line, re)) return substr(" " line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+      return ""
+    }
+    {
+      n++; impl[n] = kv($0, "impl"); lang[n] = kv($0, "lang"); sc[n] = kv($0, "scenario"); fm[n] = kv($0, "format")
+      ms[n] = kv($0, "ms"); mn[n] = kv($0, "min_ms"); by[n] = kv($0, "bytes"); se[n] = kv($0, "series")
+      k = sc[n] " " fm[n]
+      if (impl[n] == "resil") ref[k] = ms[n]
+      if (!(k in seen)) { seen[k] = 1; order[++no] = k }
+    }
+    END {
+      if (!n) { print "(no comparable figures)"; exit }
+      printf "%-12s %-12s %-18s %-7s %10s %10s %9s %7s %8s\n", "scenario", "format", "impl", "lang", "median", "min", "bytes", "series", "/resil"
+      for (o = 1; o <= no; o++)
+        for (i = 1; i <= n; i++) if (sc[i] " " fm[i] == order[o]) {
+          k = sc[i] " " fm[i]
+          rs = (k in ref && ref[k] > 0) ? sprintf("%.1fx", ms[i] / ref[k]) : "-"
+          printf "%-12s %-12s %-18s %-7s %10.3f %10.3f %9s %7s %8s\n", sc[i], fm[i], impl[i], lang[i], ms[i], mn[i], by[i], se[i], rs
+        }
+      print "(counter_10k: one counter family, 10,000 label combinations; mix_10k: 4,000 counter + 1,800 gauge"
+      print " children + 300 histogram children x 14 lines; series: sample lines counted in the output;"
+      print " prometheus_client runs with its _created series disabled, so all export the same lines)"
+    }'
+  grep -h '^bench metrics_export .*format=json' "$out/resil_metrics.txt" | sed 's/^bench /  resil /' || true
+  grep -h '^info metrics_build ' "$out/resil_metrics.txt" | sed 's/^info /  /' || true
+  for p in prometheus_client prom-client; do
+    echo "peer $p: ${peer_status[$p]:-skipped}"
+  done
+  grep -h '^verdict ' "$out/resil_metrics.txt" || true
+  if grep -q '^check .* ok=0' "$out/resil_metrics.txt" || grep -q 'check(s) FAILED' "$out/resil_metrics.txt"; then
+    echo "checks: FAILED:"
+    grep '^check .* ok=0\|^note ' "$out/resil_metrics.txt" || true
+  else
+    echo "checks (no allocation or lock on inc/add/observe over 1,000,000 calls per thread, exact values and buckets, 10,000 series exported): $(grep -c '^check .* ok=1' "$out/resil_metrics.txt") passed"
+  fi
+else
+  echo "(bench_metrics did not run)"
+fi
+fi # want metrics
+
 echo "raw outputs: $out/"
 if [ "$f_rc" -ne 0 ]; then
   echo "bench_files exited with status $f_rc" >&2
 fi
 if [ "$b_rc" -ne 0 ]; then
   echo "bench_breaker exited with status $b_rc" >&2
+fi
+if [ "$m_rc" -ne 0 ]; then
+  echo "bench_metrics exited with status $m_rc" >&2
 fi
 if [ "$c_rc" -ne 0 ]; then
   echo "bench_retry exited with status $c_rc" >&2
@@ -365,4 +490,7 @@ if [ "$f_rc" -ne 0 ]; then
 fi
 if [ "$b_rc" -ne 0 ]; then
   exit "$b_rc"
+fi
+if [ "$m_rc" -ne 0 ]; then
+  exit "$m_rc"
 fi

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # bench/peers/install.sh - installs the peers bench/run.sh compares resil with:
-#   tenacity, atomicwrites, filelock
-#              Debian's python3-tenacity, python3-atomicwrites and
-#              python3-filelock (apt-get, as root; otherwise the apt-get line
-#              is printed and those peers are skipped)
-#   cockatiel, opossum, write-file-atomic, proper-lockfile
+#   tenacity, atomicwrites, filelock, prometheus_client
+#              Debian's python3-tenacity, python3-atomicwrites,
+#              python3-filelock and python3-prometheus-client (apt-get, as
+#              root; otherwise the apt-get line is printed and those peers are
+#              skipped)
+#   cockatiel, opossum, write-file-atomic, proper-lockfile, prom-client
 #              the npm packages, pinned in bench/peers/package.json, installed
-#              into bench/peers/node_modules (opossum 9.0.0: 10.x needs Node >= 22)
+#              into bench/peers/node_modules (opossum 9.0.0: 10.x needs Node >= 22;
+#              prom-client 15.1.3 declares node ^16 || ^18 || >=20)
 # A peer that cannot be installed is reported and skipped: this script never
 # fails the benchmark run.
 set -uo pipefail
@@ -16,7 +18,8 @@ PY=/usr/bin/python3
 
 # ---- Python peers (Debian packages) -------------------------------------------------
 # module name : Debian package
-py_peers=("tenacity:python3-tenacity" "atomicwrites:python3-atomicwrites" "filelock:python3-filelock")
+py_peers=("tenacity:python3-tenacity" "atomicwrites:python3-atomicwrites" "filelock:python3-filelock"
+  "prometheus_client:python3-prometheus-client")
 missing=()
 for entry in "${py_peers[@]}"; do
   mod="${entry%%:*}" pkg="${entry#*:}"
@@ -42,7 +45,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # ---- Node peers (npm) -------------------------------------------------------------------
-npm_peers=(cockatiel opossum write-file-atomic proper-lockfile)
+npm_peers=(cockatiel opossum write-file-atomic proper-lockfile prom-client)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "peers: node/npm missing (Debian: apt-get install -y nodejs npm); the ${npm_peers[*]} peers will be skipped"
   exit 0
