@@ -86,6 +86,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 /* ---- interposed allocator and locks -------------------------------------------------- */
 
 extern void *__libc_malloc(size_t n);
@@ -210,7 +212,6 @@ static double scale = 1.0;
 static int runs = 7;
 static int check_failures;
 
-#define MAX_RUNS 64
 
 static int64_t now_ns(void)
 {
@@ -228,42 +229,9 @@ static int64_t cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void print_load(const char *when)
-{
-    char buf[128] = "?";
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (!fgets(buf, sizeof buf, f))
-            strcpy(buf, "?");
-        fclose(f);
-    }
-    buf[strcspn(buf, "\n")] = 0;
-    printf("load %s loadavg=\"%s\"\n", when, buf);
-}
-
 static long iters(double n)
 {
-    double v = n * scale;
-    return v < 1000 ? 1000 : (long)v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct stats {
-    double med, min;
-} stats;
-
-static stats summarize(const double *samples, int n)
-{
-    double s[MAX_RUNS];
-    memcpy(s, samples, (size_t)n * sizeof s[0]);
-    qsort(s, (size_t)n, sizeof s[0], cmp_double);
-    stats st = {n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2, s[0]};
-    return st;
+    return scaled_iters(n, scale);
 }
 
 static void die(const char *what, int rc)

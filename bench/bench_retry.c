@@ -38,6 +38,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 /* ---- interposed allocator, clock and entropy -------------------------------- */
 
 /* glibc's own entry points, so the wrappers below never recurse. */
@@ -132,7 +134,6 @@ static double scale = 1.0;
 static int runs = 7;
 static int check_failures;
 
-#define MAX_RUNS 64
 
 static int64_t now_ns(void)
 {
@@ -143,30 +144,10 @@ static int64_t now_ns(void)
 
 static long iters(double n)
 {
-    double v = n * scale;
-    return v < 1000 ? 1000 : (long)v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    return scaled_iters(n, scale);
 }
 
 /* median and minimum of runs samples */
-typedef struct stats {
-    double med, min;
-} stats;
-
-static stats summarize(const double *samples, int n)
-{
-    double s[MAX_RUNS];
-    memcpy(s, samples, (size_t)n * sizeof s[0]);
-    qsort(s, (size_t)n, sizeof s[0], cmp_double);
-    stats st = {n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2, s[0]};
-    return st;
-}
-
 static void print_figure(const char *name, const char *variant, long n, stats st)
 {
     printf("bench %s variant=%s iters=%ld runs=%d median_ns=%.2f min_ns=%.2f ops_per_s=%.0f\n",
