@@ -3,9 +3,9 @@
  *
  * A child's cells are `nshards` blocks of `stride` bytes, each block on its
  * own cache lines: counters use [0] integer increments and [1] the bits of a
- * double holding fractional adds; histograms [0] count, [1] sum bits and
- * [2..] one count per bucket (+Inf last, not cumulative; cumulated on
- * export).  A thread writes the block of its shard only.  Gauges hold one
+ * double holding fractional adds; histograms [H_SUM] the sum's bits and
+ * [H_BUCKET..] one count per bucket (+Inf last, not cumulative; cumulated
+ * on export; the count is their sum).  A thread writes the block of its shard only.  Gauges hold one
  * atomic double (a set has no per-thread meaning). */
 #define _GNU_SOURCE
 #include "resil/metrics.h"
@@ -28,6 +28,8 @@
 #define DEFAULT_MAX_SERIES 10000
 #define MAX_BUCKETS 64
 #define OVERFLOW_VALUE "_overflow"
+#define H_SUM 0    /* a histogram's cells: the sum's bits, */
+#define H_BUCKET 1 /* then its buckets */
 
 static const char *type_name(resil_metric_type t);
 struct child;
@@ -265,7 +267,7 @@ static void mark_flushed(resil_metrics_registry *r)
             } else {
                 for (size_t k = 0; k <= f->nb; k++) {
                     uint64_t n = 0;
-                    sum_cells(c, 2 + k, &n, NULL);
+                    sum_cells(c, H_BUCKET + k, &n, NULL);
                     c->flushed_buckets[k] = n;
                 }
                 c->flushed_sum = resil_histogram_sum((resil_histogram *)c);
@@ -451,7 +453,7 @@ static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metri
         if (!oom)
             memcpy(f->bounds, bounds, nb * sizeof *bounds);
     }
-    size_t words = type == RESIL_METRIC_HISTOGRAM ? 2 + nb + 1 : 2;
+    size_t words = type == RESIL_METRIC_HISTOGRAM ? H_BUCKET + nb + 1 : 2;
     f->stride = (words * 8 + 63) / 64 * 64;
     struct child *only = NULL;
     if (!oom && nlabels == 0)
@@ -692,9 +694,8 @@ void resil_histogram_observe(resil_histogram *h, double v)
         i += v > b[k];
     _Atomic uint64_t *base =
         (_Atomic uint64_t *)(c->cells + (size_t)(my_shard() & c->mask) * c->stride);
-    atomic_fetch_add_explicit(base + 2 + i, 1, memory_order_relaxed);
-    add_double(base + 1, v);
-    /* (no count cell: the count is the sum of the buckets) */
+    atomic_fetch_add_explicit(base + H_BUCKET + i, 1, memory_order_relaxed);
+    add_double(base + H_SUM, v);
 }
 
 static void sum_cells(const struct child *c, size_t i, uint64_t *n, double *d)
@@ -730,14 +731,14 @@ uint64_t resil_histogram_count(const resil_histogram *h)
     const struct child *c = (const struct child *)h;
     uint64_t n = 0;
     for (size_t i = 0; i <= c->fam->nb; i++)
-        sum_cells(c, 2 + i, &n, NULL);
+        sum_cells(c, H_BUCKET + i, &n, NULL);
     return n;
 }
 
 double resil_histogram_sum(const resil_histogram *h)
 {
     double d = 0;
-    sum_cells((const struct child *)h, 1, NULL, &d);
+    sum_cells((const struct child *)h, H_SUM, NULL, &d);
     return d;
 }
 
@@ -972,7 +973,7 @@ static void export_family(struct buf *b, struct family *f, bool om)
             uint64_t cum = 0;
             for (size_t i = 0; i <= f->nb; i++) {
                 uint64_t n = 0;
-                sum_cells(c, 2 + i, &n, NULL);
+                sum_cells(c, H_BUCKET + i, &n, NULL);
                 cum += n;
                 put_sample(b, c, "_bucket", les[i], (double)cum);
             }
@@ -1150,7 +1151,7 @@ static json_t *family_json(struct family *f, bool delta)
             uint64_t total = 0;
             for (size_t i = 0; i <= f->nb; i++) {
                 uint64_t n = 0;
-                sum_cells(c, 2 + i, &n, NULL);
+                sum_cells(c, H_BUCKET + i, &n, NULL);
                 uint64_t out = n;
                 if (delta) {
                     out = n - c->flushed_buckets[i];
@@ -1290,16 +1291,13 @@ static int merge_family(resil_metrics_registry *r, const json_t *fj, resil_error
             if (json_array_size(counts) != nb + 1 || !json_to_double(json_object_get(sj, "sum"), &sum))
                 return PBAD("histogram %s: a series needs %zu counts and a sum", name, nb + 1);
             unsigned s = my_shard();
-            uint64_t total = 0;
             for (size_t k = 0; k <= nb; k++) {
                 json_int_t n = json_integer_value(json_array_get(counts, k));
                 if (!json_is_integer(json_array_get(counts, k)) || n < 0)
                     return PBAD("histogram %s: counts must be integers >= 0", name);
-                atomic_fetch_add_explicit(cell(c, s, 2 + k), (uint64_t)n, memory_order_relaxed);
-                total += (uint64_t)n;
+                atomic_fetch_add_explicit(cell(c, s, H_BUCKET + k), (uint64_t)n, memory_order_relaxed);
             }
-            add_double(cell(c, s, 1), sum);
-            (void)total;
+            add_double(cell(c, s, H_SUM), sum);
         } else {
             double v;
             if (!json_to_double(json_object_get(sj, "value"), &v))
