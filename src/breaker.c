@@ -414,14 +414,14 @@ static inline void count(resil_breaker *b, resil_breaker_verdict v)
                        : v == RESIL_BREAKER_FAILURE ? b->metrics.failed
                                                     : b->metrics.ignored;
     if (m)
-        resil_counter_inc(m);
+        resil__counter_inc(m);
 }
 
 static void count_refused(resil_breaker *b)
 {
     atomic_fetch_add_explicit(&stripe(b->st)->not_permitted, 1, memory_order_relaxed);
     if (b->metrics.not_permitted)
-        resil_counter_inc(b->metrics.not_permitted);
+        resil__counter_inc(b->metrics.not_permitted);
 }
 
 /* ---- transitions (under the lock) ----------------------------------------------- */

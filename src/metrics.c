@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "resil/files.h"
+#include "internal/metrics.h"
 #include "internal/util.h"
 
 #define DEFAULT_MAX_SERIES 10000
@@ -39,10 +41,11 @@ static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                          0.5,   1,    2.5,   5,    10};
 
 struct child {
-    struct family *fam;
+    /* first, as struct resil__cells (src/internal/metrics.h) */
     unsigned char *cells; /* nshards * stride bytes, 64-aligned */
     unsigned mask;        /* nshards - 1 */
     unsigned stride;
+    struct family *fam;
     unsigned nb;           /* histograms: the family's bounds, copied here so */
     const double *bounds;  /* that an observe reads one object */
     /* a derived counter: its value is the sum of these two (internal) */
@@ -57,6 +60,11 @@ struct child {
     struct child *hnext;       /* hash chain */
     uint64_t hash;
 };
+
+_Static_assert(offsetof(struct child, cells) == offsetof(struct resil__cells, cells) &&
+                   offsetof(struct child, mask) == offsetof(struct resil__cells, mask) &&
+                   offsetof(struct child, stride) == offsetof(struct resil__cells, stride),
+               "a child starts as struct resil__cells");
 
 struct family {
     struct resil_metrics_registry *reg;
@@ -99,17 +107,19 @@ static void fork_register(void)
 /* ---- shards ------------------------------------------------------------------ */
 
 static _Atomic unsigned shard_next;
-static _Thread_local unsigned shard_of_thread
-#if defined(__GNUC__)
-    __attribute__((tls_model("initial-exec")))
-#endif
-    ;
+_Thread_local unsigned resil__metrics_shard RESIL__TLS_IE;
+
+unsigned resil__metrics_shard_slow(void)
+{
+    return resil__metrics_shard =
+               atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) + 1;
+}
 
 static inline unsigned my_shard(void)
 {
-    unsigned s = shard_of_thread;
+    unsigned s = resil__metrics_shard;
     if (RESIL_UNLIKELY(s == 0))
-        shard_of_thread = s = atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) + 1;
+        s = resil__metrics_shard_slow();
     return s - 1;
 }
 
@@ -1703,14 +1713,7 @@ double resil_timer_elapsed(const resil_timer *t)
 
 /* ---- resil's own metrics (src/internal/metrics.h) ------------------------------------------- */
 
-#include "internal/metrics.h"
 #include "resil/retry.h"
-
-#if defined(__GNUC__)
-#define RESIL_TLS_IE __attribute__((tls_model("initial-exec")))
-#else
-#define RESIL_TLS_IE
-#endif
 
 _Atomic int resil__metrics_on = -1;
 
@@ -1780,7 +1783,7 @@ struct retry_cache {
     _Atomic uint64_t *fast_cell;
     struct retry_handles h;
 };
-static _Thread_local struct retry_cache retry_cache RESIL_TLS_IE;
+static _Thread_local struct retry_cache retry_cache RESIL__TLS_IE;
 
 static struct retry_cache *retry_cached(const char *name)
 {
@@ -1788,7 +1791,7 @@ static struct retry_cache *retry_cached(const char *name)
     if (rc->ptr == name && strcmp(rc->copy, name) == 0)
         return rc;
     if (strlen(name) >= sizeof rc->copy) {
-        static _Thread_local struct retry_cache long_name RESIL_TLS_IE;
+        static _Thread_local struct retry_cache long_name RESIL__TLS_IE;
         if (retry_handles_get(&long_name.h, name))
             return NULL;
         long_name.fast_cell = NULL;

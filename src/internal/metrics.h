@@ -34,6 +34,34 @@ static inline bool resil__metrics_enabled(void)
     return on > 0 || (on < 0 && resil__metrics_on_slow());
 }
 
+#if defined(__GNUC__)
+#define RESIL__TLS_IE __attribute__((tls_model("initial-exec")))
+#else
+#define RESIL__TLS_IE
+#endif
+
+/* How every metric child starts: its per-shard cells (src/metrics.c). */
+struct resil__cells {
+    unsigned char *cells;
+    unsigned mask;
+    unsigned stride;
+};
+
+/* This thread's shard + 1 (0: not dealt yet). */
+extern _Thread_local unsigned resil__metrics_shard RESIL__TLS_IE;
+unsigned resil__metrics_shard_slow(void);
+
+/* resil_counter_inc without the call, for resil's own hot paths. */
+static inline void resil__counter_inc(resil_counter *c)
+{
+    const struct resil__cells *k = (const struct resil__cells *)(const void *)c;
+    unsigned s = resil__metrics_shard;
+    if (__builtin_expect(s == 0, 0))
+        s = resil__metrics_shard_slow();
+    __atomic_fetch_add((uint64_t *)(void *)(k->cells + (size_t)((s - 1) & k->mask) * k->stride),
+                       1, __ATOMIC_RELAXED);
+}
+
 /* A retry ended after `attempts` attempts, in success or not (its failed
  * attempts were counted one by one). */
 void resil__metrics_retry_done(const char *name, int attempts, bool success);
