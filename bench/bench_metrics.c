@@ -363,7 +363,7 @@ __attribute__((noinline)) static void floor_call(floor_stripe *s)
     __asm__ volatile("" ::: "memory");
 }
 
-/* Enough when a cell has one writer (a thread that owns its shard). */
+/* Enough when a cell has one writer (what resil does in a block a thread owns). */
 __attribute__((noinline)) static void floor_plain(floor_stripe *s)
 {
     atomic_store_explicit(&s->n, atomic_load_explicit(&s->n, memory_order_relaxed) + 1,

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # scripts/check-headers.sh BUILD_DIR - every public header compiles on its
 # own (C11, -Wall -Wextra -Wpedantic -Werror, gcc and clang when present), and
-# a program of two files that both use the inline resil_retry links against
-# the static library without duplicate symbols, with C11 and with GNU89
-# inline semantics.
+# a program of two files that both use the inline functions (resil_retry,
+# resil_counter_inc, resil_histogram_observe) links against the static
+# library without duplicate symbols and counts right, with C11 and with
+# GNU89 inline semantics, C99, and with the fast paths switched off.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$1" && pwd)
@@ -32,29 +33,64 @@ cat >"$tmp/a.c" <<'C'
 static resil_outcome ok(resil_retry_call *c, void *a) { (void)c; (void)a; return RESIL_OUTCOME_SUCCESS; }
 int use_a(void);
 int use_a(void) { return resil_retry(ok, NULL, "a", NULL, NULL, NULL); }
+void count_a(resil_counter *c, resil_histogram *h);
+void count_a(resil_counter *c, resil_histogram *h) { resil_counter_inc(c); resil_histogram_observe(h, 0.2); }
 C
 cat >"$tmp/b.c" <<'C'
 #include <resil/resil.h>
 static resil_outcome ok(resil_retry_call *c, void *a) { (void)c; (void)a; return RESIL_OUTCOME_SUCCESS; }
 int use_a(void);
+void count_a(resil_counter *c, resil_histogram *h);
 int main(void) {
     int (*fp)(resil_retry_op, void *, const char *, const resil_retry_config *,
               const resil_retry_opts *, resil_retry_result *) = resil_retry;
-    return use_a() | resil_retry(ok, NULL, "b", NULL, NULL, NULL) | fp(ok, NULL, "c", NULL, NULL, NULL);
+    int rc = use_a() | resil_retry(ok, NULL, "b", NULL, NULL, NULL) | fp(ok, NULL, "c", NULL, NULL, NULL);
+    resil_metrics_registry *r = resil_metrics_default();
+    resil_metric *mc, *mh;
+    resil_counter *c;
+    resil_histogram *h;
+    if (!r || resil_metrics_counter_new(&mc, r, "hc", "h", NULL, 0, NULL) ||
+        resil_metrics_histogram_new(&mh, r, "hh", "h", NULL, 0, NULL, 0, NULL) ||
+        resil_counter_get(&c, mc, NULL) || resil_histogram_get(&h, mh, NULL))
+        return 2;
+    void (*inc)(resil_counter *) = resil_counter_inc;
+    void (*obs)(resil_histogram *, double) = resil_histogram_observe;
+    count_a(c, h);
+    resil_counter_inc(c);
+    inc(c);
+    resil_histogram_observe(h, 3.0);
+    obs(h, 0.02);
+    if (resil_counter_value(c) != 3 || resil_histogram_count(h) != 3 ||
+        resil_histogram_sum(h) != 3.22)
+        return 3;
+    return rc;
 }
 C
 # Link with the compiler that built the library (sanitizer and coverage
 # runtimes differ between compilers).
 build_cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 for c in "${build_cc:-cc}"; do
-  for mode in "-std=c11" "-std=c11 -fgnu89-inline" "-std=gnu99 -O2" "-std=c11 -DRESIL_NO_INLINE_FAST_PATH"; do
+  for mode in "-std=c11" "-std=c11 -O2" "-std=c11 -fgnu89-inline" "-std=gnu99 -O2" \
+              "-std=c11 -DRESIL_NO_INLINE_FAST_PATH"; do
     # shellcheck disable=SC2086
     "$c" $mode -Wall -Wextra -Werror "${extra[@]}" -I"$root/include" "$tmp/a.c" "$tmp/b.c" \
       "$build/libresil.a" $(pkg-config --libs jansson yaml-0.1 libmicrohttpd) -lpthread -lm \
       -o "$tmp/prog" ||
-      { echo "two files using resil_retry do not link with $c $mode"; exit 1; }
+      { echo "two files using the inline functions do not link with $c $mode"; exit 1; }
     "$tmp/prog" || { echo "program built with $c $mode failed"; exit 1; }
     n=$((n + 1))
   done
 done
+# The inline updates read a thread-local variable defined in the shared
+# library: link a program against libresil.so too, PIE and not.
+if [ -e "$build/libresil.so" ]; then
+  for mode in "-std=c11 -O2 -fPIE -pie" "-std=c11 -O2 -no-pie"; do
+    # shellcheck disable=SC2086
+    "${build_cc:-cc}" $mode -Wall -Wextra -Werror "${extra[@]}" -I"$root/include" "$tmp/a.c" "$tmp/b.c" \
+      -L"$build" -Wl,-rpath,"$build" -lresil -lpthread -lm -o "$tmp/prog_so" ||
+      { echo "a program using the inline functions does not link against libresil.so ($mode)"; exit 1; }
+    "$tmp/prog_so" || { echo "program linked against libresil.so ($mode) failed"; exit 1; }
+    n=$((n + 1))
+  done
+fi
 echo "headers ok: $n compilations"

@@ -57,6 +57,7 @@ struct resil_breaker {
     struct listener listeners[MAX_LISTENERS];
     char *name;
     struct resil__cb_metrics metrics; /* all NULL when metrics are off */
+    resil_breaker *live_prev, *live_next; /* the live list (with metrics), under live_mu */
 };
 
 /* ---- names, env, options ---------------------------------------------------- */
@@ -230,6 +231,84 @@ int resil_breaker_opts_resolve(resil_breaker_opts *o, resil_error *err)
     return 0;
 }
 
+/* ---- the live list: the state gauges of every breaker, at every export ------------
+ *
+ * A shared breaker's state changes in other processes too, and an OPEN
+ * breaker reads HALF_OPEN once its time is over without any transition made
+ * here: resil_circuitbreaker_state is set again, just before every export of
+ * the default registry, by a collector that reads the effective state of
+ * every live breaker of this process that has metrics (lock-free, as
+ * resil_breaker_get_state does: no lock of the state file is taken).  The
+ * breakers of resil_breaker_get's registry are only some of them, hence a
+ * list of its own.  live_mu is held while the collector reads a breaker, so
+ * resil_breaker_free waits for it. */
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static resil_breaker *live_head;
+static bool live_collector_added; /* under live_mu */
+static pthread_once_t live_fork_once = PTHREAD_ONCE_INIT;
+
+static void live_lock(void)
+{
+    pthread_mutex_lock(&live_mu);
+}
+
+static void live_unlock(void)
+{
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_fork_register(void)
+{
+    /* a fork while the collector runs on another thread leaves the child
+     * (which may use the breakers) a usable live_mu */
+    pthread_atfork(live_lock, live_unlock, live_unlock);
+}
+
+static void live_collect(resil_metrics_registry *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    pthread_mutex_lock(&live_mu);
+    for (resil_breaker *b = live_head; b; b = b->live_next)
+        resil__metrics_breaker_state(&b->metrics, (int)resil_breaker_get_state(b));
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_add(resil_breaker *b)
+{
+    if (!b->metrics.state[0])
+        return; /* metrics are off */
+    pthread_once(&live_fork_once, live_fork_register);
+    pthread_mutex_lock(&live_mu);
+    b->live_prev = NULL;
+    b->live_next = live_head;
+    if (live_head)
+        live_head->live_prev = b;
+    live_head = b;
+    if (!live_collector_added) {
+        resil_metrics_registry *r = resil_metrics_default();
+        int rc = r ? resil_metrics_add_collector(r, live_collect, NULL) : -ENOMEM;
+        live_collector_added = rc == 0 || rc == -EEXIST; /* else: again next time */
+    }
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_remove(resil_breaker *b)
+{
+    if (!b->metrics.state[0])
+        return;
+    pthread_mutex_lock(&live_mu);
+    if (b->live_prev)
+        b->live_prev->live_next = b->live_next;
+    else if (live_head == b)
+        live_head = b->live_next;
+    if (b->live_next)
+        b->live_next->live_prev = b->live_prev;
+    b->live_prev = b->live_next = NULL;
+    pthread_mutex_unlock(&live_mu);
+}
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 static const char *state_dir_of(const resil_breaker_opts *o)
@@ -329,6 +408,7 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
     }
     resil__metrics_breaker_init(&b->metrics, name,
                                 RESIL__CB_STATE(atomic_load(&b->st->word)));
+    live_add(b);
     *out = b;
     return 0;
 fail:
@@ -344,6 +424,7 @@ void resil_breaker_free(resil_breaker *b)
 {
     if (!b)
         return;
+    live_remove(b);
     resil__store_close(b->store);
     pthread_mutex_destroy(&b->lmu);
     pthread_cond_destroy(&b->lcv);
@@ -414,14 +495,23 @@ static inline void count(resil_breaker *b, resil_breaker_verdict v)
                        : v == RESIL_BREAKER_FAILURE ? b->metrics.failed
                                                     : b->metrics.ignored;
     if (m)
-        resil__counter_inc(m);
+        resil_counter_inc(m);
+}
+
+/* A call's duration, when the breaker has one (given, or measured for the
+ * slow-call rule or a trial lease). */
+static inline void observe_duration(const resil_breaker *b, resil_breaker_verdict v, double s)
+{
+    resil_histogram *h = b->metrics.duration[v];
+    if (h)
+        resil_histogram_observe(h, s);
 }
 
 static void count_refused(resil_breaker *b)
 {
     atomic_fetch_add_explicit(&stripe(b->st)->not_permitted, 1, memory_order_relaxed);
     if (b->metrics.not_permitted)
-        resil__counter_inc(b->metrics.not_permitted);
+        resil_counter_inc(b->metrics.not_permitted);
 }
 
 /* ---- transitions (under the lock) ----------------------------------------------- */
@@ -741,9 +831,7 @@ RESIL_COLD static int record_slow(resil_breaker *b, resil_breaker_permit *p,
     struct resil__cb_state *st = b->st;
     int kind = p->kind;
     p->kind = K_SPENT;
-    if (kind == K_DISABLED || kind == K_SPENT || kind == 0)
-        return 0;
-    if (kind == K_CLOSED && v == RESIL_BREAKER_IGNORE)
+    if (kind == K_SPENT || kind == 0)
         return 0;
     bool slow = false;
     int64_t now = 0;
@@ -751,8 +839,12 @@ RESIL_COLD static int record_slow(resil_breaker *b, resil_breaker_permit *p,
         now = resil_clock_monotonic_ns(b->clock);
         /* acquire read the clock into start_ns for these kinds of permit */
         int64_t d = duration_s >= 0 ? resil__s_to_ns(duration_s) : now - p->start_ns;
+        if (!(duration_s >= 0)) /* a given one was observed by record */
+            observe_duration(b, v, resil__ns_to_s(d > 0 ? d : 0));
         slow = b->timed && d > b->slow_ns;
     }
+    if (kind == K_DISABLED || (kind == K_CLOSED && v == RESIL_BREAKER_IGNORE))
+        return 0;
     int rc = resil__store_lock(b->store);
     if (rc)
         return rc;
@@ -816,8 +908,11 @@ int resil_breaker_record(resil_breaker *b, resil_breaker_permit *p, resil_breake
 {
     if (v != RESIL_BREAKER_SUCCESS && v != RESIL_BREAKER_IGNORE)
         v = RESIL_BREAKER_FAILURE;
-    if (p->kind != K_SPENT && p->kind != 0)
+    if (p->kind != K_SPENT && p->kind != 0) {
         count(b, v);
+        if (duration_s >= 0) /* false for NaN */
+            observe_duration(b, v, duration_s);
+    }
     if (RESIL_LIKELY(p->kind == K_CLOSED && b->simple && v == RESIL_BREAKER_SUCCESS &&
                      atomic_load_explicit(&b->st->consecutive_failures, memory_order_relaxed) ==
                          0)) {

@@ -1,12 +1,13 @@
 /* src/metrics.c - the metrics registry, its exports, metrics directories and
  * the original module's record_* interface.  See include/resil/metrics.h.
  *
- * A child's cells are `nshards` blocks of `stride` bytes, each block on its
- * own cache lines: counters use [0] integer increments and [1] the bits of a
- * double holding fractional adds; histograms [H_SUM] the sum's bits and
- * [H_BUCKET..] one count per bucket (+Inf last, not cumulative; cumulated
- * on export; the count is their sum).  A thread writes the block of its shard only.  Gauges hold one
- * atomic double (a set has no per-thread meaning). */
+ * A child's cells are one block of `stride` bytes per slot (see "slots"
+ * below), each block on its own cache lines: counters use [0] integer
+ * increments and [1] the bits of a double holding fractional adds;
+ * histograms [H_SUM] the sum's bits and [H_BUCKET..] one count per bucket
+ * (+Inf last, not cumulative; cumulated on export; the count is their sum).
+ * A thread writes the block of its slot only.  Gauges hold one atomic
+ * double (a set has no per-thread meaning). */
 #define _GNU_SOURCE
 #include "resil/metrics.h"
 
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "resil/files.h"
+#include "resil/retry.h"
 #include "internal/metrics.h"
 #include "internal/util.h"
 
@@ -41,13 +43,12 @@ static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                          0.5,   1,    2.5,   5,    10};
 
 struct child {
-    /* first, as struct resil__cells (src/internal/metrics.h) */
-    unsigned char *cells; /* nshards * stride bytes, 64-aligned */
-    unsigned mask;        /* nshards - 1 */
+    /* first, as struct resil__metric_cells (include/resil/metrics.h) */
+    unsigned char *cells; /* nblocks * stride bytes, 64-aligned */
     unsigned stride;
+    unsigned npad;         /* histograms: the family's bounds (padded), */
+    const double *bounds;  /* copied here so that an observe reads one object */
     struct family *fam;
-    unsigned nb;           /* histograms: the family's bounds, copied here so */
-    const double *bounds;  /* that an observe reads one object */
     /* a derived counter: its value is the sum of these two (internal) */
     const struct child *sum_of[2];
     char **values;
@@ -61,10 +62,13 @@ struct child {
     uint64_t hash;
 };
 
-_Static_assert(offsetof(struct child, cells) == offsetof(struct resil__cells, cells) &&
-                   offsetof(struct child, mask) == offsetof(struct resil__cells, mask) &&
-                   offsetof(struct child, stride) == offsetof(struct resil__cells, stride),
-               "a child starts as struct resil__cells");
+_Static_assert(offsetof(struct child, cells) == offsetof(struct resil__metric_cells, cells) &&
+                   offsetof(struct child, stride) ==
+                       offsetof(struct resil__metric_cells, stride) &&
+                   offsetof(struct child, npad) == offsetof(struct resil__metric_cells, npad) &&
+                   offsetof(struct child, bounds) ==
+                       offsetof(struct resil__metric_cells, bounds),
+               "a child starts as struct resil__metric_cells");
 
 struct family {
     struct resil_metrics_registry *reg;
@@ -73,7 +77,7 @@ struct family {
     resil_metric_type type;
     size_t nlabels;
     char **labels;
-    double *bounds;
+    double *bounds; /* nb bounds, then +Inf up to an even count (16-aligned) */
     size_t nb;
     size_t stride;
     pthread_mutex_t mu;
@@ -89,9 +93,9 @@ struct resil_metrics_registry {
     struct family **fams;
     size_t n, cap;
     size_t max_series;
-    unsigned nshards; /* a power of two */
     struct family *overflow_fam;
     struct resil_metrics_registry *next_reg; /* every registry, for fork */
+    struct collectors *coll; /* under coll_mu; NULL until one is added */
 };
 
 static pthread_mutex_t regs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -104,37 +108,113 @@ static void fork_register(void)
     pthread_atfork(NULL, NULL, registries_atfork_child);
 }
 
-/* ---- shards ------------------------------------------------------------------ */
+/* ---- slots ---------------------------------------------------------------------
+ *
+ * Every child has nblocks blocks: the first nowned are each owned by one
+ * thread at a time (its updates are plain loads and stores: no other thread
+ * writes the block), the others are shared by the threads dealt no owned
+ * block (atomic adds).  A thread is dealt its slot on its first update
+ * (resil_metrics_tls_slot: (block + 1) * 2, + 1 when owned) and gives an
+ * owned block back when it exits (a key destructor), after which it updates
+ * through a shared block.  Giving back is a release and taking an acquire,
+ * so the next owner's first load sees the last store of the one before.
+ * The numbers are fixed for the process: nowned = clamp(CPUs, 4, 16)
+ * rounded up to a power of two, nshared = nowned / 4. */
 
-static _Atomic unsigned shard_next;
-_Thread_local unsigned resil__metrics_shard RESIL__TLS_IE;
+static unsigned nowned, nshared, nblocks;
+static _Atomic uint32_t owned_map; /* bit b: block b is owned */
+static _Atomic unsigned shared_next;
+static pthread_key_t slot_key;
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+_Thread_local unsigned resil_metrics_tls_slot RESIL__TLS_IE;
 
-unsigned resil__metrics_shard_slow(void)
+static void slot_release(void *arg)
 {
-    return resil__metrics_shard =
-               atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) + 1;
+    (void)arg;
+    unsigned s = resil_metrics_tls_slot;
+    if (s & 1) {
+        resil_retry_tls_seen.name = NULL; /* its cell is in the block given back */
+        resil_metrics_tls_slot =
+            (nowned + 1 + atomic_fetch_add_explicit(&shared_next, 1, memory_order_relaxed) %
+                              nshared) *
+            2;
+        atomic_fetch_and_explicit(&owned_map, ~(UINT32_C(1) << ((s >> 1) - 1)),
+                                  memory_order_release);
+    }
 }
 
-static inline unsigned my_shard(void)
+/* A forked child has one thread: only its block stays owned. */
+static void slots_atfork_child(void)
 {
-    unsigned s = resil__metrics_shard;
-    if (RESIL_UNLIKELY(s == 0))
-        s = resil__metrics_shard_slow();
-    return s - 1;
+    unsigned s = resil_metrics_tls_slot;
+    atomic_store_explicit(&owned_map, s & 1 ? UINT32_C(1) << ((s >> 1) - 1) : 0,
+                          memory_order_relaxed);
 }
 
-static unsigned shard_count(void)
+static void slots_init(void)
 {
     long n = sysconf(_SC_NPROCESSORS_CONF);
-    unsigned s = 1;
-    while ((long)s < n && s < 16)
-        s <<= 1;
-    return s < 2 ? 2 : s;
+    unsigned o = 4;
+    while ((long)o < n && o < 16)
+        o <<= 1;
+    nowned = o;
+    nshared = o / 4;
+    nblocks = nowned + nshared;
+    if (pthread_key_create(&slot_key, slot_release) != 0)
+        nowned = 0; /* no way to give blocks back: share them all */
+    pthread_atfork(NULL, NULL, slots_atfork_child);
 }
 
-static inline _Atomic uint64_t *cell(const struct child *c, unsigned shard, size_t i)
+unsigned resil_metrics_thread_slot(void)
 {
-    return (_Atomic uint64_t *)(c->cells + (size_t)(shard & c->mask) * c->stride) + i;
+    pthread_once(&slots_once, slots_init);
+    unsigned s = resil_metrics_tls_slot;
+    if (s)
+        return s;
+    uint32_t map = atomic_load_explicit(&owned_map, memory_order_relaxed);
+    uint32_t all = nowned ? (uint32_t)((UINT64_C(1) << nowned) - 1) : 0;
+    while ((map & all) != all) {
+        unsigned b = (unsigned)__builtin_ctz(~map & all);
+        if (atomic_compare_exchange_weak_explicit(&owned_map, &map, map | (UINT32_C(1) << b),
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            if (pthread_setspecific(slot_key, &owned_map) == 0)
+                return resil_metrics_tls_slot = (b + 1) * 2 + 1;
+            atomic_fetch_and_explicit(&owned_map, ~(UINT32_C(1) << b), memory_order_release);
+            break;
+        }
+    }
+    return resil_metrics_tls_slot =
+               (nowned + 1 +
+                atomic_fetch_add_explicit(&shared_next, 1, memory_order_relaxed) % nshared) *
+               2;
+}
+
+static inline unsigned my_slot(void)
+{
+    unsigned s = resil_metrics_tls_slot;
+    if (RESIL_UNLIKELY(s == 0))
+        s = resil_metrics_thread_slot();
+    return s;
+}
+
+static unsigned block_count(void)
+{
+    pthread_once(&slots_once, slots_init);
+    return nblocks;
+}
+
+/* Cell i of block b. */
+static inline _Atomic uint64_t *cell(const struct child *c, unsigned b, size_t i)
+{
+    return (_Atomic uint64_t *)(c->cells + (size_t)b * c->stride) + i;
+}
+
+/* Cell i of this thread's block, and whether the thread owns the block. */
+static inline _Atomic uint64_t *my_cell(const struct child *c, size_t i, bool *owned)
+{
+    unsigned s = my_slot();
+    *owned = s & 1;
+    return cell(c, (s >> 1) - 1, i);
 }
 
 static inline uint64_t d2u(double d)
@@ -157,6 +237,26 @@ static inline void add_double(_Atomic uint64_t *a, double v)
     while (!atomic_compare_exchange_weak_explicit(a, &old, d2u(u2d(old) + v),
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
+}
+
+/* Adds to a cell of this thread's block: a plain load and store when the
+ * thread owns it. */
+static inline void cell_add(_Atomic uint64_t *a, uint64_t n, bool owned)
+{
+    if (owned)
+        atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(a, n, memory_order_relaxed);
+}
+
+static inline void cell_add_double(_Atomic uint64_t *a, double v, bool owned)
+{
+    if (owned)
+        atomic_store_explicit(a, d2u(u2d(atomic_load_explicit(a, memory_order_relaxed)) + v),
+                              memory_order_relaxed);
+    else
+        add_double(a, v);
 }
 
 /* ---- names --------------------------------------------------------------------- */
@@ -200,7 +300,6 @@ int resil_metrics_registry_new(resil_metrics_registry **out, const resil_metrics
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->flush_mu, NULL);
     r->max_series = opts && opts->max_series ? opts->max_series : DEFAULT_MAX_SERIES;
-    r->nshards = shard_count();
     pthread_once(&fork_once, fork_register);
     pthread_mutex_lock(&regs_mu);
     r->next_reg = regs;
@@ -252,6 +351,7 @@ void resil_metrics_registry_free(resil_metrics_registry *r)
     for (size_t i = 0; i < r->n; i++)
         free_family(r->fams[i]);
     free(r->fams);
+    free(r->coll);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->flush_mu);
     free(r);
@@ -458,10 +558,14 @@ static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metri
         oom = !(f->labels[i] = strdup(labels[i]));
     if (type == RESIL_METRIC_HISTOGRAM && !oom) {
         f->nb = nb;
-        f->bounds = malloc(nb * sizeof *f->bounds);
+        size_t npad = (nb + 1) / 2 * 2;
+        f->bounds = aligned_alloc(16, (npad ? npad : 2) * sizeof *f->bounds);
         oom = !f->bounds;
-        if (!oom)
+        if (!oom) {
             memcpy(f->bounds, bounds, nb * sizeof *bounds);
+            for (size_t i = nb; i < npad; i++)
+                f->bounds[i] = INFINITY; /* never below a value */
+        }
     }
     size_t words = type == RESIL_METRIC_HISTOGRAM ? H_BUCKET + nb + 1 : 2;
     f->stride = (words * 8 + 63) / 64 * 64;
@@ -521,7 +625,7 @@ static int child_new(struct child **out, struct family *f, const char *const *va
     if (!c)
         return -ENOMEM;
     c->fam = f;
-    size_t bytes = (size_t)f->reg->nshards * f->stride;
+    size_t bytes = (size_t)block_count() * f->stride;
     c->cells = aligned_alloc(64, bytes);
     c->values = calloc(f->nlabels ? f->nlabels : 1, sizeof *c->values);
     if (f->type == RESIL_METRIC_HISTOGRAM)
@@ -535,9 +639,8 @@ static int child_new(struct child **out, struct family *f, const char *const *va
         return -ENOMEM;
     }
     memset(c->cells, 0, bytes);
-    c->mask = f->reg->nshards - 1;
     c->stride = (unsigned)f->stride;
-    c->nb = (unsigned)f->nb;
+    c->npad = (unsigned)(f->nb + 1) / 2 * 2;
     c->bounds = f->bounds;
     c->hash = f->nlabels ? hash_values(f, values) : 0;
     if (f->nlabels) {
@@ -663,21 +766,21 @@ static void count_overflow(struct family *f)
 
 /* ---- updates ------------------------------------------------------------------------------ */
 
-void resil_counter_inc(resil_counter *c)
-{
-    atomic_fetch_add_explicit(cell((struct child *)c, my_shard(), 0), 1, memory_order_relaxed);
-}
+/* The external definitions of the inline functions (C11 6.7.4). */
+extern inline void resil_counter_inc(resil_counter *c);
+extern inline void resil_histogram_observe(resil_histogram *h, double v);
 
 void resil_counter_add(resil_counter *c, double v)
 {
     if (!(v > 0))
         return;
-    struct child *k = (struct child *)c;
-    unsigned s = my_shard();
+    const struct child *k = (const struct child *)c;
+    bool owned;
+    _Atomic uint64_t *n = my_cell(k, 0, &owned);
     if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
-        atomic_fetch_add_explicit(cell(k, s, 0), (uint64_t)v, memory_order_relaxed);
+        cell_add(n, (uint64_t)v, owned);
     else
-        add_double(cell(k, s, 1), v);
+        cell_add_double(n + 1, v, owned);
 }
 
 void resil_gauge_set(resil_gauge *g, double v)
@@ -690,27 +793,10 @@ void resil_gauge_add(resil_gauge *g, double v)
     add_double(&((struct child *)g)->gauge, v);
 }
 
-void resil_histogram_observe(resil_histogram *h, double v)
-{
-    if (isnan(v))
-        return;
-    struct child *c = (struct child *)h;
-    unsigned nb = c->nb;
-    const double *b = c->bounds;
-    /* The bucket is the number of bounds below v: counted without a branch
-     * that depends on v (values spread over the buckets would mispredict). */
-    size_t i = 0;
-    for (unsigned k = 0; k < nb; k++)
-        i += v > b[k];
-    _Atomic uint64_t *base =
-        (_Atomic uint64_t *)(c->cells + (size_t)(my_shard() & c->mask) * c->stride);
-    atomic_fetch_add_explicit(base + H_BUCKET + i, 1, memory_order_relaxed);
-    add_double(base + H_SUM, v);
-}
 
 static void sum_cells(const struct child *c, size_t i, uint64_t *n, double *d)
 {
-    for (unsigned s = 0; s < c->fam->reg->nshards; s++) {
+    for (unsigned s = 0; s < nblocks; s++) {
         if (n)
             *n += atomic_load_explicit(cell(c, s, i), memory_order_relaxed);
         if (d)
@@ -753,6 +839,9 @@ double resil_histogram_sum(const resil_histogram *h)
 }
 
 /* ---- export --------------------------------------------------------------------------------- */
+
+static void run_collectors(resil_metrics_registry *r); /* see "collectors" below */
+static json_t *registry_json(resil_metrics_registry *r, bool delta);
 
 struct buf {
     char *p;
@@ -1029,8 +1118,9 @@ int resil_metrics_export(char **out, size_t *len, resil_metrics_registry *r,
 {
     if (!out || !r)
         return RESIL_EINVAL;
+    run_collectors(r);
     if (format == RESIL_METRICS_JSON) {
-        json_t *doc = resil_metrics_to_json(r);
+        json_t *doc = registry_json(r, false);
         char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
         json_decref(doc);
         if (!s)
@@ -1214,7 +1304,10 @@ static json_t *registry_json(resil_metrics_registry *r, bool delta)
 
 json_t *resil_metrics_to_json(resil_metrics_registry *r)
 {
-    return r ? registry_json(r, false) : NULL;
+    if (!r)
+        return NULL;
+    run_collectors(r);
+    return registry_json(r, false);
 }
 
 static bool json_to_double(const json_t *v, double *out)
@@ -1300,14 +1393,16 @@ static int merge_family(resil_metrics_registry *r, const json_t *fj, resil_error
             double sum;
             if (json_array_size(counts) != nb + 1 || !json_to_double(json_object_get(sj, "sum"), &sum))
                 return PBAD("histogram %s: a series needs %zu counts and a sum", name, nb + 1);
-            unsigned s = my_shard();
-            for (size_t k = 0; k <= nb; k++) {
-                json_int_t n = json_integer_value(json_array_get(counts, k));
-                if (!json_is_integer(json_array_get(counts, k)) || n < 0)
+            for (size_t k = 0; k <= nb; k++)
+                if (!json_is_integer(json_array_get(counts, k)) ||
+                    json_integer_value(json_array_get(counts, k)) < 0)
                     return PBAD("histogram %s: counts must be integers >= 0", name);
-                atomic_fetch_add_explicit(cell(c, s, H_BUCKET + k), (uint64_t)n, memory_order_relaxed);
-            }
-            add_double(cell(c, s, H_SUM), sum);
+            bool owned;
+            _Atomic uint64_t *hc = my_cell(c, 0, &owned);
+            for (size_t k = 0; k <= nb; k++)
+                cell_add(hc + H_BUCKET + k,
+                         (uint64_t)json_integer_value(json_array_get(counts, k)), owned);
+            cell_add_double(hc + H_SUM, sum, owned);
         } else {
             double v;
             if (!json_to_double(json_object_get(sj, "value"), &v))
@@ -1349,6 +1444,7 @@ int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir, resil_er
     char *path;
     if (asprintf(&path, "%s/metrics.ndjson", dir) < 0)
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    run_collectors(r);
     pthread_mutex_lock(&r->flush_mu);
     json_t *doc = registry_json(r, true);
     int rc = 0;
@@ -1711,9 +1807,140 @@ double resil_timer_elapsed(const resil_timer *t)
     return resil__ns_to_s(resil_clock_monotonic_ns(t->clock) - t->start_ns);
 }
 
+/* ---- collectors ------------------------------------------------------------------------------
+ *
+ * One mutex for the collectors of every registry (adding, removing and
+ * running them is rare next to updates).  A collector runs with no lock
+ * held; `calls` counts its runs in progress so that removing it can wait for
+ * them (as the breaker's listeners do). */
+
+struct collector {
+    resil_metrics_collector_fn fn;
+    void *arg;
+    bool used;
+    int calls; /* runs in progress (under coll_mu) */
+};
+
+struct collectors {
+    struct collector c[RESIL_METRICS_MAX_COLLECTORS];
+};
+
+static pthread_mutex_t coll_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t coll_cv = PTHREAD_COND_INITIALIZER; /* a run ended */
+static pthread_once_t coll_fork_once = PTHREAD_ONCE_INIT;
+/* The registry whose collectors this thread is running (an export from a
+ * collector does not run them again), and the collector it is in (so that a
+ * collector may remove itself). */
+static _Thread_local const resil_metrics_registry *collecting;
+static _Thread_local const struct collector *running_collector;
+
+/* The child of a fork has one thread: runs of the parent's other threads
+ * will never end there, and coll_mu may have been held by one of them. */
+static void coll_atfork_child(void)
+{
+    pthread_mutex_init(&coll_mu, NULL);
+    pthread_cond_init(&coll_cv, NULL);
+    for (resil_metrics_registry *r = regs; r; r = r->next_reg)
+        if (r->coll)
+            for (int i = 0; i < RESIL_METRICS_MAX_COLLECTORS; i++)
+                r->coll->c[i].calls = running_collector == &r->coll->c[i];
+}
+
+static void coll_fork_register(void)
+{
+    pthread_atfork(NULL, NULL, coll_atfork_child);
+}
+
+int resil_metrics_add_collector(resil_metrics_registry *r, resil_metrics_collector_fn fn,
+                                void *arg)
+{
+    if (!r || !fn)
+        return RESIL_EINVAL;
+    pthread_once(&coll_fork_once, coll_fork_register);
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&coll_mu);
+    if (!r->coll && !(r->coll = calloc(1, sizeof *r->coll))) {
+        pthread_mutex_unlock(&coll_mu);
+        return -ENOMEM;
+    }
+    struct collector *free_slot = NULL;
+    for (int i = 0; i < RESIL_METRICS_MAX_COLLECTORS; i++) {
+        struct collector *c = &r->coll->c[i];
+        if (c->used && c->fn == fn && c->arg == arg) {
+            free_slot = NULL;
+            rc = -EEXIST;
+            break;
+        }
+        if (!c->used && !free_slot)
+            free_slot = c;
+    }
+    if (free_slot) {
+        free_slot->fn = fn;
+        free_slot->arg = arg;
+        free_slot->used = true;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&coll_mu);
+    return rc;
+}
+
+int resil_metrics_remove_collector(resil_metrics_registry *r, resil_metrics_collector_fn fn,
+                                   void *arg)
+{
+    if (!r || !fn)
+        return RESIL_EINVAL;
+    int rc = -ENOENT;
+    pthread_mutex_lock(&coll_mu);
+    for (int i = 0; r->coll && i < RESIL_METRICS_MAX_COLLECTORS; i++) {
+        struct collector *c = &r->coll->c[i];
+        if (c->used && c->fn == fn && c->arg == arg) {
+            c->used = false;
+            int own = running_collector == c;
+            while (c->calls > own)
+                pthread_cond_wait(&coll_cv, &coll_mu);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&coll_mu);
+    return rc;
+}
+
+/* Runs r's collectors in slot order, each only if it is still added when
+ * its turn comes. */
+static void run_collectors(resil_metrics_registry *r)
+{
+    if (collecting == r)
+        return;
+    pthread_mutex_lock(&coll_mu);
+    if (!r->coll) {
+        pthread_mutex_unlock(&coll_mu);
+        return;
+    }
+    const resil_metrics_registry *outer = collecting;
+    collecting = r;
+    for (int i = 0; i < RESIL_METRICS_MAX_COLLECTORS; i++) {
+        struct collector *c = &r->coll->c[i];
+        if (!c->used)
+            continue;
+        resil_metrics_collector_fn fn = c->fn;
+        void *arg = c->arg;
+        c->calls++;
+        pthread_mutex_unlock(&coll_mu);
+        const struct collector *outer_c = running_collector;
+        running_collector = c;
+        fn(r, arg);
+        running_collector = outer_c;
+        pthread_mutex_lock(&coll_mu);
+        if (--c->calls == 0)
+            pthread_cond_broadcast(&coll_cv);
+    }
+    collecting = outer;
+    pthread_mutex_unlock(&coll_mu);
+}
+
 /* ---- resil's own metrics (src/internal/metrics.h) ------------------------------------------- */
 
-#include "resil/retry.h"
 
 _Atomic int resil__metrics_on = -1;
 
@@ -1737,10 +1964,13 @@ static resil_counter *counter_of(const char *name, const char *help, const char 
 
 /* A retry name's handles: calls by kind, failed attempts, and successful
  * attempts as a derived counter (the successful calls: each has exactly one
- * successful attempt), so the fast path adds to one cell only. */
+ * successful attempt), so the fast path adds to one cell only.  The attempt
+ * duration histogram is resolved on the first timed attempt (a retry that is
+ * never timed gets no empty series). */
 struct retry_handles {
     resil_counter *calls[4]; /* without retry ok, with retry ok, without fail, with fail */
     resil_counter *failed_attempts;
+    resil_histogram *attempt_duration; /* NULL until resolved */
 };
 
 static const char *const retry_kinds[] = {"successful_without_retry", "successful_with_retry",
@@ -1752,6 +1982,7 @@ static int retry_handles_get(struct retry_handles *h, const char *name)
     static const char *const la[] = {"name", "result"};
     resil_metrics_registry *r = resil_metrics_default();
     resil_metric *calls, *att;
+    h->attempt_duration = NULL;
     if (!r ||
         resil_metrics_counter_new(&calls, r, "resil_retry_calls_total",
                                   "Retries by outcome (Resilience4j's kinds).", l2, 2, NULL) ||
@@ -1775,12 +2006,10 @@ static int retry_handles_get(struct retry_handles *h, const char *name)
     return 0;
 }
 
-/* This thread's last retry name and its handles; the cell of this thread's
- * shard for a first-attempt success is kept ready. */
+/* This thread's last retry name and its handles. */
 struct retry_cache {
     const char *ptr;
     char copy[64];
-    _Atomic uint64_t *fast_cell;
     struct retry_handles h;
 };
 static _Thread_local struct retry_cache retry_cache RESIL__TLS_IE;
@@ -1794,7 +2023,6 @@ static struct retry_cache *retry_cached(const char *name)
         static _Thread_local struct retry_cache long_name RESIL__TLS_IE;
         if (retry_handles_get(&long_name.h, name))
             return NULL;
-        long_name.fast_cell = NULL;
         return &long_name;
     }
     struct retry_handles h;
@@ -1803,7 +2031,6 @@ static struct retry_cache *retry_cached(const char *name)
     rc->h = h;
     strcpy(rc->copy, name);
     rc->ptr = name;
-    rc->fast_cell = cell((struct child *)h.calls[0], my_shard(), 0);
     return rc;
 }
 
@@ -1820,16 +2047,32 @@ static inline bool same_name(const char *copy, const char *s)
     return false;
 }
 
+__thread struct resil__retry_seen resil_retry_tls_seen RESIL__TLS_IE;
+
 void resil_retry_note_success(const char *name)
 {
-    if (!name || !resil__metrics_enabled())
+    if (!name)
         return;
-    struct retry_cache *rc = &retry_cache;
-    if (RESIL_LIKELY(rc->ptr == name && same_name(rc->copy, name))) {
-        atomic_fetch_add_explicit(rc->fast_cell, 1, memory_order_relaxed);
+    struct resil__retry_seen *seen = &resil_retry_tls_seen;
+    if (!resil__metrics_enabled()) {
+        seen->off = 1;
         return;
     }
-    resil__metrics_retry_done(name, 1, true);
+    struct retry_cache *rc = &retry_cache;
+    if (!(rc->ptr == name && same_name(rc->copy, name)) && !(rc = retry_cached(name)))
+        return;
+    resil_counter_inc(rc->h.calls[0]);
+    /* What the inline resil_retry needs to count the next one itself. */
+    size_t n = strlen(name);
+    if (n >= sizeof seen->copy) {
+        seen->name = NULL;
+        return;
+    }
+    bool owned;
+    seen->cell = (uint64_t *)my_cell((const struct child *)rc->h.calls[0], 0, &owned);
+    seen->owned = owned;
+    memcpy(seen->copy, name, n + 1);
+    seen->name = name;
 }
 
 void resil__metrics_retry_done(const char *name, int attempts, bool success)
@@ -1839,11 +2082,7 @@ void resil__metrics_retry_done(const char *name, int attempts, bool success)
     struct retry_cache *rc = retry_cached(name ? name : "");
     if (!rc)
         return;
-    int kind = (success ? 0 : 2) + (attempts > 1 ? 1 : 0);
-    if (kind == 0 && rc->fast_cell)
-        atomic_fetch_add_explicit(rc->fast_cell, 1, memory_order_relaxed);
-    else
-        resil_counter_inc(rc->h.calls[kind]);
+    resil_counter_inc(rc->h.calls[(success ? 0 : 2) + (attempts > 1 ? 1 : 0)]);
 }
 
 void resil__metrics_retry_failed_attempt(const char *name)
@@ -1853,6 +2092,32 @@ void resil__metrics_retry_failed_attempt(const char *name)
     struct retry_cache *rc = retry_cached(name ? name : "");
     if (rc)
         resil_counter_inc(rc->h.failed_attempts);
+}
+
+/* The family resil_record_retry_attempt records durations into, too (same
+ * help, labels and buckets, or registering it would conflict). */
+void resil__metrics_retry_attempt_duration(const char *name, double seconds)
+{
+    if (!resil__metrics_enabled())
+        return;
+    if (!name)
+        name = "";
+    struct retry_cache *rc = retry_cached(name);
+    if (!rc)
+        return;
+    if (!rc->h.attempt_duration) {
+        static const char *const l1[] = {"name"};
+        const char *v[] = {name};
+        resil_metric *m;
+        if (resil_metrics_histogram_new(&m, resil_metrics_default(),
+                                        "resil_retry_attempt_duration_seconds",
+                                        "How long attempts took.", l1, 1, NULL, 0, NULL) != 0 ||
+            resil_histogram_get(&rc->h.attempt_duration, m, v) != 0) {
+            rc->h.attempt_duration = NULL;
+            return;
+        }
+    }
+    resil_histogram_observe(rc->h.attempt_duration, seconds);
 }
 
 static const char *const cb_states[] = {"closed", "open", "half_open", "forced_open", "disabled"};
@@ -1873,6 +2138,15 @@ void resil__metrics_breaker_init(struct resil__cb_metrics *m, const char *name, 
         *cs[i] = counter_of("resil_circuitbreaker_calls_total",
                             "Calls through circuit breakers, by kind.", l2, 2, v);
     }
+    resil_metric *d;
+    if (resil_metrics_histogram_new(&d, r, "resil_circuitbreaker_call_duration_seconds",
+                                    "How long calls through circuit breakers took, by kind.",
+                                    l2, 2, NULL, 0, NULL) == 0)
+        for (size_t i = 0; i < 3; i++) {
+            const char *v[] = {name, kinds[i]};
+            if (resil_histogram_get(&m->duration[i], d, v) != 0)
+                m->duration[i] = NULL;
+        }
     resil_metric *g;
     if (resil_metrics_gauge_new(&g, r, "resil_circuitbreaker_state",
                                 "1 for a circuit breaker's current state, 0 for the others.", ls,
@@ -1892,13 +2166,18 @@ void resil__metrics_breaker_transition(struct resil__cb_metrics *m, const char *
 {
     if (!m->transitions || from < 0 || from > 4 || to < 0 || to > 4)
         return;
-    for (int i = 0; i < 5; i++)
-        if (m->state[i])
-            resil_gauge_set(m->state[i], i == to);
+    resil__metrics_breaker_state(m, to);
     const char *v[] = {name, cb_states[from], cb_states[to]};
     resil_counter *c;
     if (resil_counter_get(&c, m->transitions, v) == 0)
         resil_counter_inc(c);
+}
+
+void resil__metrics_breaker_state(const struct resil__cb_metrics *m, int state)
+{
+    for (int i = 0; i < 5; i++)
+        if (m->state[i])
+            resil_gauge_set(m->state[i], i == state);
 }
 
 void resil__metrics_file_op(const char *op, int rc, int64_t ns)

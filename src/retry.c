@@ -350,6 +350,14 @@ static void run_hook(resil_retry_hook hook, const resil_retry_opts *o, const res
 
 static const resil_retry_config transient_config = RESIL_RETRY_TRANSIENT;
 
+/* Records an attempt that started at t0 (the state measures time: a
+ * deadline or measure_time; without either no clock is read for this). */
+static void attempt_timed(const resil_retry_state *st, const char *name, int64_t t0)
+{
+    int64_t t1 = st->clock->monotonic_ns(st->clock->ctx);
+    resil__metrics_retry_attempt_duration(name, resil__ns_to_s(t1 > t0 ? t1 - t0 : 0));
+}
+
 /* The external definition of the inline resil_retry (C11 6.7.4). */
 extern inline int resil_retry(resil_retry_op op, void *arg, const char *name,
                               const resil_retry_config *config, const resil_retry_opts *opts,
@@ -374,6 +382,12 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
     state_start(&st, config, opts);
     resil_retry_decision d;
     resil_outcome outcome;
+    /* Attempts are timed when asked to measure time (measure_time: the
+     * start is read already) and metrics are on; a deadline alone does not
+     * time them (one clock read per retry that succeeds at once is all a
+     * deadline costs).  A first attempt made before this call
+     * (first_outcome >= 0) is not timed: its start is not known here. */
+    bool timed = st.start_ns >= 0 && opts && opts->measure_time && resil__metrics_enabled();
 
     if (first_outcome >= 0) {
         outcome = (resil_outcome)first_outcome;
@@ -384,6 +398,8 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
     } else {
         resil_retry_call call = {1, name, 0, -1.0};
         outcome = op(&call, arg);
+        if (timed)
+            attempt_timed(&st, name, st.start_ns);
         state_feed(&d, &st, outcome, call.error, call.retry_after_s);
     }
     for (;;) {
@@ -409,7 +425,10 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
             break;
         }
         resil_retry_call call = {st.attempts + 1, name, 0, -1.0};
+        int64_t t0 = timed ? st.clock->monotonic_ns(st.clock->ctx) : 0;
         outcome = op(&call, arg);
+        if (timed)
+            attempt_timed(&st, name, t0);
         state_feed(&d, &st, outcome, call.error, call.retry_after_s);
     }
 

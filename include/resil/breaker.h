@@ -37,6 +37,15 @@
  * failures write), write only this thread's counter stripe, read no clock,
  * take no lock and allocate nothing.
  *
+ * Metrics (default registry, unless RESIL_METRICS_ENABLED=false; see
+ * docs/metrics.md): calls by kind, call durations when the breaker has one,
+ * transitions this process makes, and resil_circuitbreaker_state{name,state},
+ * which a collector of the default registry sets again before every export
+ * from the current state of every live breaker of this process (as
+ * resil_breaker_get_state reads it, without the state file's lock), so it
+ * follows transitions made by other processes and OPEN turning HALF_OPEN
+ * with time.
+ *
  * Thread safety: a resil_breaker may be used by any number of threads at
  * once; permits belong to the thread (or event-loop task) that acquired them
  * but may be reported from another thread.  Transitions take a lock (a
@@ -248,7 +257,11 @@ RESIL_EXPORT int resil_breaker_report(resil_breaker *b, resil_breaker_permit *pe
 /* Reports a permitted call's verdict.  duration_s >= 0 is the call's
  * duration (for the slow-call rule); < 0 means "measure it": the breaker
  * then uses the time since acquire (it read the clock at acquire only when a
- * slow-call rule is set).  A report on a permit acquired before a transition
+ * slow-call rule is set, or for a half-open trial call).  With metrics on,
+ * the duration, given or measured, is observed into
+ * resil_circuitbreaker_call_duration_seconds{name,kind} (kind: successful,
+ * failed, ignored); a call with neither is not (the closed-state hot path
+ * reads no clock for it).  A report on a permit acquired before a transition
  * (another epoch), or on a trial lease that expired, counts in the totals but
  * does not move the state.  The permit is spent afterwards.  Returns 0, or
  * an error of the shared lock as for resil_breaker_acquire (the outcome is

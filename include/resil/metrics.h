@@ -7,9 +7,10 @@
  * has a name, a help text, a type and a label schema fixed at registration;
  * a child is one combination of label values, resolved once into a handle
  * (resil_counter, resil_gauge, resil_histogram).  Updating a handle is
- * lock-free and allocation-free: each child keeps one cell per shard (shards
- * are cache-line apart; threads are dealt shards in turn), so threads do not
- * write one cache line.  Locks are taken only to register and to export.
+ * lock-free and allocation-free: each child keeps one block of cells per
+ * slot (blocks are cache-line apart; each thread is dealt a slot, most own
+ * theirs alone), so threads do not write one cache line.  Locks are taken
+ * only to register and to export.
  * Each family keeps at most max_series children; further label combinations
  * all land in one overflow child whose label values are "_overflow", and
  * resil_metrics_cardinality_overflow_total{metric=...} counts them.
@@ -64,8 +65,8 @@ typedef struct resil_metrics_opts {
 RESIL_EXPORT int resil_metrics_registry_new(resil_metrics_registry **out,
                                             const resil_metrics_opts *opts, resil_error *err);
 
-/* Frees a registry and every handle of it (NULL is ignored).  No thread may
- * still use them. */
+/* Frees a registry and every handle of it (NULL is ignored), and drops its
+ * collectors (without calling them).  No thread may still use them. */
 RESIL_EXPORT void resil_metrics_registry_free(resil_metrics_registry *r);
 
 /* The process-wide registry into which resil's own modules and the
@@ -114,18 +115,111 @@ RESIL_EXPORT int resil_histogram_get(resil_histogram **out, resil_metric *m,
                                      const char *const *values);
 
 /* Counter updates: lock-free, allocation-free.  add ignores v < 0 and NaN
- * (counters only go up). */
-RESIL_EXPORT void resil_counter_inc(resil_counter *c);
+ * (counters only go up).  inc is inline (see "Hot path" below). */
 RESIL_EXPORT void resil_counter_add(resil_counter *c, double v);
 
 /* Gauge updates. */
 RESIL_EXPORT void resil_gauge_set(resil_gauge *g, double v);
 RESIL_EXPORT void resil_gauge_add(resil_gauge *g, double v);
 
-/* Records one observation (NaN is ignored). */
+/* Hot path: resil_counter_inc and resil_histogram_observe (one observation;
+ * NaN is ignored) are C11 inline functions: no call, no lock, no
+ * allocation.  Each thread is dealt a slot on its first update: one of a
+ * few blocks that it owns alone (it updates its cells with a plain load and
+ * store, no atomic read-modify-write) while there is one free, and released
+ * when the thread exits; threads beyond those share the remaining blocks
+ * and update them with atomic adds.  Readers sum the blocks.  A signal
+ * handler must not update a handle that the thread it interrupted may be
+ * updating (one of the two updates could be lost).  libresil also exports
+ * both as ordinary functions (for function pointers and other languages);
+ * the inline definitions need GCC or Clang in C11 or later; define
+ * RESIL_NO_INLINE_FAST_PATH before including to always call the library. */
+#if !defined(RESIL_BUILDING) &&                                                          \
+    (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__) ||               \
+     !defined(__GNUC__) || defined(__cplusplus) || !defined(__STDC_VERSION__) ||         \
+     __STDC_VERSION__ < 201112L)
+RESIL_EXPORT void resil_counter_inc(resil_counter *c);
 RESIL_EXPORT void resil_histogram_observe(resil_histogram *h, double v);
+#else
+/* Private to the inline functions below (layout of libresil's own, which
+ * may change with its version): how every handle begins. */
+struct resil__metric_cells {
+    unsigned char *cells; /* one block of `stride` bytes per slot */
+    unsigned stride;
+    unsigned npad;         /* histograms: bounds rounded up to an even count */
+    const double *bounds;  /* histograms: npad bounds, +Inf padded */
+};
+/* Private: this thread's slot, 0 until dealt, then (block + 1) * 2, plus 1
+ * when the thread owns the block alone.  (libresil itself reads it with the
+ * initial-exec model: no call.) */
+#ifdef RESIL_BUILDING
+RESIL_EXPORT extern _Thread_local unsigned resil_metrics_tls_slot
+    __attribute__((tls_model("initial-exec")));
+#else
+RESIL_EXPORT extern _Thread_local unsigned resil_metrics_tls_slot;
+#endif
+/* Private: deals this thread its slot and returns it. */
+RESIL_EXPORT unsigned resil_metrics_thread_slot(void);
 
-/* Current values (sums over the shards; exact once writers are quiet). */
+#define RESIL__METRICS_BLOCK(k, s) \
+    ((k)->cells + (size_t)(((s) >> 1) - 1) * (k)->stride)
+
+RESIL_EXPORT inline void resil_counter_inc(resil_counter *c)
+{
+    const struct resil__metric_cells *k = (const struct resil__metric_cells *)(const void *)c;
+    unsigned s = resil_metrics_tls_slot;
+    if (__builtin_expect(s == 0, 0))
+        s = resil_metrics_thread_slot();
+    uint64_t *p = (uint64_t *)(void *)RESIL__METRICS_BLOCK(k, s);
+    if (s & 1)
+        __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+}
+
+RESIL_EXPORT inline void resil_histogram_observe(resil_histogram *h, double v)
+{
+    typedef double resil__v2d __attribute__((vector_size(16)));
+    typedef long long resil__v2i __attribute__((vector_size(16)));
+    if (v != v)
+        return;
+    const struct resil__metric_cells *k = (const struct resil__metric_cells *)(const void *)h;
+    /* The bucket is the number of bounds below v, counted two at a time
+     * without a branch on v (values spread over the buckets would
+     * mispredict a search). */
+    resil__v2i below = {0, 0};
+    resil__v2d x = {v, v};
+    for (unsigned i = 0; i < k->npad; i += 2) {
+        resil__v2d b;
+        __builtin_memcpy(&b, k->bounds + i, sizeof b);
+        below -= (resil__v2i)(x > b);
+    }
+    unsigned s = resil_metrics_tls_slot;
+    if (__builtin_expect(s == 0, 0))
+        s = resil_metrics_thread_slot();
+    uint64_t *sum = (uint64_t *)(void *)RESIL__METRICS_BLOCK(k, s);
+    uint64_t *n = sum + 1 + (size_t)(below[0] + below[1]);
+    uint64_t old = __atomic_load_n(sum, __ATOMIC_RELAXED), nw;
+    double d;
+    if (s & 1) {
+        __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+        __builtin_memcpy(&d, &old, sizeof d);
+        d += v;
+        __builtin_memcpy(&nw, &d, sizeof nw);
+        __atomic_store_n(sum, nw, __ATOMIC_RELAXED);
+    } else {
+        __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
+        do {
+            __builtin_memcpy(&d, &old, sizeof d);
+            d += v;
+            __builtin_memcpy(&nw, &d, sizeof nw);
+        } while (!__atomic_compare_exchange_n(sum, &old, nw, 1, __ATOMIC_RELAXED,
+                                              __ATOMIC_RELAXED));
+    }
+}
+#endif
+
+/* Current values (sums over the blocks; exact once writers are quiet). */
 RESIL_EXPORT double resil_counter_value(const resil_counter *c);
 RESIL_EXPORT double resil_gauge_value(const resil_gauge *g);
 RESIL_EXPORT uint64_t resil_histogram_count(const resil_histogram *h);
@@ -147,25 +241,64 @@ RESIL_EXPORT const char *resil_metrics_content_type(resil_metrics_format format)
 /* Parses "prometheus", "openmetrics" or "json".  Returns 0 or RESIL_EINVAL. */
 RESIL_EXPORT int resil_metrics_format_parse(resil_metrics_format *out, const char *name);
 
-/* Renders every family of r (sorted by name; children in creation order)
- * in `format` into a new NUL-terminated buffer *out (the caller frees it)
- * of *len bytes (len may be NULL).  Label values and help texts are escaped
- * as each format requires; histograms are cumulative with +Inf equal to
- * _count.  Returns 0 or -ENOMEM. */
+/* Runs r's collectors (see below), then renders every family of r (sorted
+ * by name; children in creation order) in `format` into a new
+ * NUL-terminated buffer *out (the caller frees it) of *len bytes (len may be
+ * NULL).  Label values and help texts are escaped as each format requires;
+ * histograms are cumulative with +Inf equal to _count.  Returns 0,
+ * RESIL_EINVAL (out or r NULL) or -ENOMEM. */
 RESIL_EXPORT int resil_metrics_export(char **out, size_t *len, resil_metrics_registry *r,
                                       resil_metrics_format format);
 
-/* Writes the Prometheus text of r atomically to <dir>/<name>.prom for
+/* Writes the Prometheus text of r (resil_metrics_export, so after running
+ * its collectors) atomically to <dir>/<name>.prom for
  * node_exporter's textfile collector (through resil_write_file_atomic, so a
  * scrape never sees a torn file).  Returns 0 or an error of the files module
  * (err names the file). */
 RESIL_EXPORT int resil_metrics_write_textfile(resil_metrics_registry *r, const char *dir,
                                               const char *name, resil_error *err);
 
+/* ---- collectors: values computed when they are exported --------------------------- */
+
+/* A collector brings some of r's metrics up to date just before they are
+ * read, for values that are cheaper or only possible to compute then (a
+ * state shared with other processes, a queue's length...).  It typically
+ * sets gauges of r (or adds to counters); it must not register or remove
+ * collectors of r other than itself.  An export it makes of r itself does
+ * not run the collectors again. */
+typedef void (*resil_metrics_collector_fn)(resil_metrics_registry *r, void *arg);
+
+/* How many collectors a registry holds at most. */
+#define RESIL_METRICS_MAX_COLLECTORS 16
+
+/* Adds a collector to r: fn(r, arg) then runs before every
+ * resil_metrics_export, resil_metrics_to_json, resil_metrics_write_textfile
+ * and resil_metrics_flush_dir of r (so also before every scrape of a
+ * resil_metrics_server serving r, and resil_export_prometheus_metrics for
+ * the default registry), on the thread that exports, with no lock of the
+ * registry held, collectors in the order they were added.  Exports on two
+ * threads at once may run one collector on both at once: it must be
+ * thread-safe.  arg is borrowed: it must stay valid until the collector is
+ * removed (or r freed).  resil's breakers add one to the default registry
+ * (resil_circuitbreaker_state, see docs/metrics.md).  Returns 0, RESIL_EINVAL
+ * (r or fn NULL), -EEXIST (fn with this arg already added), -ENOSPC
+ * (RESIL_METRICS_MAX_COLLECTORS already), -ENOMEM.  Thread-safe. */
+RESIL_EXPORT int resil_metrics_add_collector(resil_metrics_registry *r,
+                                             resil_metrics_collector_fn fn, void *arg);
+
+/* Removes the collector added with this fn and arg.  Waits for its runs on
+ * other threads to end, so once it returns the collector is not running and
+ * will not run again (arg may be freed); a collector may remove itself.
+ * Returns 0, RESIL_EINVAL (r or fn NULL) or -ENOENT (no such collector).
+ * Thread-safe. */
+RESIL_EXPORT int resil_metrics_remove_collector(resil_metrics_registry *r,
+                                                resil_metrics_collector_fn fn, void *arg);
+
 /* ---- JSON snapshots, and metrics that outlive a process -------------------------- */
 
-/* The registry as a JSON document (the RESIL_METRICS_JSON export).  Returns a
- * new reference, or NULL when out of memory. */
+/* The registry as a JSON document (the RESIL_METRICS_JSON export; r's
+ * collectors run first).  Returns a new reference, or NULL when out of
+ * memory. */
 RESIL_EXPORT json_t *resil_metrics_to_json(resil_metrics_registry *r);
 
 /* Adds a JSON document of that shape (counters and histograms are added,
@@ -174,9 +307,10 @@ RESIL_EXPORT json_t *resil_metrics_to_json(resil_metrics_registry *r);
 RESIL_EXPORT int resil_metrics_merge_json(resil_metrics_registry *r, const json_t *doc,
                                           resil_error *err);
 
-/* Appends to <dir>/metrics.ndjson (created with dir when missing) one record
- * holding what r's counters and histograms gained since the last flush of r
- * to a directory, and the current value of its gauges: a whole record or
+/* Runs r's collectors, then appends to <dir>/metrics.ndjson (created with
+ * dir when missing) one record holding what r's counters and histograms
+ * gained since the last flush of r to a directory, and the current value
+ * of its gauges: a whole record or
  * nothing (the files module's NDJSON appends), so a process killed at any
  * point loses only what it recorded after its last flush.  Short-lived
  * processes flush when they have something to say and before they exit.

@@ -175,7 +175,13 @@ typedef struct resil_retry_opts {
     resil_retry_hook after_attempt; /* after every attempt (info.delay_s set) */
     resil_retry_hook before_sleep;  /* before every sleep */
     void *hook_arg;
-    bool measure_time;            /* fill elapsed times even without a deadline */
+    /* Fill elapsed times even without a deadline, and time each attempt
+     * (the op's call, sleeps excluded) into the default metrics registry's
+     * resil_retry_attempt_duration_seconds{name} (a NULL name is recorded as
+     * ""; nothing when RESIL_METRICS_ENABLED=false).  Without it no attempt
+     * is timed (a deadline alone reads the clock at the start and before
+     * each sleep only). */
+    bool measure_time;
 } resil_retry_opts;
 
 #define RESIL_RETRY_OPTS_INIT {0}
@@ -270,13 +276,34 @@ typedef struct resil_retry_result {
  * callers need not. */
 RESIL_EXPORT void resil_retry_note_success(const char *name);
 
+#if defined(__GNUC__)
+/* Private to the inline resil_retry below (layout of libresil's own, which
+ * may change with its version): this thread's last name counted by
+ * resil_retry_note_success, so that the next first-attempt success of the
+ * same name adds to its cell without a call. */
+struct resil__retry_seen {
+    const char *name; /* NULL: none (or too long to keep) */
+    uint64_t *cell;   /* its successful_without_retry cell in this thread's block */
+    unsigned owned;   /* the block is this thread's alone: a plain add */
+    unsigned off;     /* metrics are off: nothing to count */
+    char copy[48];    /* the name's bytes when it was seen (a buffer may be reused) */
+};
+#ifdef RESIL_BUILDING
+RESIL_EXPORT extern __thread struct resil__retry_seen resil_retry_tls_seen
+    __attribute__((tls_model("initial-exec")));
+#else
+RESIL_EXPORT extern __thread struct resil__retry_seen resil_retry_tls_seen;
+#endif
+#endif
+
 /* The part of resil_retry that follows a first attempt which did not simply
  * succeed, or that makes every attempt when the fast path does not apply
  * (deadline, measure_time, an after_attempt hook or a cancel token).
  * first_outcome < 0 means no attempt was made yet (the config is then
  * validated and the first attempt made here); otherwise it is the outcome of
  * attempt 1, with first_error and first_retry_after_s as the op reported them,
- * and the config must already be valid.  Arguments and return value as for
+ * and the config must already be valid (attempt 1's duration is then not
+ * recorded: see measure_time).  Arguments and return value as for
  * resil_retry, which is what callers should use. */
 RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
                                       const resil_retry_config *config,
@@ -299,9 +326,10 @@ RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *
  * succeeds costs a few nanoseconds over calling op directly; it allocates
  * nothing, draws no random number and reads no clock unless a deadline or
  * measure_time asks for time; a named retry is counted in the metrics
- * (resil_retry_note_success: a per-thread cached handle and one atomic add;
- * pass a NULL name for none).  libresil also exports it as an ordinary
- * function (for function pointers and other languages); define
+ * (the name's cell in this thread's block is cached per thread: a pointer
+ * and byte compare, then one add, with no call; pass a NULL name for none).
+ * libresil also exports it as an ordinary function (for function pointers
+ * and other languages); define
  * RESIL_NO_INLINE_FAST_PATH before including to always call that one. */
 #if (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__)) && \
     !defined(RESIL_BUILDING)
@@ -339,8 +367,30 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
             if (outcome == RESIL_OUTCOME_SUCCESS) {
                 if (opts && opts->budget)
                     resil_retry_budget_on_success(opts->budget);
-                if (name)
+                if (name) {
+#if defined(__GNUC__)
+                    struct resil__retry_seen *seen = &resil_retry_tls_seen;
+                    int counted = (int)seen->off;
+                    if (!counted && seen->name == name) {
+                        size_t i = 0;
+                        while (seen->copy[i] == name[i] && name[i])
+                            i++;
+                        if (seen->copy[i] == name[i]) {
+                            counted = 1;
+                            if (seen->owned)
+                                __atomic_store_n(seen->cell,
+                                                 __atomic_load_n(seen->cell, __ATOMIC_RELAXED) + 1,
+                                                 __ATOMIC_RELAXED);
+                            else
+                                __atomic_fetch_add(seen->cell, 1, __ATOMIC_RELAXED);
+                        }
+                    }
+                    if (!counted)
+                        resil_retry_note_success(name);
+#else
                     resil_retry_note_success(name);
+#endif
+                }
                 if (result) {
                     result->attempts = 1;
                     result->reason = RESIL_STOP_SUCCESS;

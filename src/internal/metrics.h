@@ -8,9 +8,15 @@
  *                                               successful_with_retry,
  *                                               failed_without_retry, failed_with_retry
  *   resil_retry_attempts_total{name,result}     result: success, failure
+ *   resil_retry_attempt_duration_seconds{name}  attempts the engine timed (deadline or
+ *                                               measure_time), and resil_record_retry_attempt
  *   resil_circuitbreaker_state{name,state}      1 for the current state, 0 for the others
+ *                                               (set on transitions, and before every export
+ *                                               by a collector: see src/breaker.c)
  *   resil_circuitbreaker_calls_total{name,kind} kind: successful, failed, not_permitted,
  *                                               ignored
+ *   resil_circuitbreaker_call_duration_seconds{name,kind}
+ *                                               kind: successful, failed, ignored
  *   resil_circuitbreaker_transitions_total{name,from,to}
  *   resil_file_operations_total{op,result}      op: write_atomic, append, lock;
  *                                               result: ok, error
@@ -40,28 +46,6 @@ static inline bool resil__metrics_enabled(void)
 #define RESIL__TLS_IE
 #endif
 
-/* How every metric child starts: its per-shard cells (src/metrics.c). */
-struct resil__cells {
-    unsigned char *cells;
-    unsigned mask;
-    unsigned stride;
-};
-
-/* This thread's shard + 1 (0: not dealt yet). */
-extern _Thread_local unsigned resil__metrics_shard RESIL__TLS_IE;
-unsigned resil__metrics_shard_slow(void);
-
-/* resil_counter_inc without the call, for resil's own hot paths. */
-static inline void resil__counter_inc(resil_counter *c)
-{
-    const struct resil__cells *k = (const struct resil__cells *)(const void *)c;
-    unsigned s = resil__metrics_shard;
-    if (__builtin_expect(s == 0, 0))
-        s = resil__metrics_shard_slow();
-    __atomic_fetch_add((uint64_t *)(void *)(k->cells + (size_t)((s - 1) & k->mask) * k->stride),
-                       1, __ATOMIC_RELAXED);
-}
-
 /* A retry ended after `attempts` attempts, in success or not (its failed
  * attempts were counted one by one). */
 void resil__metrics_retry_done(const char *name, int attempts, bool success);
@@ -69,15 +53,24 @@ void resil__metrics_retry_done(const char *name, int attempts, bool success);
 /* An attempt of a retry failed. */
 void resil__metrics_retry_failed_attempt(const char *name);
 
-/* A breaker's handles, resolved when it is created (all NULL when off). */
+/* An attempt of a retry took `seconds` (the engine calls it only for the
+ * attempts it timed: it reads no clock for this). */
+void resil__metrics_retry_attempt_duration(const char *name, double seconds);
+
+/* A breaker's handles, resolved when it is created (all NULL when off).
+ * duration[] is indexed by resil_breaker_verdict (successful, failed,
+ * ignored). */
 struct resil__cb_metrics {
     resil_counter *successful, *failed, *ignored, *not_permitted;
+    resil_histogram *duration[3];
     resil_gauge *state[5];
     resil_metric *transitions;
 };
 void resil__metrics_breaker_init(struct resil__cb_metrics *m, const char *name, int state);
 void resil__metrics_breaker_transition(struct resil__cb_metrics *m, const char *name, int from,
                                        int to);
+/* Sets the state gauges: 1 for `state`, 0 for the others (no-op when off). */
+void resil__metrics_breaker_state(const struct resil__cb_metrics *m, int state);
 
 /* A file operation ended with rc after ns nanoseconds (ns < 0: not timed). */
 void resil__metrics_file_op(const char *op, int rc, int64_t ns);

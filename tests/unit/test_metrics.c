@@ -34,6 +34,7 @@
 
 #include "resil/clock.h"
 #include "resil/metrics.h"
+#include "resil/retry.h"
 
 #define S_NS 1000000000LL
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -1425,6 +1426,323 @@ static void test_threads_histogram_exact(void **state)
     resil_metrics_registry_free(r);
 }
 
+/* ---- slots: owned blocks, shared blocks, giving back, fork --------------------------
+ * These read resil_metrics_tls_slot (private to the inline updates):
+ * (block + 1) * 2, + 1 when the thread owns its block. */
+
+#define NSLOT_THREADS 24 /* more than the owned blocks (at most 16) */
+#define NSLOT_INC 20000
+
+struct slot_thr {
+    resil_counter *c;
+    resil_histogram *h;
+    pthread_barrier_t *bar;
+    unsigned slot;
+};
+
+static void *slot_thread(void *arg)
+{
+    struct slot_thr *t = arg;
+    resil_counter_inc(t->c); /* deals the slot */
+    t->slot = resil_metrics_tls_slot;
+    pthread_barrier_wait(t->bar); /* all alive at once */
+    for (int i = 1; i < NSLOT_INC; i++) {
+        resil_counter_inc(t->c);
+        resil_histogram_observe(t->h, (double)(i % 4));
+    }
+    resil_histogram_observe(t->h, 0.0);
+    return NULL;
+}
+
+/* One wave of NSLOT_THREADS threads alive together; returns how many owned
+ * a block, after checking that no two owned the same one. */
+static int slot_wave(resil_counter *c, resil_histogram *h)
+{
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, NSLOT_THREADS);
+    pthread_t th[NSLOT_THREADS];
+    struct slot_thr t[NSLOT_THREADS];
+    for (int i = 0; i < NSLOT_THREADS; i++) {
+        t[i] = (struct slot_thr){.c = c, .h = h, .bar = &bar};
+        assert_int_equal(pthread_create(&th[i], NULL, slot_thread, &t[i]), 0);
+    }
+    for (int i = 0; i < NSLOT_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&bar);
+    int owned = 0;
+    unsigned mine = resil_metrics_tls_slot;
+    for (int i = 0; i < NSLOT_THREADS; i++) {
+        assert_true(t[i].slot >= 2);
+        if (!(t[i].slot & 1))
+            continue;
+        owned++;
+        if (t[i].slot == mine)
+            fail_msg("a thread was dealt the block the main thread owns (slot %u)", mine);
+        for (int j = 0; j < i; j++)
+            if (t[j].slot == t[i].slot)
+                fail_msg("threads %d and %d, alive together, own one block (slot %u)", j, i,
+                         t[i].slot);
+    }
+    return owned;
+}
+
+static void test_slots_owned_shared_exact(void **state)
+{
+    (void)state;
+    resil_metrics_registry *r = new_registry(0);
+    resil_counter *c = counter_of(r, "slot_c", "h", NULL, 0, NULL);
+    const double b[] = {0.5, 1.5, 2.5};
+    resil_metric *m;
+    resil_histogram *h;
+    resil_error err;
+    assert_int_equal(resil_metrics_histogram_new(&m, r, "slot_h", "h", NULL, 0, b, 3, &err), 0);
+    assert_int_equal(resil_histogram_get(&h, m, NULL), 0);
+    resil_counter_inc(c); /* the main thread takes its slot first */
+    int owned1 = slot_wave(c, h);
+    /* At least 4 blocks are owned-capable (one may be the main thread's),
+     * and 24 threads are more than there are: some had to share. */
+    if (owned1 < 3 || owned1 >= NSLOT_THREADS)
+        fail_msg("%d of %d threads owned a block; expected at least 3 and not all", owned1,
+                 NSLOT_THREADS);
+    /* The first wave gave its blocks back when its threads exited. */
+    int owned2 = slot_wave(c, h);
+    if (owned2 != owned1)
+        fail_msg("the second wave owned %d blocks, the first %d: blocks were not given back",
+                 owned2, owned1);
+    double want = 1 + 2.0 * NSLOT_THREADS * NSLOT_INC;
+    if (resil_counter_value(c) != want)
+        fail_msg("counter: %.0f, want %.0f", resil_counter_value(c), want);
+    assert_int_equal(resil_histogram_count(h), (uint64_t)2 * NSLOT_THREADS * NSLOT_INC);
+    double sum = 0;
+    for (int i = 1; i < NSLOT_INC; i++)
+        sum += i % 4;
+    assert_true(resil_histogram_sum(h) == 2.0 * NSLOT_THREADS * sum);
+    char *text = export_fmt(r, RESIL_METRICS_PROMETHEUS);
+    assert_true(sample(text, "slot_c_total", NULL) == want);
+    free(text);
+    resil_metrics_registry_free(r);
+}
+
+/* Threads that come and go, a few at a time, each also counting from a
+ * thread-specific-data destructor of its own, which may run after the one
+ * that gives the thread's block back: nothing may be lost. */
+static pthread_key_t late_key;
+static resil_counter *late_counter;
+
+static void late_count(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        resil_counter_inc(late_counter);
+}
+
+static void *churn_thread(void *arg)
+{
+    resil_counter *c = arg;
+    pthread_setspecific(late_key, c);
+    for (int i = 0; i < 5000; i++)
+        resil_counter_inc(c);
+    return NULL;
+}
+
+static void test_slots_thread_churn_exact(void **state)
+{
+    (void)state;
+    resil_metrics_registry *r = new_registry(0);
+    resil_counter *c = counter_of(r, "churn_c", "h", NULL, 0, NULL);
+    late_counter = c;
+    assert_int_equal(pthread_key_create(&late_key, late_count), 0);
+    enum { ROUNDS = 40, AT_ONCE = 6 };
+    for (int round = 0; round < ROUNDS; round++) {
+        pthread_t th[AT_ONCE];
+        for (int i = 0; i < AT_ONCE; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, churn_thread, c), 0);
+        for (int i = 0; i < AT_ONCE; i++)
+            pthread_join(th[i], NULL);
+    }
+    pthread_key_delete(late_key);
+    double want = (double)ROUNDS * AT_ONCE * (5000 + 100);
+    if (resil_counter_value(c) != want)
+        fail_msg("churn: %.0f counted, %.0f happened", resil_counter_value(c), want);
+    resil_metrics_registry_free(r);
+}
+
+/* The hand-over: thread A exits and gives its block back; thread B is then
+ * dealt that block (the lowest free one); A's later updates (from a
+ * destructor that runs after the one giving the block back) must no longer
+ * use it as its own. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage;
+    unsigned a_slot_before, a_slot_after, b_slot;
+    unsigned a_seen_owned_before, a_seen_owned_after; /* retry's cached cell */
+    resil_counter *c;
+} hand = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, NULL};
+
+static resil_outcome hand_ok(resil_retry_call *call, void *arg)
+{
+    (void)call;
+    (void)arg;
+    return RESIL_OUTCOME_SUCCESS;
+}
+
+/* A named retry that succeeds at once: counted through the inline fast
+ * path's per-thread cache (resil_retry_tls_seen) from the second on. */
+static void hand_retry(void)
+{
+    static const resil_retry_config cfg = RESIL_RETRY_TRANSIENT;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(resil_retry(hand_ok, NULL, "hand_retry", &cfg, NULL, NULL), 0);
+}
+static pthread_key_t hand_key;
+
+static void hand_late(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&hand.mu);
+    hand.stage = 1;
+    pthread_cond_broadcast(&hand.cv);
+    while (hand.stage != 2)
+        pthread_cond_wait(&hand.cv, &hand.mu);
+    hand.a_slot_after = resil_metrics_tls_slot;
+    pthread_mutex_unlock(&hand.mu);
+    for (int i = 0; i < 100; i++)
+        resil_counter_inc(hand.c);
+    hand_retry();
+    hand.a_seen_owned_after = resil_retry_tls_seen.owned;
+}
+
+static void *hand_a(void *arg)
+{
+    (void)arg;
+    resil_counter_inc(hand.c);
+    hand.a_slot_before = resil_metrics_tls_slot;
+    hand_retry();
+    hand.a_seen_owned_before = resil_retry_tls_seen.owned;
+    /* Set after the first update, so that this key's destructor runs after
+     * the library's (glibc runs them in the order the keys were made). */
+    pthread_setspecific(hand_key, &hand);
+    return NULL;
+}
+
+static void *hand_b(void *arg)
+{
+    (void)arg;
+    resil_counter_inc(hand.c);
+    hand.b_slot = resil_metrics_tls_slot;
+    hand_retry();
+    return NULL;
+}
+
+static void test_slots_hand_over(void **state)
+{
+    (void)state;
+    resil_metrics_registry *r = new_registry(0);
+    hand.c = counter_of(r, "hand_c", "h", NULL, 0, NULL);
+    resil_counter_inc(hand.c); /* the main thread's slot is dealt already */
+    assert_int_equal(pthread_key_create(&hand_key, hand_late), 0);
+    pthread_t a, b;
+    assert_int_equal(pthread_create(&a, NULL, hand_a, NULL), 0);
+    pthread_mutex_lock(&hand.mu);
+    while (hand.stage != 1)
+        pthread_cond_wait(&hand.cv, &hand.mu);
+    pthread_mutex_unlock(&hand.mu);
+    assert_int_equal(pthread_create(&b, NULL, hand_b, NULL), 0);
+    pthread_join(b, NULL);
+    pthread_mutex_lock(&hand.mu);
+    hand.stage = 2;
+    pthread_cond_broadcast(&hand.cv);
+    pthread_mutex_unlock(&hand.mu);
+    pthread_join(a, NULL);
+    pthread_key_delete(hand_key);
+    assert_true(hand.a_slot_before & 1);
+    if (hand.b_slot != hand.a_slot_before)
+        fail_msg("B was dealt slot %u, not the block A gave back (slot %u)", hand.b_slot,
+                 hand.a_slot_before);
+    if (hand.a_slot_after == hand.b_slot)
+        fail_msg("after giving its block back, A still updates it as its own (slot %u)",
+                 hand.a_slot_after);
+    assert_true(hand.a_slot_after != 0 && !(hand.a_slot_after & 1));
+    assert_true(resil_counter_value(hand.c) == 103);
+    /* The retry cache followed: its cell was A's own block, then a shared one. */
+    assert_int_equal(hand.a_seen_owned_before, 1);
+    if (hand.a_seen_owned_after != 0)
+        fail_msg("after giving its block back, A's retries still add to it as their own");
+    char *text = NULL;
+    assert_int_equal(
+        resil_metrics_export(&text, NULL, resil_metrics_default(), RESIL_METRICS_PROMETHEUS), 0);
+    double n = sample(
+        text, "resil_retry_calls_total{name=\"hand_retry\",kind=\"successful_without_retry\"}",
+        NULL);
+    free(text);
+    if (n != 9)
+        fail_msg("hand_retry counted %g times, 9 happened", n);
+    resil_metrics_registry_free(r);
+}
+
+/* A forked child has one thread: the blocks its parent's other threads
+ * owned are free again in the child (the block of the thread that forked
+ * stays taken). */
+struct hold_thr {
+    resil_counter *c;
+    pthread_barrier_t *ready, *go;
+};
+
+static void *hold_thread(void *arg)
+{
+    struct hold_thr *t = arg;
+    resil_counter_inc(t->c);
+    pthread_barrier_wait(t->ready);
+    pthread_barrier_wait(t->go);
+    return NULL;
+}
+
+static void test_slots_after_fork(void **state)
+{
+    (void)state;
+    resil_metrics_registry *r = new_registry(0);
+    resil_counter *c = counter_of(r, "fork_slot_c", "h", NULL, 0, NULL);
+    enum { HOLD = 20 }; /* more than the owned blocks: the parent holds them all */
+    pthread_barrier_t ready, go;
+    pthread_barrier_init(&ready, NULL, HOLD + 1);
+    pthread_barrier_init(&go, NULL, HOLD + 1);
+    pthread_t th[HOLD];
+    struct hold_thr t = {c, &ready, &go};
+    for (int i = 0; i < HOLD; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, hold_thread, &t), 0);
+    pthread_barrier_wait(&ready);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* (No new thread: ThreadSanitizer refuses them after a
+         * multi-threaded fork.  The child forgets its slot instead, as a
+         * new thread would start, and is dealt one again.) */
+        double before = resil_counter_value(c);
+        unsigned old = resil_metrics_tls_slot;
+        CK(old & 1);
+        resil_metrics_tls_slot = 0;
+        for (int i = 0; i < 1000; i++)
+            resil_counter_inc(c);
+        unsigned now = resil_metrics_tls_slot;
+        CK(now & 1);      /* owned: the parent's holders are not here */
+        CK(now != old);   /* and the block it had stays its own */
+        CK(resil_counter_value(c) == before + 1000);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < HOLD; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&ready);
+    pthread_barrier_destroy(&go);
+    assert_exit0(st, "forked child", NULL);
+    assert_true(resil_counter_value(c) == HOLD);
+    resil_metrics_registry_free(r);
+}
+
 #define NGET 8
 
 static void *get_thread(void *arg)
@@ -2449,6 +2767,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_openmetrics_parsers),
         cmocka_unit_test(test_threads_counter_exact),
         cmocka_unit_test(test_threads_histogram_exact),
+        cmocka_unit_test(test_slots_owned_shared_exact),
+        cmocka_unit_test(test_slots_thread_churn_exact),
+        cmocka_unit_test(test_slots_hand_over),
+        cmocka_unit_test(test_slots_after_fork),
         cmocka_unit_test(test_threads_same_handle),
         cmocka_unit_test(test_threads_register_same_family),
         cmocka_unit_test(test_threads_export_while_growing),
