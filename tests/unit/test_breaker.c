@@ -30,6 +30,8 @@
 #include "resil/clock.h"
 #include "resil/retry.h"
 
+#include "counting_clock.h"
+
 #define S 1000000000LL
 #define MS 1000000LL
 #define EPS 1e-6
@@ -1670,39 +1672,11 @@ static void test_snapshot_fields(void **state)
 
 /* The hot path: CLOSED, consecutive rule only, acquire + report of a success
  * reads no clock. */
-struct counting_clock {
-    resil_fake_clock fake;
-    resil_clock clock;
-    atomic_int reads;
-};
-
-static int64_t cc_mono(void *ctx)
-{
-    struct counting_clock *cc = ctx;
-    atomic_fetch_add(&cc->reads, 1);
-    return resil_fake_clock_now(&cc->fake);
-}
-
-static int64_t cc_wall(void *ctx)
-{
-    struct counting_clock *cc = ctx;
-    atomic_fetch_add(&cc->reads, 1);
-    return resil_clock_wall_ns(&cc->fake.clock);
-}
-
-static int cc_sleep(void *ctx, int64_t ns, resil_cancel *cancel)
-{
-    struct counting_clock *cc = ctx;
-    return cc->fake.clock.sleep_ns(cc->fake.clock.ctx, ns, cancel);
-}
-
 static void test_hot_path_reads_no_clock(void **state)
 {
     (void)state;
     struct counting_clock cc;
-    resil_fake_clock_init(&cc.fake, 1000 * S, 0);
-    cc.clock = (resil_clock){cc_mono, cc_wall, cc_sleep, &cc};
-    atomic_init(&cc.reads, 0);
+    counting_clock_init(&cc);
     resil_breaker_opts o = base_opts(&cc.fake);
     o.clock = &cc.clock;
     resil_breaker *b = mk("hot", &o);

@@ -14,48 +14,14 @@
 
 #include "resil/retry.h"
 
+#include "counting_clock.h"
+
 #define S 1000000000LL
 #define MS 1000000LL
 
 static bool near(double a, double b)
 {
     return fabs(a - b) < 1e-9;
-}
-
-/* ---- a clock that counts how often it is read --------------------------------- */
-
-struct counting_clock {
-    resil_fake_clock fake;
-    resil_clock clock;
-    int reads;
-};
-
-static int64_t cc_mono(void *ctx)
-{
-    struct counting_clock *cc = ctx;
-    cc->reads++;
-    return resil_fake_clock_now(&cc->fake);
-}
-
-static int64_t cc_wall(void *ctx)
-{
-    struct counting_clock *cc = ctx;
-    cc->reads++;
-    return resil_clock_wall_ns(&cc->fake.clock);
-}
-
-static int cc_sleep(void *ctx, int64_t ns, resil_cancel *cancel)
-{
-    struct counting_clock *cc = ctx;
-    return cc->fake.clock.sleep_ns(cc->fake.clock.ctx, ns, cancel);
-}
-
-static const resil_clock *counting_clock_init(struct counting_clock *cc)
-{
-    resil_fake_clock_init(&cc->fake, 1000 * S, 0);
-    cc->clock = (resil_clock){cc_mono, cc_wall, cc_sleep, cc};
-    cc->reads = 0;
-    return &cc->clock;
 }
 
 /* ---- a scripted op ---------------------------------------------------------------- */
