@@ -32,19 +32,29 @@ cat >"$tmp/a.c" <<'C'
 #include <resil/resil.h>
 static resil_outcome ok(resil_retry_call *c, void *a) { (void)c; (void)a; return RESIL_OUTCOME_SUCCESS; }
 int use_a(void);
-int use_a(void) { return resil_retry(ok, NULL, "a", NULL, NULL, NULL); }
+int use_a(void) {
+    static const resil_retry_config cfg = RESIL_RETRY_TRANSIENT; /* (NULL: the slow path) */
+    return resil_retry(ok, NULL, "a", &cfg, NULL, NULL) | resil_retry(ok, NULL, "b", &cfg, NULL, NULL);
+}
 void count_a(resil_counter *c, resil_histogram *h);
 void count_a(resil_counter *c, resil_histogram *h) { resil_counter_inc(c); resil_histogram_observe(h, 0.2); }
+void observe_a(resil_histogram *h, double v); /* small: the inline observe is inlined here */
+void observe_a(resil_histogram *h, double v) { resil_histogram_observe(h, v); }
 C
 cat >"$tmp/b.c" <<'C'
 #include <resil/resil.h>
+#include <stdlib.h>
+#include <string.h>
 static resil_outcome ok(resil_retry_call *c, void *a) { (void)c; (void)a; return RESIL_OUTCOME_SUCCESS; }
 int use_a(void);
 void count_a(resil_counter *c, resil_histogram *h);
+void observe_a(resil_histogram *h, double v);
 int main(void) {
     int (*fp)(resil_retry_op, void *, const char *, const resil_retry_config *,
               const resil_retry_opts *, resil_retry_result *) = resil_retry;
-    int rc = use_a() | resil_retry(ok, NULL, "b", NULL, NULL, NULL) | fp(ok, NULL, "c", NULL, NULL, NULL);
+    static const resil_retry_config cfg = RESIL_RETRY_TRANSIENT;
+    int rc = use_a() | resil_retry(ok, NULL, "b", &cfg, NULL, NULL) | fp(ok, NULL, "c", &cfg, NULL, NULL);
+    rc |= resil_retry(ok, NULL, "b", &cfg, NULL, NULL);
     resil_metrics_registry *r = resil_metrics_default();
     resil_metric *mc, *mh;
     resil_counter *c;
@@ -59,10 +69,19 @@ int main(void) {
     resil_counter_inc(c);
     inc(c);
     resil_histogram_observe(h, 3.0);
+    volatile double nan_v = __builtin_nan(""); /* (known only at run time) */
+    observe_a(h, nan_v); /* not observed, even with -ffast-math */
     obs(h, 0.02);
     if (resil_counter_value(c) != 3 || resil_histogram_count(h) != 3 ||
         resil_histogram_sum(h) != 3.22)
         return 3;
+    char *text = resil_export_prometheus_metrics();
+    if (!text ||
+        !strstr(text, "\nresil_retry_calls_total{name=\"a\",kind=\"successful_without_retry\"} 1\n") ||
+        !strstr(text, "\nresil_retry_calls_total{name=\"b\",kind=\"successful_without_retry\"} 3\n") ||
+        !strstr(text, "\nresil_retry_calls_total{name=\"c\",kind=\"successful_without_retry\"} 1\n"))
+        return 4;
+    free(text);
     return rc;
 }
 C
@@ -70,8 +89,8 @@ C
 # runtimes differ between compilers).
 build_cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 for c in "${build_cc:-cc}"; do
-  for mode in "-std=c11" "-std=c11 -O2" "-std=c11 -fgnu89-inline" "-std=gnu99 -O2" \
-              "-std=c11 -DRESIL_NO_INLINE_FAST_PATH"; do
+  for mode in "-std=c11" "-std=c11 -O2" "-std=c11 -O2 -ffast-math" "-std=c11 -fgnu89-inline" \
+              "-std=gnu99 -O2" "-std=c11 -DRESIL_NO_INLINE_FAST_PATH"; do
     # shellcheck disable=SC2086
     "$c" $mode -Wall -Wextra -Werror "${extra[@]}" -I"$root/include" "$tmp/a.c" "$tmp/b.c" \
       "$build/libresil.a" $(pkg-config --libs jansson yaml-0.1 libmicrohttpd) -lpthread -lm \

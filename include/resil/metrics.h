@@ -130,7 +130,8 @@ RESIL_EXPORT void resil_gauge_add(resil_gauge *g, double v);
  * when the thread exits; threads beyond those share the remaining blocks
  * and update them with atomic adds.  Readers sum the blocks.  A signal
  * handler must not update a handle that the thread it interrupted may be
- * updating (one of the two updates could be lost).  libresil also exports
+ * updating (one of the two updates could be lost), nor make a thread's
+ * first update (dealing a slot is not async-signal-safe).  libresil also exports
  * both as ordinary functions (for function pointers and other languages);
  * the inline definitions need GCC or Clang in C11 or later; define
  * RESIL_NO_INLINE_FAST_PATH before including to always call the library. */
@@ -181,8 +182,10 @@ RESIL_EXPORT inline void resil_histogram_observe(resil_histogram *h, double v)
 {
     typedef double resil__v2d __attribute__((vector_size(16)));
     typedef long long resil__v2i __attribute__((vector_size(16)));
-    if (v != v)
-        return;
+    uint64_t bits;
+    __builtin_memcpy(&bits, &v, sizeof bits);
+    if ((bits << 1) > 0xffe0000000000000ULL)
+        return; /* NaN (tested on the bits: -ffast-math may drop v != v) */
     const struct resil__metric_cells *k = (const struct resil__metric_cells *)(const void *)h;
     /* The bucket is the number of bounds below v, counted two at a time
      * without a branch on v (values spread over the buckets would
@@ -264,8 +267,8 @@ RESIL_EXPORT int resil_metrics_write_textfile(resil_metrics_registry *r, const c
  * read, for values that are cheaper or only possible to compute then (a
  * state shared with other processes, a queue's length...).  It typically
  * sets gauges of r (or adds to counters); it must not register or remove
- * collectors of r other than itself.  An export it makes of r itself does
- * not run the collectors again. */
+ * collectors of r other than itself.  An export it makes (of r or of any
+ * other registry) runs no collectors. */
 typedef void (*resil_metrics_collector_fn)(resil_metrics_registry *r, void *arg);
 
 /* How many collectors a registry holds at most. */
@@ -276,7 +279,8 @@ typedef void (*resil_metrics_collector_fn)(resil_metrics_registry *r, void *arg)
  * and resil_metrics_flush_dir of r (so also before every scrape of a
  * resil_metrics_server serving r, and resil_export_prometheus_metrics for
  * the default registry), on the thread that exports, with no lock of the
- * registry held, collectors in the order they were added.  Exports on two
+ * registry held, one after another (in no promised order: a removed
+ * collector's place is reused).  Exports on two
  * threads at once may run one collector on both at once: it must be
  * thread-safe.  arg is borrowed: it must stay valid until the collector is
  * removed (or r freed).  resil's breakers add one to the default registry
