@@ -265,6 +265,18 @@ static void live_fork_register(void)
     pthread_atfork(live_lock, live_unlock, live_unlock);
 }
 
+/* Sets b's state gauges from its current state: under live_mu, so that
+ * a transition's update and a collector's do not interleave (each reads
+ * the state under the lock: the last one writes what is current). */
+static void live_refresh(resil_breaker *b)
+{
+    if (!b->metrics.state[0])
+        return;
+    pthread_mutex_lock(&live_mu);
+    resil__metrics_breaker_state(&b->metrics, (int)resil_breaker_get_state(b));
+    pthread_mutex_unlock(&live_mu);
+}
+
 static void live_collect(resil_metrics_registry *r, void *arg)
 {
     (void)r;
@@ -608,6 +620,7 @@ static void fire(resil_breaker *b, const struct event *ev)
     if (!ev->fired)
         return;
     resil__metrics_breaker_transition(&b->metrics, b->name, (int)ev->t.from, (int)ev->t.to);
+    live_refresh(b);
     for (int i = 0; i < MAX_LISTENERS; i++) {
         struct listener *l = &b->listeners[i];
         pthread_mutex_lock(&b->lmu);

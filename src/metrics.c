@@ -1828,9 +1828,10 @@ struct collectors {
 static pthread_mutex_t coll_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t coll_cv = PTHREAD_COND_INITIALIZER; /* a run ended */
 static pthread_once_t coll_fork_once = PTHREAD_ONCE_INIT;
-/* The registry whose collectors this thread is running (an export from a
- * collector does not run them again), and the collector it is in (so that a
- * collector may remove itself). */
+/* The registry whose collectors this thread is running (an export made
+ * from a collector, of any registry, runs none: no loop through two
+ * registries' collectors), and the collector it is in (so that a collector
+ * may remove itself). */
 static _Thread_local const resil_metrics_registry *collecting;
 static _Thread_local const struct collector *running_collector;
 
@@ -1910,7 +1911,7 @@ int resil_metrics_remove_collector(resil_metrics_registry *r, resil_metrics_coll
  * its turn comes. */
 static void run_collectors(resil_metrics_registry *r)
 {
-    if (collecting == r)
+    if (collecting)
         return;
     pthread_mutex_lock(&coll_mu);
     if (!r->coll) {
@@ -2166,7 +2167,6 @@ void resil__metrics_breaker_transition(struct resil__cb_metrics *m, const char *
 {
     if (!m->transitions || from < 0 || from > 4 || to < 0 || to > 4)
         return;
-    resil__metrics_breaker_state(m, to);
     const char *v[] = {name, cb_states[from], cb_states[to]};
     resil_counter *c;
     if (resil_counter_get(&c, m->transitions, v) == 0)

@@ -44,7 +44,8 @@
  * from the current state of every live breaker of this process (as
  * resil_breaker_get_state reads it, without the state file's lock), so it
  * follows transitions made by other processes and OPEN turning HALF_OPEN
- * with time.
+ * with time.  That collector reads each breaker's clock (opts.clock) on the
+ * thread that exports, so a custom clock must be thread-safe.
  *
  * Thread safety: a resil_breaker may be used by any number of threads at
  * once; permits belong to the thread (or event-loop task) that acquired them

@@ -8,8 +8,8 @@
  *                                               successful_with_retry,
  *                                               failed_without_retry, failed_with_retry
  *   resil_retry_attempts_total{name,result}     result: success, failure
- *   resil_retry_attempt_duration_seconds{name}  attempts the engine timed (deadline or
- *                                               measure_time), and resil_record_retry_attempt
+ *   resil_retry_attempt_duration_seconds{name}  attempts of retries with measure_time,
+ *                                               and resil_record_retry_attempt
  *   resil_circuitbreaker_state{name,state}      1 for the current state, 0 for the others
  *                                               (set on transitions, and before every export
  *                                               by a collector: see src/breaker.c)
@@ -67,9 +67,12 @@ struct resil__cb_metrics {
     resil_metric *transitions;
 };
 void resil__metrics_breaker_init(struct resil__cb_metrics *m, const char *name, int state);
+/* Counts a transition (the state gauges are the caller's: see below). */
 void resil__metrics_breaker_transition(struct resil__cb_metrics *m, const char *name, int from,
                                        int to);
-/* Sets the state gauges: 1 for `state`, 0 for the others (no-op when off). */
+/* Sets the state gauges: 1 for `state`, 0 for the others (no-op when off).
+ * The breaker module serialises the calls for one breaker (a transition
+ * and an export's collector must not interleave their five sets). */
 void resil__metrics_breaker_state(const struct resil__cb_metrics *m, int state);
 
 /* A file operation ended with rc after ns nanoseconds (ns < 0: not timed). */
