@@ -34,6 +34,7 @@
 
 #include "resil/clock.h"
 #include "resil/metrics.h"
+#include "resil/breaker.h"
 #include "resil/retry.h"
 
 #define S_NS 1000000000LL
@@ -703,6 +704,48 @@ static void test_histogram_le(void **state)
     const char *c = strstr(text, "le_h_count");
     assert_true(inf && s && c && inf < s && inf < c);
     free(text);
+    resil_metrics_registry_free(r);
+}
+
+/* Values at the edges through the inline observe: -Inf, -0, the smallest
+ * denormal, exactly a bound, the largest double and +Inf, with an odd and an
+ * even number of bounds (the bounds are padded with +Inf to an even count
+ * and compared two at a time), and NaN, which is not observed. */
+static void test_histogram_extreme_values(void **state)
+{
+    (void)state;
+    resil_metrics_registry *r = new_registry(0);
+    const double b3[] = {-1, 0, 1}, b2[] = {0, 1}, b1[] = {0};
+    const double *bs[] = {b3, b2, b1};
+    const size_t nbs[] = {3, 2, 1};
+    const double vals[] = {-INFINITY, -1e308, -1, -0.0, 4.9e-324, 1, 1e308, INFINITY, NAN};
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "edge_h%d", k);
+        resil_metric *m;
+        resil_histogram *h;
+        resil_error err;
+        assert_int_equal(
+            resil_metrics_histogram_new(&m, r, name, "h", NULL, 0, bs[k], nbs[k], &err), 0);
+        assert_int_equal(resil_histogram_get(&h, m, NULL), 0);
+        for (size_t i = 0; i < LEN(vals); i++)
+            resil_histogram_observe(h, vals[i]);
+        assert_int_equal(resil_histogram_count(h), LEN(vals) - 1); /* not the NaN */
+        /* cumulative: how many values are <= each bound, then all 8 */
+        char *text = export_fmt(r, RESIL_METRICS_PROMETHEUS);
+        double les[8], counts[8];
+        size_t nb = nbs[k];
+        assert_int_equal(buckets_of(text, name, les, counts, 8), (int)nb + 1);
+        for (size_t j = 0; j < nb; j++) {
+            double want = 0;
+            for (size_t i = 0; i + 1 < LEN(vals); i++)
+                want += vals[i] <= bs[k][j];
+            if (counts[j] != want)
+                fail_msg("%s le=%g: %g, want %g\n%s", name, bs[k][j], counts[j], want, text);
+        }
+        assert_true(counts[nb] == 8);
+        free(text);
+    }
     resil_metrics_registry_free(r);
 }
 
@@ -1703,6 +1746,8 @@ static void test_slots_after_fork(void **state)
     (void)state;
     resil_metrics_registry *r = new_registry(0);
     resil_counter *c = counter_of(r, "fork_slot_c", "h", NULL, 0, NULL);
+    resil_counter_inc(c); /* the main thread (which forks) takes its slot first */
+    assert_true(resil_metrics_tls_slot & 1);
     enum { HOLD = 20 }; /* more than the owned blocks: the parent holds them all */
     pthread_barrier_t ready, go;
     pthread_barrier_init(&ready, NULL, HOLD + 1);
@@ -1739,7 +1784,7 @@ static void test_slots_after_fork(void **state)
     pthread_barrier_destroy(&ready);
     pthread_barrier_destroy(&go);
     assert_exit0(st, "forked child", NULL);
-    assert_true(resil_counter_value(c) == HOLD);
+    assert_true(resil_counter_value(c) == HOLD + 1);
     resil_metrics_registry_free(r);
 }
 
@@ -2573,9 +2618,35 @@ static int child_ring(void)
     return 0;
 }
 
+static resil_outcome off_flaky(resil_retry_call *call, void *arg)
+{
+    (void)arg;
+    return call->attempt < 2 ? RESIL_OUTCOME_TRANSIENT : RESIL_OUTCOME_SUCCESS;
+}
+
+static int off_op_ok(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
 static int child_disabled(void)
 {
     CK(!resil_metrics_enabled());
+    /* resil's own modules record nothing: the inline retry (which then
+     * skips its count without a call), the slow path, a breaker */
+    static const resil_retry_config cfg = RESIL__RETRY_PRESET(2, 0.0, 0.0);
+    for (int i = 0; i < 3; i++)
+        CK(resil_retry(hand_ok, NULL, "off_retry", &cfg, NULL, NULL) == 0);
+    CK(resil_retry_tls_seen.off == 1 && resil_retry_tls_seen.name == NULL);
+    CK(resil_retry(off_flaky, NULL, "off_retry", &cfg, NULL, NULL) == 0);
+    resil_breaker_opts bo = RESIL_BREAKER_OPTS_INIT;
+    bo.state_dir = "";
+    resil_breaker *b = NULL;
+    CK(resil_breaker_new(&b, "off_breaker", &bo, NULL) == 0);
+    CK(resil_breaker_call(b, off_op_ok, NULL) == 0);
+    CK(resil_breaker_trip(b) == 0);
+    resil_breaker_free(b);
     CK(resil_record_retry_attempt("off_op", 1, true, 0.5) == 0);
     CK(resil_record_circuit_breaker_state("off_svc", "open") == 0);
     CK(resil_record_oscillation_event("ABAB", "off_agent", 2) == 0);
@@ -2587,7 +2658,9 @@ static int child_disabled(void)
     char *text = resil_export_prometheus_metrics();
     CK(text != NULL);
     CK(strstr(text, "off_op") == NULL && strstr(text, "off_svc") == NULL &&
-       strstr(text, "off_agent") == NULL);
+       strstr(text, "off_agent") == NULL && strstr(text, "off_retry") == NULL &&
+       strstr(text, "off_breaker") == NULL && strstr(text, "resil_retry") == NULL &&
+       strstr(text, "resil_circuitbreaker") == NULL);
     free(text);
     return 0;
 }
@@ -2755,6 +2828,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_handles),
         cmocka_unit_test(test_counter_gauge_values),
         cmocka_unit_test(test_histogram_le),
+        cmocka_unit_test(test_histogram_extreme_values),
         cmocka_unit_test(test_cardinality_cap),
         cmocka_unit_test(test_overflow_counter_not_capped),
         cmocka_unit_test(test_export_prometheus_golden),
