@@ -78,37 +78,31 @@
 /* ---- interposed allocator, clocks and locks ---------------------------------------- */
 
 #include "bench_alloc.h"
+#include "bench_locks.h"
 
-static _Thread_local unsigned long long t_clock, t_mutex, t_filelock;
+static _Thread_local unsigned long long t_clock, t_filelock;
 
-typedef int (*clock_gettime_fn)(clockid_t id, struct timespec *ts);
 typedef int (*gettimeofday_fn)(struct timeval *tv, void *tz);
 typedef time_t (*time_fn)(time_t *t);
-typedef int (*mutex_fn)(pthread_mutex_t *m);
 typedef int (*fcntl_fn)(int fd, int cmd, ...);
 typedef int (*flock_fn)(int fd, int op);
-static clock_gettime_fn real_clock_gettime;
 static gettimeofday_fn real_gettimeofday;
 static time_fn real_time;
-static mutex_fn real_mutex_lock, real_mutex_trylock;
 static fcntl_fn real_fcntl, real_fcntl64;
 static flock_fn real_flock;
 
 /* Called first thing in main, before any thread exists. */
 static int resolve_real(void)
 {
-    real_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
     real_gettimeofday = (gettimeofday_fn)dlsym(RTLD_NEXT, "gettimeofday");
     real_time = (time_fn)dlsym(RTLD_NEXT, "time");
-    real_mutex_lock = (mutex_fn)dlsym(RTLD_NEXT, "pthread_mutex_lock");
-    real_mutex_trylock = (mutex_fn)dlsym(RTLD_NEXT, "pthread_mutex_trylock");
     real_fcntl = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl");
     real_fcntl64 = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl64");
     real_flock = (flock_fn)dlsym(RTLD_NEXT, "flock");
     if (!real_fcntl64)
         real_fcntl64 = real_fcntl;
-    return real_clock_gettime && real_gettimeofday && real_time && real_mutex_lock &&
-                   real_mutex_trylock && real_fcntl && real_flock
+    return bench_locks_resolve() == 0 && real_gettimeofday && real_time && real_fcntl &&
+                   real_flock
                ? 0
                : -1;
 }
@@ -129,18 +123,6 @@ time_t time(time_t *t)
 {
     t_clock++;
     return real_time(t);
-}
-
-int pthread_mutex_lock(pthread_mutex_t *m)
-{
-    t_mutex++;
-    return real_mutex_lock(m);
-}
-
-int pthread_mutex_trylock(pthread_mutex_t *m)
-{
-    t_mutex++;
-    return real_mutex_trylock(m);
 }
 
 static int is_lock_cmd(int cmd)
@@ -198,23 +180,6 @@ static int runs = 7;
 static int check_failures;
 
 
-/* The bench's own timing goes straight to glibc, so it is never counted. */
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    real_clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* CPU time of the calling thread: unlike the wall clock, it does not run
- * while the thread is descheduled (another process on a busy machine). */
-static int64_t cpu_ns(void)
-{
-    struct timespec ts;
-    real_clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static long iters(double n)
 {
     return scaled_iters(n, scale);
@@ -264,9 +229,7 @@ static int64_t cc_mono(void *ctx)
 static int64_t cc_wall(void *ctx)
 {
     atomic_fetch_add_explicit(&((counting_clock *)ctx)->wall, 1, memory_order_relaxed);
-    struct timespec ts;
-    real_clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return bench_clock_ns(CLOCK_REALTIME);
 }
 
 static int cc_sleep(void *ctx, int64_t ns, resil_cancel *cancel)

@@ -91,42 +91,24 @@
 /* ---- interposed allocator and locks -------------------------------------------------- */
 
 #include "bench_alloc.h"
+#include "bench_locks.h"
 
-static _Thread_local unsigned long long t_mutex, t_rwlock;
+static _Thread_local unsigned long long t_rwlock;
 
-typedef int (*mutex_fn)(pthread_mutex_t *m);
 typedef int (*rwlock_fn)(pthread_rwlock_t *l);
-static mutex_fn real_mutex_lock, real_mutex_trylock;
 static rwlock_fn real_rdlock, real_wrlock, real_tryrdlock, real_trywrlock;
-typedef int (*clock_gettime_fn)(clockid_t id, struct timespec *ts);
-static clock_gettime_fn real_clock_gettime;
 
 /* Called first thing in main, before any thread exists. */
 static int resolve_real(void)
 {
-    real_mutex_lock = (mutex_fn)dlsym(RTLD_NEXT, "pthread_mutex_lock");
-    real_mutex_trylock = (mutex_fn)dlsym(RTLD_NEXT, "pthread_mutex_trylock");
     real_rdlock = (rwlock_fn)dlsym(RTLD_NEXT, "pthread_rwlock_rdlock");
     real_wrlock = (rwlock_fn)dlsym(RTLD_NEXT, "pthread_rwlock_wrlock");
     real_tryrdlock = (rwlock_fn)dlsym(RTLD_NEXT, "pthread_rwlock_tryrdlock");
     real_trywrlock = (rwlock_fn)dlsym(RTLD_NEXT, "pthread_rwlock_trywrlock");
-    real_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
-    return real_mutex_lock && real_mutex_trylock && real_rdlock && real_wrlock &&
-                   real_tryrdlock && real_trywrlock && real_clock_gettime
+    return bench_locks_resolve() == 0 && real_rdlock && real_wrlock && real_tryrdlock &&
+                   real_trywrlock
                ? 0
                : -1;
-}
-
-int pthread_mutex_lock(pthread_mutex_t *m)
-{
-    t_mutex++;
-    return real_mutex_lock(m);
-}
-
-int pthread_mutex_trylock(pthread_mutex_t *m)
-{
-    t_mutex++;
-    return real_mutex_trylock(m);
 }
 
 int pthread_rwlock_rdlock(pthread_rwlock_t *l)
@@ -159,22 +141,6 @@ static double scale = 1.0;
 static int runs = 7;
 static int check_failures;
 
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    real_clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* CPU time of the calling thread: unlike the wall clock, it does not run
- * while the thread is descheduled (another process on a busy machine). */
-static int64_t cpu_ns(void)
-{
-    struct timespec ts;
-    real_clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static long iters(double n)
 {
