@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "internal/metrics.h"
 #include "internal/files.h"
+#include "internal/json_text.h"
+#include "internal/trust.h"
 #include "internal/sys.h"
 #include "internal/util.h"
 
@@ -11,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,13 @@ int resil__resolve_target(char **out, const char *path, resil_error *err)
         if (resil__sys.lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) {
             *out = cur; /* missing or not a link: this is the file to write */
             return 0;
+        }
+        /* The protected_symlinks rule: a link another user planted in a
+         * sticky world-writable directory is not followed. */
+        int trc = resil__symlink_check(cur, &st, err);
+        if (trc != 0) {
+            free(cur);
+            return trc;
         }
         char link[PATH_MAX];
         ssize_t n = resil__sys.readlink(cur, link, sizeof link - 1);
@@ -191,12 +201,25 @@ static int replace_locked(const char *target, const void *data, size_t len,
             sweep_stale(dfd, base, o);
     }
 
+    /* Not followed: target is the end of the chain resil__resolve_target
+     * checked; a link swapped in since then is refused, never followed (the
+     * rename would replace the link, but its target's owner and mode must
+     * not be copied). */
     struct stat st;
-    bool exists = resil__sys.fstatat(AT_FDCWD, target, &st, 0) == 0;
+    bool exists = resil__sys.fstatat(AT_FDCWD, target, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (exists && S_ISLNK(st.st_mode)) {
+        rc = resil_error_set(err, RESIL_EINVAL, target,
+                             "%s became a symlink while it was being written; refusing to "
+                             "follow it (the file is unchanged)",
+                             target);
+        goto out_dir;
+    }
     if (exists && !S_ISREG(st.st_mode)) {
         rc = resil_error_set(err, RESIL_EINVAL, target, "%s is not a regular file", target);
         goto out_dir;
     }
+    /* What a failure leaves: the old file, or nothing at all. */
+    const char *left = exists ? "the file is unchanged" : "it was not created";
 
     char tmp[PATH_MAX];
     const char *host = resil__host_name();
@@ -241,8 +264,8 @@ static int replace_locked(const char *target, const void *data, size_t len,
     }
     rc = write_all_fd(tfd, data, len);
     if (rc != 0) {
-        rc = resil_error_set(err, rc, target, "cannot write %s: %s (the file is unchanged)",
-                             target, strerror(-rc));
+        rc = resil_error_set(err, rc, target, "cannot write %s: %s (%s)", target,
+                             strerror(-rc), left);
         goto out_tmp;
     }
     /* After the data: a write clears setuid/setgid bits. */
@@ -256,22 +279,22 @@ static int replace_locked(const char *target, const void *data, size_t len,
         /* Final: a failed fsync may have dropped the dirty pages; retrying
          * would report success for data that is not there. */
         int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot sync %s: %s (the file is unchanged)",
-                             target, strerror(e));
+        rc = resil_error_set(err, -e, target, "cannot sync %s: %s (%s)", target, strerror(e),
+                             left);
         goto out_tmp;
     }
     if (resil__sys.close(tfd) != 0) {
         tfd = -1;
         int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot write %s: %s (the file is unchanged)",
-                             target, strerror(e));
+        rc = resil_error_set(err, -e, target, "cannot write %s: %s (%s)", target, strerror(e),
+                             left);
         goto out_tmp;
     }
     tfd = -1;
     if (resil__sys.renameat(AT_FDCWD, tmp, AT_FDCWD, target) != 0) {
         int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot replace %s: %s (the file is unchanged)",
-                             target, strerror(e));
+        rc = resil_error_set(err, -e, target, "cannot %s %s: %s (%s)",
+                             exists ? "replace" : "create", target, strerror(e), left);
         goto out_tmp;
     }
     /* Renamed: from here on the temp name is the target; never unlink it. */
@@ -311,6 +334,88 @@ int resil__lock_target(char **target, resil_lock **lk, const char *path,
     return rc;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+           : S_ISLNK(m)  ? "a symlink"
+                         : "not a regular file";
+}
+
+/* What a replace of target (resolved) needs, checked before anything
+ * creates its lock sidecar, so that a write that cannot succeed leaves
+ * nothing behind: target is a regular file or does not exist (in an existing
+ * directory), and the caller may write it as a shell redirect could (or
+ * o->force). */
+static int check_target(const char *target, const resil_file_opts *o, resil_error *err)
+{
+    struct stat st;
+    if (resil__sys.lstat(target, &st) != 0) {
+        int e = errno;
+        if (e != ENOENT)
+            return resil_error_set(err, -e, target, "cannot stat %s: %s", target, strerror(e));
+        char *dir;
+        const char *base;
+        if (resil__split_path(&dir, &base, target) != 0)
+            return resil_error_set(err, -ENOMEM, target, "out of memory");
+        struct stat dst;
+        int rc = 0;
+        if (resil__sys.fstatat(AT_FDCWD, dir, &dst, 0) != 0) {
+            e = errno;
+            rc = e == ENOENT ? resil_error_set(err, -ENOENT, target,
+                                               "cannot create %s: its directory %s does not "
+                                               "exist",
+                                               target, dir)
+                             : resil_error_set(err, -e, target,
+                                               "cannot create %s: cannot stat its directory "
+                                               "%s: %s",
+                                               target, dir, strerror(e));
+        } else if (!S_ISDIR(dst.st_mode)) {
+            rc = resil_error_set(err, -ENOTDIR, target,
+                                 "cannot create %s: %s is not a directory", target, dir);
+        }
+        free(dir);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode))
+        return resil_error_set(err, RESIL_EINVAL, target, "%s is not a regular file (it is %s)",
+                               target, file_kind(st.st_mode));
+    if (o->force)
+        return 0;
+    /* As a shell redirect would: write permission for the effective ids,
+     * and, for root (who may write anything), a file that has no write bit
+     * at all was made read-only on purpose. */
+    bool denied = faccessat(AT_FDCWD, target, W_OK, AT_EACCESS) != 0;
+    if (denied || (geteuid() == 0 && (st.st_mode & 0222) == 0))
+        return resil_error_set(err, -EACCES, target,
+                               "refusing to replace %s: it is read-only (mode %04o, owner uid "
+                               "%ld)%s; force the write to replace it anyway",
+                               target, (unsigned)(st.st_mode & 07777), (long)st.st_uid,
+                               denied ? " and the caller may not write it" : "");
+    return 0;
+}
+
+/* resil__lock_target with check_target between the resolution and the
+ * lock. */
+static int lock_checked_target(char **target, resil_lock **lk, const char *path,
+                               const resil_file_opts *o, resil_error *err)
+{
+    int rc = resil__resolve_target(target, path, err);
+    if (rc)
+        return rc;
+    rc = check_target(*target, o, err);
+    if (rc == 0)
+        rc = resil_lock_acquire(lk, *target, RESIL_LOCK_EXCLUSIVE, o, err);
+    if (rc) {
+        free(*target);
+        *target = NULL;
+    }
+    return rc;
+}
+
 /* Resolves path, takes the exclusive lock, runs replace_locked. */
 static int write_file_atomic(const char *path, const void *data, size_t len,
                              const resil_file_opts *opts, resil_error *err)
@@ -320,7 +425,7 @@ static int write_file_atomic(const char *path, const void *data, size_t len,
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
     resil_lock *lk;
-    int rc = resil__lock_target(&target, &lk, path, o, err);
+    int rc = lock_checked_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
     rc = replace_locked(target, data ? data : "", len, o, lk->holder_died, err);
@@ -353,15 +458,24 @@ int resil__open_regular(const char *path, int flags, struct stat *st, resil_erro
     return fd;
 }
 
-int resil_read_file(char **out, size_t *out_len, const char *path, const resil_file_opts *opts,
-                    resil_error *err)
+static size_t max_size_of(const resil_file_opts *o)
 {
-    if (!out || !path || !*path)
-        return resil_error_set(err, RESIL_EINVAL, path, "resil_read_file: bad arguments");
-    const resil_file_opts *o = resil__file_opts(opts);
-    size_t max = o->max_size ? o->max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
+    return o->max_size ? o->max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
+}
+
+/* resil_read_file with extra open flags (O_NOFOLLOW for a resolved
+ * target). */
+static int read_file_flags(char **out, size_t *out_len, const char *path, int flags,
+                           const resil_file_opts *o, resil_error *err)
+{
+    size_t max = max_size_of(o);
     struct stat st;
-    int fd = resil__open_regular(path, O_RDONLY, &st, err);
+    int fd = resil__open_regular(path, O_RDONLY | flags, &st, err);
+    if (fd == -ELOOP && (flags & O_NOFOLLOW))
+        return resil_error_set(err, RESIL_EINVAL, path,
+                               "%s became a symlink while it was being updated; refusing to "
+                               "follow it (the file is unchanged)",
+                               path);
     if (fd < 0)
         return fd;
     if ((uint64_t)st.st_size > max) {
@@ -407,6 +521,11 @@ int resil_read_file(char **out, size_t *out_len, const char *path, const resil_f
         len += (size_t)n;
     }
     resil__sys.close(fd);
+    if (len > max) { /* it grew while we read, past the limit */
+        free(buf);
+        return resil_error_set(err, -EFBIG, path, "%s grew beyond the limit of %zu bytes", path,
+                               max);
+    }
     buf[len] = '\0';
     *out = buf;
     if (out_len)
@@ -414,43 +533,113 @@ int resil_read_file(char **out, size_t *out_len, const char *path, const resil_f
     return 0;
 }
 
+int resil_read_file(char **out, size_t *out_len, const char *path, const resil_file_opts *opts,
+                    resil_error *err)
+{
+    if (!out || !path || !*path)
+        return resil_error_set(err, RESIL_EINVAL, path, "resil_read_file: bad arguments");
+    return read_file_flags(out, out_len, path, 0, resil__file_opts(opts), err);
+}
+
 /* ---- JSON and YAML -------------------------------------------------------------- */
 
 typedef enum { FMT_JSON, FMT_YAML } doc_format;
 
+static const char *fmt_name(doc_format fmt)
+{
+    return fmt == FMT_YAML ? "YAML" : "JSON";
+}
+
+/* The document's text, refused when it is larger than the reader's limit
+ * (opts->max_size): what resil writes, it can read back. */
 static int encode(char **out, size_t *len, const json_t *value, doc_format fmt, const char *path,
-                  resil_error *err)
+                  const resil_file_opts *o, resil_error *err)
 {
     if (!value)
         return resil_error_set(err, RESIL_EINVAL, path, "no document to write to %s", path);
+    char *t;
+    size_t n;
     if (fmt == FMT_YAML) {
-        int rc = resil_yaml_dump(out, value, err);
-        if (rc == 0)
-            *len = strlen(*out);
-        return rc;
+        int rc = resil_yaml_dump(&t, value, err);
+        if (rc)
+            return rc;
+        n = strlen(t);
+    } else {
+        t = resil__json_dumps(value, JSON_INDENT(2), &n);
+        if (!t)
+            return resil_error_set(err, RESIL_EINVAL, path,
+                                   "cannot encode the document for %s as JSON (invalid UTF-8, "
+                                   "a NaN/infinite number or nesting too deep?)",
+                                   path);
+        char *g = realloc(t, n + 2);
+        if (!g) {
+            free(t);
+            return resil_error_set(err, -ENOMEM, path, "out of memory");
+        }
+        t = g;
+        t[n++] = '\n';
+        t[n] = '\0';
     }
-    size_t flags = JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
-    char *s = json_dumps(value, flags);
-    if (!s)
-        return resil_error_set(err, RESIL_EINVAL, path,
-                               "cannot encode the document for %s as JSON (invalid UTF-8 or a "
-                               "NaN/infinite number?)",
-                               path);
-    size_t n = strlen(s);
-    char *t = realloc(s, n + 2);
-    if (!t) {
-        free(s);
-        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    size_t max = max_size_of(o);
+    if (n > max) {
+        free(t);
+        return resil_error_set(err, -EFBIG, path,
+                               "refusing to write %s: the new %s document is %zu bytes, more "
+                               "than the limit of %zu bytes that its readers accept (the file "
+                               "is unchanged)",
+                               path, fmt_name(fmt), n, max);
     }
-    t[n] = '\n';
-    t[n + 1] = '\0';
     *out = t;
-    *len = n + 1;
+    *len = n;
     return 0;
 }
 
-static int decode(json_t **out, const char *text, size_t len, doc_format fmt, const char *path,
-                  resil_error *err)
+/* Line and column (1-based, in bytes) of text[pos]. */
+static void line_col(const char *text, size_t pos, int *line, int *col)
+{
+    int l = 1;
+    size_t start = 0;
+    for (size_t i = 0; i < pos; i++) {
+        if (text[i] == '\n') {
+            l++;
+            start = i + 1;
+        }
+    }
+    *line = l;
+    *col = (int)(pos - start) + 1;
+}
+
+static int parse_error(resil_error *err, const char *path, int line, int col, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
+static int parse_error(resil_error *err, const char *path, int line, int col, const char *fmt,
+                       ...)
+{
+    char what[sizeof err->message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int rc = line > 0 ? resil_error_set(err, RESIL_EPARSE, path, "%s:%d:%d: %s", path, line, col,
+                                        what)
+                      : resil_error_set(err, RESIL_EPARSE, path, "%s: %s", path, what);
+    if (err) {
+        err->line = line;
+        err->column = col;
+    }
+    return rc;
+}
+
+static bool all_blank(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+            return false;
+    }
+    return true;
+}
+
+static int parse_text(json_t **out, const char *text, size_t len, doc_format fmt,
+                      const char *path, resil_error *err)
 {
     if (fmt == FMT_YAML) {
         int rc = resil_yaml_parse(out, text, len, path, err);
@@ -458,37 +647,80 @@ static int decode(json_t **out, const char *text, size_t len, doc_format fmt, co
             /* the same shape as JSON's: "FILE:LINE:COLUMN: what" */
             char what[sizeof err->message];
             snprintf(what, sizeof what, "%s", err->message);
-            int line = err->line, column = err->column;
-            resil_error_set(err, rc, path, "%s:%d:%d: %s", path, line, column, what);
-            err->line = line;
-            err->column = column;
+            parse_error(err, path, err->line, err->column, "%s", what);
         }
         return rc;
     }
     json_error_t je;
     json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                            &je);
-    if (!v) {
-        int rc = resil_error_set(err, RESIL_EPARSE, path, "%s:%d:%d: %s", path, je.line,
-                                 je.column, je.text);
-        if (err) {
-            err->line = je.line;
-            err->column = je.column;
-        }
-        return rc;
-    }
+    if (!v)
+        return parse_error(err, path, je.line, je.column, "%s", je.text);
     *out = v;
     return 0;
 }
 
-static int read_doc(json_t **out, const char *path, doc_format fmt, const resil_file_opts *o,
-                    resil_error *err)
+/* Parses a whole file's text.  What the parsers would report obscurely is
+ * named first: an empty file, a UTF-8 byte order mark (JSON: RFC 8259 does
+ * not allow one; YAML allows it, and libyaml reads it), NUL bytes after the
+ * document. */
+static int decode(json_t **out, const char *text, size_t len, doc_format fmt, const char *path,
+                  resil_error *err)
+{
+    if (all_blank(text, len))
+        return parse_error(err, path, 0, 0,
+                           len == 0 ? "the file is empty (0 bytes), not a %s document"
+                                    : "the file is empty (only whitespace), not a %s document",
+                           fmt_name(fmt));
+    if (fmt == FMT_JSON && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        return parse_error(err, path, 1, 1,
+                           "the file starts with a UTF-8 byte order mark (EF BB BF), which JSON "
+                           "does not allow; remove those 3 bytes");
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        size_t pos = (size_t)(nul - text);
+        json_t *v = NULL;
+        resil_error tmp;
+        resil_error_clear(&tmp);
+        if (!all_blank(text, pos) && parse_text(&v, text, pos, fmt, path, &tmp) == 0) {
+            json_decref(v);
+            int line, col;
+            line_col(text, pos, &line, &col);
+            return parse_error(err, path, line, col,
+                               "a NUL byte at line %d column %d after the document (the file "
+                               "has %zu more bytes from there)",
+                               line, col, len - pos);
+        }
+        int rc = parse_text(out, text, len, fmt, path, err);
+        if (rc == RESIL_EPARSE && err) {
+            int line, col;
+            line_col(text, pos, &line, &col);
+            char what[sizeof err->message];
+            snprintf(what, sizeof what, "%s", err->message);
+            int el = err->line, ec = err->column;
+            resil_error_set(err, rc, path, "%s (the file has a NUL byte at line %d column %d)",
+                            what, line, col);
+            err->line = el;
+            err->column = ec;
+        }
+        return rc;
+    }
+    return parse_text(out, text, len, fmt, path, err);
+}
+
+/* Reads and parses a document.  flags: O_NOFOLLOW for a resolved target.
+ * *empty (may be NULL) tells that the file was empty (the result is then
+ * RESIL_EPARSE). */
+static int read_doc(json_t **out, const char *path, doc_format fmt, int flags, bool *empty,
+                    const resil_file_opts *o, resil_error *err)
 {
     char *buf = NULL;
     size_t len = 0;
-    int rc = resil_read_file(&buf, &len, path, o, err);
+    int rc = read_file_flags(&buf, &len, path, flags, o, err);
     if (rc)
         return rc;
+    if (empty)
+        *empty = all_blank(buf, len);
     rc = decode(out, buf, len, fmt, path, err);
     free(buf);
     return rc;
@@ -497,9 +729,11 @@ static int read_doc(json_t **out, const char *path, doc_format fmt, const resil_
 static int write_doc(const char *path, const json_t *value, doc_format fmt,
                      const resil_file_opts *opts, resil_error *err)
 {
+    if (!path || !*path)
+        return resil_error_set(err, RESIL_EINVAL, path, "write: bad arguments");
     char *text = NULL;
     size_t len = 0;
-    int rc = encode(&text, &len, value, fmt, path, err);
+    int rc = encode(&text, &len, value, fmt, path, resil__file_opts(opts), err);
     if (rc)
         return rc;
     rc = resil_write_file_atomic(path, text, len, opts, err);
@@ -515,12 +749,16 @@ static int update_doc(const char *path, resil_update_fn fn, void *arg, doc_forma
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
     resil_lock *lk;
-    int rc = resil__lock_target(&target, &lk, path, o, err);
+    int rc = lock_checked_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
     json_t *doc = NULL;
-    rc = read_doc(&doc, target, fmt, o, err);
-    if (rc == -ENOENT) {
+    bool empty = false;
+    rc = read_doc(&doc, target, fmt, O_NOFOLLOW, &empty, o, err);
+    if (rc == -ENOENT || (rc == RESIL_EPARSE && empty)) {
+        /* A missing file, or an empty one (resil never writes one: it was
+         * made by `touch` or `: >`), is a document that does not exist
+         * yet. */
         resil_error_clear(err);
         doc = NULL;
         rc = 0;
@@ -535,7 +773,7 @@ static int update_doc(const char *path, resil_update_fn fn, void *arg, doc_forma
         } else if (r == 0) {
             char *text = NULL;
             size_t len = 0;
-            rc = encode(&text, &len, doc, fmt, target, err);
+            rc = encode(&text, &len, doc, fmt, target, o, err);
             if (rc == 0) {
                 rc = replace_locked(target, text, len, o, lk->holder_died, err);
                 free(text);
@@ -559,7 +797,7 @@ int resil_read_json_safe(json_t **out, const char *path, const resil_file_opts *
 {
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_json_safe: out is NULL");
-    return read_doc(out, path, FMT_JSON, resil__file_opts(opts), err);
+    return read_doc(out, path, FMT_JSON, 0, NULL, resil__file_opts(opts), err);
 }
 
 int resil_update_json_safe(const char *path, resil_update_fn fn, void *arg,
@@ -579,7 +817,7 @@ int resil_read_yaml_safe(json_t **out, const char *path, const resil_file_opts *
 {
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_yaml_safe: out is NULL");
-    return read_doc(out, path, FMT_YAML, resil__file_opts(opts), err);
+    return read_doc(out, path, FMT_YAML, 0, NULL, resil__file_opts(opts), err);
 }
 
 int resil_update_yaml_safe(const char *path, resil_update_fn fn, void *arg,

@@ -56,7 +56,14 @@ typedef struct resil_file_opts {
     resil_durability durability;
     unsigned mode;             /* mode of a new file; 0: 0644 less the umask.
                                   An existing file keeps its own mode. */
-    size_t max_size;           /* largest file a read accepts; 0: 64 MiB */
+    size_t max_size;           /* largest JSON / YAML document (and file that
+                                  resil_read_file accepts), in bytes; 0: 64 MiB.
+                                  Exact: max_size bytes are accepted, one more
+                                  is -EFBIG, at read and at write (a write whose
+                                  text would be larger is refused) */
+    bool force;                /* atomic replace: replace a file the caller may
+                                  not write (see resil_write_file_atomic);
+                                  false (the default): refuse it */
     double stale_temp_s;       /* temp files of dead writers are swept; a temp
                                   whose writer cannot be checked is swept when
                                   older than this; 0: 3600 s */

@@ -408,7 +408,10 @@ static void test_fifo_owner_mode_sweep_names(void **state)
     const char *p = in_dir("owned");
     put(p, "old");
     assert_int_equal(chmod(p, 0), 0);
-    assert_int_equal(resil_write_file_atomic(p, "new", 3, NULL, NULL), 0);
+    /* A file without write bits is refused unless forced (issue 10). */
+    resil_file_opts force = RESIL_FILE_OPTS_INIT;
+    force.force = true;
+    assert_int_equal(resil_write_file_atomic(p, "new", 3, &force, NULL), 0);
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0);
