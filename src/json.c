@@ -5,6 +5,7 @@
 #include "internal/json_text.h"
 
 #include <errno.h>
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stdint.h>
@@ -392,10 +393,28 @@ int resil__json_format_real(char *buf, size_t size, double d)
     if (!isfinite(d) || size < 8)
         return -1;
     char tmp[64];
-    for (int prec = 15; prec <= 17; prec++) {
+    int prec = 15;
+    for (; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, d);
         if (prec == 17 || strtod(tmp, NULL) == d)
             break;
+    }
+    /* A normal double that %.15g writes is already in its shortest text
+     * (%g drops trailing zeros, and 15 digits always read back unchanged);
+     * a subnormal one has fewer significant bits, so fewer digits may do
+     * (5e-324): the shortest precision that reads back, by bisection. */
+    if (prec == 15 && d != 0 && fabs(d) < DBL_MIN) {
+        int lo = 1, hi = 15;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            char t[64];
+            snprintf(t, sizeof t, "%.*g", mid, d);
+            if (strtod(t, NULL) == d)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        snprintf(tmp, sizeof tmp, "%.*g", lo, d);
     }
     /* '.' whatever the locale */
     const char *dp = localeconv()->decimal_point;

@@ -22,6 +22,7 @@
  * Floats are converted with strtod/snprintf; the C library's decimal point
  * follows LC_NUMERIC, so both directions translate it to and from '.'. */
 #include "resil/files.h"
+#include "internal/json_text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -843,38 +844,27 @@ static int emit_string(struct ectx *c, const char *s, size_t n)
 }
 
 /* Formats a finite double so that it reads back as the same float: the
- * shortest of %.15g..%.17g that round-trips, in '.' notation, with ".0"
- * added when it would otherwise look like an integer. */
+ * digits JSON writes (resil__json_format_real: the shortest text that
+ * round-trips, ".0" when it would look like an integer), with YAML's usual
+ * signed exponent ("1e+300", "5e-324"). */
 static int format_real(char *buf, size_t size, double d)
 {
-    const char *dp = decimal_point();
-    size_t dpn = strlen(dp);
-    for (int prec = 15; prec <= 17; prec++) {
-        char tmp[64];
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        /* Back to '.' whatever the locale. */
-        size_t k = 0;
-        for (const char *q = tmp; *q && k + 1 < size;) {
-            if (dpn && strncmp(q, dp, dpn) == 0) {
-                buf[k++] = '.';
-                q += dpn;
-            } else {
-                buf[k++] = *q++;
-            }
-        }
-        buf[k] = '\0';
-        double back;
-        if (!match_float(buf, k))
+    char tmp[64];
+    int n = resil__json_format_real(tmp, sizeof tmp, d);
+    if (n < 0)
+        return RESIL_EINVAL;
+    char *x = strchr(tmp, 'e');
+    size_t k = (size_t)n;
+    if (x && x[1] != '-') {
+        if (k + 2 > sizeof tmp)
             return RESIL_EINVAL;
-        if (prec == 17 || (to_double(buf, k, &back) == 0 && back == d))
-            break;
+        memmove(x + 2, x + 1, strlen(x + 1) + 1);
+        x[1] = '+';
+        k++;
     }
-    if (!strpbrk(buf, ".eE")) {
-        size_t k = strlen(buf);
-        if (k + 3 > size)
-            return RESIL_EINVAL;
-        memcpy(buf + k, ".0", 3);
-    }
+    if (k + 1 > size || !match_float(tmp, k))
+        return RESIL_EINVAL;
+    memcpy(buf, tmp, k + 1);
     return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "cli.h"
 
 #include "resil/json.h"
+#include "internal/json_text.h"
 
 #include "resil/common.h"
 #include "resil/files.h"
@@ -108,6 +109,8 @@ static void doc_usage(const doc_cli *c, FILE *out)
           "                    try); units ms, s, m, h, d\n"
           "  --durability D    full (fsync file and directory; default), file (fsync the\n"
           "                    file) or none (atomic against process crashes only)\n"
+          "  --force           set, del, update: replace FILE even if it is read-only\n"
+          "                    (no write permission, or no write bit at all for root)\n"
           "  -h, --help        show this help\n"
           "\n"
           "exit status: 0 success; 1 failure (message names the file, and line:column for\n"
@@ -160,7 +163,8 @@ static int print_value(const doc_cli *c, const json_t *v)
             putchar('\n');
         free(text);
     } else {
-        char *text = json_dumps(v, JSON_OUT_FLAGS);
+        /* resil's encoder: reals in their shortest text, as in the file */
+        char *text = resil__json_dumps(v, JSON_INDENT(2), NULL);
         if (!text) {
             msg(c, "cannot print the value of %s as JSON", c->file);
             return RESIL_CLI_EXIT_FAILURE;
@@ -215,8 +219,8 @@ static int set_fn(json_t **doc, void *arg)
     change_ctx *x = arg;
     if (!*doc && x->c->pointer[0] != '\0')
         return resil_error_set(x->err, RESIL_EINVAL, x->c->file,
-                               "cannot set %s: %s does not exist (only the pointer \"\" can "
-                               "create it)",
+                               "cannot set %s: %s is empty or does not exist (only the "
+                               "pointer \"\" can create it)",
                                x->c->pointer, x->c->file);
     int rc = resil_json_pointer_set(doc, x->c->pointer, x->value, x->err);
     return rc ? in_file(x, rc) : 0;
@@ -227,7 +231,8 @@ static int del_fn(json_t **doc, void *arg)
     change_ctx *x = arg;
     if (!*doc)
         return resil_error_set(x->err, -ENOENT, x->c->file,
-                               "no value at %s in %s (the file does not exist)", x->c->pointer,
+                               "no value at %s in %s (the file is empty or does not exist)",
+                               x->c->pointer,
                                x->c->file);
     int rc = resil_json_pointer_del(*doc, x->c->pointer, x->err);
     return rc ? in_file(x, rc) : 0;
@@ -459,6 +464,18 @@ static int do_change(doc_cli *c, change_ctx *x, resil_update_fn fn)
     resil_error e;
     resil_error_clear(&e);
     x->err = &e;
+    /* set (except of the whole document) and del need the file: a missing
+     * one is reported before anything (its lock sidecar) is created. */
+    struct stat st;
+    if ((c->act == ACT_DEL || (c->act == ACT_SET && c->pointer[0] != '\0')) &&
+        stat(c->file, &st) != 0 && errno == ENOENT) {
+        if (c->act == ACT_SET)
+            msg(c, "cannot set %s: %s does not exist (only the pointer \"\" can create it)",
+                c->pointer, c->file);
+        else
+            msg(c, "no value at %s in %s (the file does not exist)", c->pointer, c->file);
+        return RESIL_CLI_EXIT_FAILURE;
+    }
     int rc = c->yaml ? resil_update_yaml_safe(c->file, fn, x, &c->fo, &e)
                      : resil_update_json_safe(c->file, fn, x, &c->fo, &e);
     if (rc == 0)
@@ -513,6 +530,10 @@ static int parse_args(doc_cli *c, int argc, char **argv)
             }
             if (c->yaml && strcmp(a, "--json") == 0) {
                 c->as_json = true;
+                continue;
+            }
+            if (strcmp(a, "--force") == 0) {
+                c->fo.force = true;
                 continue;
             }
             int r = resil_cli_file_option(argc, argv, &i, c->prog, &c->fo);
@@ -591,6 +612,8 @@ static int parse_args(doc_cli *c, int argc, char **argv)
         return usage_error(c, "--raw is an option of get only");
     if (c->as_json && c->act != ACT_GET && c->act != ACT_UPDATE)
         return usage_error(c, "--json is an option of get and update only");
+    if (c->fo.force && c->act != ACT_SET && c->act != ACT_DEL && c->act != ACT_UPDATE)
+        return usage_error(c, "--force is an option of set, del and update only");
     return -1;
 }
 
