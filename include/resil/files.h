@@ -115,10 +115,21 @@ RESIL_EXPORT const char *resil_lock_path(const resil_lock *lock);
  * and setgid bits included) and, when the caller may set it, its owner, fsyncs it
  * (unless RESIL_DURABLE_NONE), renames it over the target and fsyncs the
  * directory (RESIL_DURABLE_FULL).  A symlink is followed: its target is
- * replaced and the link stays.  Temp files left by crashed writers are swept
- * under the lock.
+ * replaced and the link stays; but a link in a sticky world-writable
+ * directory (such as /tmp) is followed only when it is owned by the caller
+ * or by the directory's owner (the kernel's fs.protected_symlinks rule,
+ * which resil applies itself to every link of the chain), and the end of the
+ * chain is never followed again (a link swapped in later is refused).
+ * Before anything is created (the lock sidecar included) the target is
+ * checked: a regular file, or a missing one in an existing directory; and
+ * one the caller may write as a shell redirect could (access(W_OK) for the
+ * effective ids; for root, a file with at least one write bit), unless
+ * opts->force.  Temp files left by crashed writers are swept under the lock.
  * Errors (the target is then untouched and no temp file is left):
- * -errno (-ENOSPC, -EIO, -EACCES ...), RESIL_ETIMEDOUT, RESIL_ECANCELED.
+ * -errno (-ENOSPC, -EIO ...), -EACCES (a refused link, or a read-only file:
+ * the message names it, its mode and owner), -ENOENT (a missing directory,
+ * named), RESIL_EINVAL (not a regular file: the message says what it is),
+ * RESIL_ETIMEDOUT, RESIL_ECANCELED.
  * RESIL_EDURABILITY: the content WAS replaced, but the directory could not be
  * synced, so the rename may not survive a machine crash.  An fsync error is
  * never retried. */
@@ -129,21 +140,28 @@ RESIL_EXPORT int resil_write_file_atomic(const char *path, const void *data, siz
  * replaced atomically).  *out receives a new NUL-terminated buffer (free()
  * it) and *out_len its length without the NUL.  Errors: -ENOENT, -EACCES
  * ..., RESIL_EINVAL for a file that is not a regular file, -EFBIG for one
- * larger than opts->max_size. */
+ * larger than opts->max_size (exactly: max_size bytes are read, one more is
+ * refused, also when the file grows while it is read). */
 RESIL_EXPORT int resil_read_file(char **out, size_t *out_len, const char *path,
                                  const resil_file_opts *opts, resil_error *err);
 
 /* ---- JSON and YAML state files ------------------------------------------ */
 
 /* Writes `value` (borrowed) as JSON (2-space indent, keys in insertion
- * order, a final newline) with resil_write_file_atomic.  Errors as there,
- * plus RESIL_EINVAL for a value jansson cannot encode. */
+ * order, a final newline) with resil_write_file_atomic.  The text is
+ * jansson's except for reals, written in the shortest text that reads back
+ * as the same double (0.1, not 0.10000000000000001).  Errors as there, plus
+ * RESIL_EINVAL for a value that cannot be encoded (invalid UTF-8, NaN) and
+ * -EFBIG when the text would be larger than opts->max_size (nothing is
+ * written: resil never writes a document its readers refuse). */
 RESIL_EXPORT int resil_write_json_safe(const char *path, const json_t *value,
                                        const resil_file_opts *opts, resil_error *err);
 
 /* Reads a JSON document.  *out receives a new reference.  Parse errors:
  * RESIL_EPARSE with err->path, err->line, err->column and the parser's
- * message.  Other errors as resil_read_file. */
+ * message; an empty file (0 bytes or only whitespace: "the file is empty",
+ * line 0), a UTF-8 byte order mark and NUL bytes after the document are
+ * named as such.  Other errors as resil_read_file. */
 RESIL_EXPORT int resil_read_json_safe(json_t **out, const char *path,
                                       const resil_file_opts *opts, resil_error *err);
 
@@ -155,7 +173,8 @@ RESIL_EXPORT int resil_read_json_safe(json_t **out, const char *path,
 typedef int (*resil_update_fn)(json_t **doc, void *arg);
 
 /* A locked read-modify-write: takes the exclusive lock, reads the current
- * document (missing file: NULL), calls fn, writes the result atomically,
+ * document (a missing file, or an empty one (0 bytes or only whitespace,
+ * which resil never writes): NULL), calls fn, writes the result atomically,
  * releases the lock.  N processes updating one file lose no update.
  * Errors: those of the read (a file that does not parse is NOT overwritten:
  * RESIL_EPARSE), fn's own negative code, those of the write. */
@@ -166,7 +185,11 @@ RESIL_EXPORT int resil_update_json_safe(const char *path, resil_update_fn fn, vo
  * true/false, integers, floats, strings; no aliases or anchors, no custom
  * tags; a duplicate key is an error) into the same json_t values; on write,
  * strings that a YAML reader would take for something else are quoted, so
- * JSON -> YAML -> JSON gives back the same value.  Errors as for JSON. */
+ * JSON -> YAML -> JSON gives back the same value; reals get the digits
+ * JSON's writer gives them, with a signed exponent (1e+300).  A byte order
+ * mark is allowed (YAML allows one); an empty file is refused by the
+ * reader and taken as missing by the update, as for JSON (although a YAML
+ * parser reads an empty stream as null).  Errors as for JSON. */
 RESIL_EXPORT int resil_write_yaml_safe(const char *path, const json_t *value,
                                        const resil_file_opts *opts, resil_error *err);
 RESIL_EXPORT int resil_read_yaml_safe(json_t **out, const char *path,
