@@ -398,21 +398,20 @@ static int check_target(const char *target, const resil_file_opts *o, resil_erro
     return 0;
 }
 
-/* resil__lock_target with check_target between the resolution and the
- * lock. */
+/* resil__lock_target with check_target before it: the target is resolved,
+ * checked, and then locked by resil__lock_target (which finds the same
+ * target: it is not a link). */
 static int lock_checked_target(char **target, resil_lock **lk, const char *path,
                                const resil_file_opts *o, resil_error *err)
 {
-    int rc = resil__resolve_target(target, path, err);
+    char *resolved;
+    int rc = resil__resolve_target(&resolved, path, err);
     if (rc)
         return rc;
-    rc = check_target(*target, o, err);
+    rc = check_target(resolved, o, err);
     if (rc == 0)
-        rc = resil_lock_acquire(lk, *target, RESIL_LOCK_EXCLUSIVE, o, err);
-    if (rc) {
-        free(*target);
-        *target = NULL;
-    }
+        rc = resil__lock_target(target, lk, resolved, o, err);
+    free(resolved);
     return rc;
 }
 

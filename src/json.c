@@ -395,7 +395,8 @@ int resil__json_format_real(char *buf, size_t size, double d)
     char tmp[64];
     int prec = 15;
     for (; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (snprintf(tmp, sizeof tmp, "%.*g", prec, d) >= (int)sizeof tmp)
+            return -1;
         if (prec == 17 || strtod(tmp, NULL) == d)
             break;
     }
@@ -408,13 +409,14 @@ int resil__json_format_real(char *buf, size_t size, double d)
         while (lo < hi) {
             int mid = (lo + hi) / 2;
             char t[64];
-            snprintf(t, sizeof t, "%.*g", mid, d);
-            if (strtod(t, NULL) == d)
+            int tn = snprintf(t, sizeof t, "%.*g", mid, d);
+            if (tn > 0 && tn < (int)sizeof t && strtod(t, NULL) == d)
                 hi = mid;
             else
                 lo = mid + 1;
         }
-        snprintf(tmp, sizeof tmp, "%.*g", lo, d);
+        if (snprintf(tmp, sizeof tmp, "%.*g", lo, d) >= (int)sizeof tmp)
+            return -1;
     }
     /* '.' whatever the locale */
     const char *dp = localeconv()->decimal_point;
