@@ -388,6 +388,11 @@ static int check_size(resil__store *s)
     if (resil__sys.ftruncate(s->fd, (off_t)sizeof(struct resil__cb_state)) != 0)
         return -errno;
     resil__cb_state_init(s->st, s->name);
+    /* The lost page held the epoch: go on from the last one this store saw,
+     * so that no permit of before the reset matches the new state. */
+    uint64_t w = atomic_load(&s->st->word);
+    if (RESIL__CB_EPOCH(w) <= s->epoch_seen)
+        atomic_store(&s->st->word, (w & 0xffu) | ((s->epoch_seen + 1) << 8));
     atomic_fetch_add_explicit(&s->shrink_resets, 1, memory_order_relaxed);
     return 0;
 }
@@ -468,6 +473,7 @@ int resil__store_lock(resil__store *s)
 void resil__store_unlock(resil__store *s)
 {
     if (s->shared) {
+        s->epoch_seen = RESIL__CB_EPOCH(atomic_load_explicit(&s->st->word, memory_order_relaxed));
         atomic_signal_fence(memory_order_seq_cst);
         atomic_store_explicit(&s->st->dirty, 0, memory_order_relaxed);
         struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
@@ -579,15 +585,18 @@ static int open_state_dir(const char *dir, bool create, const resil__store_cfg *
                                    dir, strerror(errno));
     }
     int dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (dfd < 0 && errno == ELOOP) {
+    if (dfd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        /* O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (or ELOOP) */
+        int e = errno;
         struct stat lst;
-        if (resil__sys.lstat(dir, &lst) != 0)
-            return resil_error_set(err, -errno, dir, "cannot stat the state directory %s: %s",
-                                   dir, strerror(errno));
-        int rc = S_ISLNK(lst.st_mode) ? resil__symlink_check(dir, &lst, err) : 0;
-        if (rc)
-            return rc;
-        dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (resil__sys.lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+            int rc = resil__symlink_check(dir, &lst, err);
+            if (rc)
+                return rc;
+            dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        } else {
+            errno = e;
+        }
     }
     if (dfd < 0) {
         int e = errno;
@@ -903,6 +912,7 @@ int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *
     s->ino = sb.st_ino;
     s->shared = true;
     s->guarded = guarded;
+    s->epoch_seen = RESIL__CB_EPOCH(atomic_load(&st->word));
     s->fd = fd;
     s->path = path;
     *out = s;

@@ -130,6 +130,9 @@ struct resil__store {
     /* times the state file was found shorter than the record under the lock
      * and was sized back and reinitialised (a reset) */
     _Atomic unsigned long shrink_resets;
+    /* the epoch this store last saw under the lock (a reset after a shrink
+     * goes on from it: the page that held it may be gone) */
+    uint64_t epoch_seen;
 };
 
 /* How a file store treats its directory and state file. */
