@@ -409,6 +409,8 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
         goto fail;
     }
     b->st = b->store->st;
+    if (o.guard_every_call && b->store->shared)
+        b->store->guarded = true;
     /* Record this handle's configuration and window size in the state. */
     if (!o.attach_only) {
         rc = resil__store_lock(b->store);

@@ -198,6 +198,15 @@ typedef struct resil_breaker_opts {
      * state_trust RESIL_BREAKER_TRUST_SHARED. */
     unsigned state_dir_mode;
     unsigned state_file_mode;
+    /* With a state directory: take the state file's lock, and so check its
+     * size, before every call, also those that are otherwise lock-free (the
+     * closed state's acquire and report, snapshots, get_state): a state
+     * file truncated between two calls (by its owner, by root, or by anyone
+     * when trust is shared) is then sized back and reset instead of killing
+     * the process with SIGBUS.  Costs a lock per call (microseconds); for
+     * tools that make few calls (`resil run --breaker` sets it).  Implied by
+     * state_trust SHARED on a directory or file that is not private. */
+    bool guard_every_call;
 } resil_breaker_opts;
 
 /* Trust in a state directory (opts.state_trust, RESIL_STATE_DIR_TRUST).

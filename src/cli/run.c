@@ -683,6 +683,9 @@ static int open_breaker(run_ctx *c, const overrides *ov)
     resil_breaker_opts opts = RESIL_BREAKER_OPTS_INIT;
     opts.state_dir = ov->state_dir;
     opts.state_trust = ov->state_trust;
+    /* Two calls per attempt: a lock each is nothing, and a state file
+     * truncated while CMD runs must not kill resil after CMD succeeded. */
+    opts.guard_every_call = true;
     if (ov->has_threshold)
         opts.failure_threshold = ov->threshold;
     if (ov->has_recovery)

@@ -412,10 +412,15 @@ static int op_ok(void *arg)
 /* A shared directory the caller opted in to: every call checks the size
  * first, so even the lock-free paths (closed-state acquire and report,
  * snapshot, get_state) survive a truncation between two calls. */
+static bool guard_option; /* shrink_guarded: by guard_every_call, not by trust */
+
 static int shrink_guarded(off_t len)
 {
     resil_breaker_opts o = opts_in(sub);
-    o.state_trust = RESIL_BREAKER_TRUST_SHARED;
+    if (guard_option)
+        o.guard_every_call = true;
+    else
+        o.state_trust = RESIL_BREAKER_TRUST_SHARED;
     resil_breaker *b;
     resil_error err;
     CHECK(new_breaker(&b, "g", &o, &err) == 0);
@@ -470,6 +475,17 @@ static void test_shrunk_file_guarded(void **state)
     assert_int_equal(chmod(sub, 0777), 0); /* shared: guarded */
     in_child(shrink_guarded, 0);
     in_child(shrink_guarded, (off_t)sizeof(struct resil__cb_state) / 2);
+}
+
+/* guard_every_call in a private directory: the same. */
+static void test_shrunk_file_guard_option(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir(sub, 0700), 0);
+    guard_option = true;
+    in_child(shrink_guarded, 0);
+    in_child(shrink_guarded, (off_t)sizeof(struct resil__cb_state) / 2);
+    guard_option = false;
 }
 
 /* The store counts the reset it made. */
@@ -568,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlinked_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shrunk_file_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shrunk_file_guarded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shrunk_file_guard_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shrink_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_status, setup, teardown),
     };
