@@ -45,6 +45,7 @@ struct resil_breaker {
     struct resil__cb_state *st; /* hot: first */
     bool simple;                /* consecutive rule only: the fast path applies */
     bool timed;                 /* a slow-call rule: acquire reads the clock */
+    bool guarded;               /* the store's: every call locks (and checks size) first */
     resil_breaker_classifier classify;
     void *classify_arg;
     const resil_clock *clock;
@@ -411,6 +412,7 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
     b->st = b->store->st;
     if (o.guard_every_call && b->store->shared)
         b->store->guarded = true;
+    b->guarded = b->store->guarded;
     /* Record this handle's configuration and window size in the state. */
     if (!o.attach_only) {
         rc = resil__store_lock(b->store);
@@ -851,7 +853,7 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
  * takes the lock, which checks the file's size, before any access. */
 #define GUARD(b, on_error)                                                                   \
     do {                                                                                     \
-        if (RESIL_UNLIKELY((b)->store->guarded)) {                                           \
+        if (RESIL_UNLIKELY((b)->guarded)) {                                                  \
             int guard_rc_ = resil__store_guard((b)->store);                                  \
             if (guard_rc_) {                                                                 \
                 on_error;                                                                    \
@@ -980,7 +982,7 @@ int resil_breaker_report(resil_breaker *b, resil_breaker_permit *p, int result, 
 int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
 {
     struct resil__cb_state *st = b->st;
-    if (RESIL_LIKELY(b->simple && !b->store->guarded)) {
+    if (RESIL_LIKELY(b->simple && !b->guarded)) {
         uint64_t w = atomic_load_explicit(&st->word, memory_order_acquire);
         if (RESIL_LIKELY(RESIL__CB_STATE(w) == RESIL_BREAKER_CLOSED)) {
             int r = op(arg);

@@ -363,10 +363,14 @@ typedef struct resil_breaker_snapshot {
 } resil_breaker_snapshot;
 
 /* Fills *out.  Lock-free (may be slightly inconsistent while other threads
- * make calls).  Returns 0. */
+ * make calls), except for a guarded breaker (see resil_breaker_trust and
+ * guard_every_call), which takes the lock first.  Returns 0, or for a
+ * guarded breaker an error of its lock (as resil_breaker_acquire; *out is
+ * then all zero). */
 RESIL_EXPORT int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out);
 
-/* The state now (OPEN whose time is over reads HALF_OPEN). */
+/* The state now (OPEN whose time is over reads HALF_OPEN).  A guarded
+ * breaker whose lock cannot be had reads OPEN. */
 RESIL_EXPORT resil_breaker_state resil_breaker_get_state(resil_breaker *b);
 
 /* Seconds until an OPEN breaker goes half-open (0 otherwise, -1 when forced

@@ -220,6 +220,26 @@ t_terminal_safe_names() {
     "$RESIL" breaker status "$N1" --state-dir sd7 >/dev/null
 }
 
+# C1 controls (an 8-bit CSI) and a bidi override are escaped too; a
+# combining accent is kept and takes no column.
+t_c1_bidi_combining() {
+    mkdir -m 700 sd8
+    local n
+    for n in $'\xc2\x9b2Jc1' $'\xe2\x80\xaeevil' $'cafe\xcc\x81' abcde; do
+        "$RESIL" run --breaker "$n" --state-dir sd8 "${FAST[@]}" -- true || return 1
+    done
+    "$RESIL" breaker status $'\xc2\x9b2Jc1' --state-dir sd8 >out.txt || return 1
+    expect "C1" "$(head -1 out.txt)" 'name:                 \xc2\x9b2Jc1' || return 1
+    "$RESIL" breaker status $'\xe2\x80\xaeevil' --state-dir sd8 >out.txt || return 1
+    expect "bidi" "$(head -1 out.txt)" 'name:                 \xe2\x80\xaeevil' || return 1
+    "$RESIL" breaker list --state-dir sd8 >out.txt || return 1
+    # "café" (5 bytes of which 2 are the accent) pads like "abcde" minus one
+    local cafe abc
+    cafe=$(grep -a '^cafe' out.txt | LC_ALL=C awk '{ i = index($0, "closed"); print i }')
+    abc=$(grep -a '^abcde' out.txt | LC_ALL=C awk '{ i = index($0, "closed"); print i }')
+    expect "combining accent: byte offset of STATE" "$cafe" "$((abc + 2))" || { cat -A out.txt; return 1; }
+}
+
 check "state dir and files created 0700 / 0600 whatever the umask" t_created_private
 check "a 0777 state dir is refused unless opted in" t_shared_dir_refused
 check "a bad RESIL_STATE_DIR_TRUST or --state-dir-trust is a usage error" t_bad_trust_values
@@ -235,5 +255,6 @@ else
     skip "status and list by a user who may read but not write" "needs root and setpriv"
 fi
 check "names are printed terminal-safe, columns aligned by display width" t_terminal_safe_names
+check "C1 controls and bidi overrides escaped, combining marks zero-width" t_c1_bidi_combining
 
 finish
