@@ -959,7 +959,7 @@ int resil_breaker_record(resil_breaker *b, resil_breaker_permit *p, resil_breake
 {
     if (v != RESIL_BREAKER_SUCCESS && v != RESIL_BREAKER_IGNORE)
         v = RESIL_BREAKER_FAILURE;
-    GUARD(b, return guard_rc_);
+    GUARD(b, p->kind = K_SPENT; return guard_rc_);
     if (p->kind != K_SPENT && p->kind != 0) {
         count(b, v);
         if (duration_s >= 0) /* false for NaN */
