@@ -45,6 +45,7 @@ struct resil_breaker {
     struct resil__cb_state *st; /* hot: first */
     bool simple;                /* consecutive rule only: the fast path applies */
     bool timed;                 /* a slow-call rule: acquire reads the clock */
+    bool guarded;               /* the store's: every call locks (and checks size) first */
     resil_breaker_classifier classify;
     void *classify_arg;
     const resil_clock *clock;
@@ -166,6 +167,15 @@ int resil_breaker_opts_resolve(resil_breaker_opts *o, resil_error *err)
         return BAD("recovery_timeout_s",
                    "recovery_timeout_s must be a number of seconds in (0, 1e9] (got %g)",
                    o->recovery_timeout_s);
+    if (o->state_trust < RESIL_BREAKER_TRUST_DEFAULT || o->state_trust > RESIL_BREAKER_TRUST_SHARED)
+        return BAD("state_trust", "state_trust must be RESIL_BREAKER_TRUST_DEFAULT, _PRIVATE or "
+                                  "_SHARED (got %d)", o->state_trust);
+    if (o->state_dir_mode && (o->state_dir_mode > 0777 || (o->state_dir_mode & 0700) != 0700))
+        return BAD("state_dir_mode", "state_dir_mode must be a mode of 0700..0777 with the "
+                                     "owner's rwx bits (got %04o)", o->state_dir_mode);
+    if (o->state_file_mode && (o->state_file_mode > 0666 || (o->state_file_mode & 0600) != 0600))
+        return BAD("state_file_mode", "state_file_mode must be a mode of 0600..0666 with the "
+                                      "owner's rw bits (got %04o)", o->state_file_mode);
     if (o->success_threshold == 0)
         o->success_threshold = 1;
     if (o->success_threshold < 1 || o->success_threshold > 1000000)
@@ -376,10 +386,22 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
                                 "RESIL_STATE_DIR)");
         goto fail;
     }
+    resil__store_cfg cfg = {.trust_shared = o.state_trust == RESIL_BREAKER_TRUST_SHARED,
+                            .dir_mode = (mode_t)o.state_dir_mode,
+                            .file_mode = (mode_t)o.state_file_mode};
+    if (dir && o.state_trust == RESIL_BREAKER_TRUST_DEFAULT &&
+        (rc = resil__cb_trust_from_env(&cfg.trust_shared, err)) != 0)
+        goto fail;
+    if (dir && !cfg.trust_shared && ((o.state_dir_mode & 022) || (o.state_file_mode & 022))) {
+        rc = BAD((o.state_dir_mode & 022) ? "state_dir_mode" : "state_file_mode",
+                 "a state directory or file mode that lets the group or others write needs "
+                 "state_trust RESIL_BREAKER_TRUST_SHARED");
+        goto fail;
+    }
     if (dir)
-        rc = resil__store_open_file(&b->store, dir, name, o.attach_only,
-                                    resil_clock_monotonic_ns(b->clock),
-                                    resil_clock_wall_ns(b->clock), err);
+        rc = resil__store_open_file_cfg(&b->store, dir, name, o.attach_only, &cfg,
+                                        resil_clock_monotonic_ns(b->clock),
+                                        resil_clock_wall_ns(b->clock), err);
     else
         rc = resil__store_open_local(&b->store, name);
     if (rc) {
@@ -388,6 +410,9 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
         goto fail;
     }
     b->st = b->store->st;
+    if (o.guard_every_call && b->store->shared)
+        b->store->guarded = true;
+    b->guarded = b->store->guarded;
     /* Record this handle's configuration and window size in the state. */
     if (!o.attach_only) {
         rc = resil__store_lock(b->store);
@@ -451,7 +476,7 @@ const char *resil_breaker_name(const resil_breaker *b)
 
 bool resil_breaker_is_shared(const resil_breaker *b)
 {
-    return b->store->shared;
+    return b->store->shared || b->store->readonly;
 }
 
 /* ---- counters ----------------------------------------------------------------- */
@@ -824,8 +849,21 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
     }
 }
 
+/* A guarded store (trust opted in on a directory or file others may write)
+ * takes the lock, which checks the file's size, before any access. */
+#define GUARD(b, on_error)                                                                   \
+    do {                                                                                     \
+        if (RESIL_UNLIKELY((b)->guarded)) {                                                  \
+            int guard_rc_ = resil__store_guard((b)->store);                                  \
+            if (guard_rc_) {                                                                 \
+                on_error;                                                                    \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
 int resil_breaker_acquire(resil_breaker *b, resil_breaker_permit *p, double *retry_in_s)
 {
+    GUARD(b, p->kind = K_SPENT; return guard_rc_);
     uint64_t w = atomic_load_explicit(&b->st->word, memory_order_acquire);
     if (RESIL_LIKELY(RESIL__CB_STATE(w) == RESIL_BREAKER_CLOSED && !b->timed)) {
         p->word = w;
@@ -921,6 +959,7 @@ int resil_breaker_record(resil_breaker *b, resil_breaker_permit *p, resil_breake
 {
     if (v != RESIL_BREAKER_SUCCESS && v != RESIL_BREAKER_IGNORE)
         v = RESIL_BREAKER_FAILURE;
+    GUARD(b, p->kind = K_SPENT; return guard_rc_);
     if (p->kind != K_SPENT && p->kind != 0) {
         count(b, v);
         if (duration_s >= 0) /* false for NaN */
@@ -943,7 +982,7 @@ int resil_breaker_report(resil_breaker *b, resil_breaker_permit *p, int result, 
 int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
 {
     struct resil__cb_state *st = b->st;
-    if (RESIL_LIKELY(b->simple)) {
+    if (RESIL_LIKELY(b->simple && !b->guarded)) {
         uint64_t w = atomic_load_explicit(&st->word, memory_order_acquire);
         if (RESIL_LIKELY(RESIL__CB_STATE(w) == RESIL_BREAKER_CLOSED)) {
             int r = op(arg);
@@ -1010,6 +1049,7 @@ int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out)
 {
     struct resil__cb_state *st = b->st;
     memset(out, 0, sizeof *out);
+    GUARD(b, return guard_rc_);
     uint64_t w = atomic_load_explicit(&st->word, memory_order_acquire);
     int s = RESIL__CB_STATE(w);
     int64_t now = 0;
@@ -1069,12 +1109,13 @@ int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out)
         }
     out->failure_threshold = b->o.failure_threshold;
     out->recovery_timeout_s = b->o.recovery_timeout_s;
-    out->shared = b->store->shared;
+    out->shared = resil_breaker_is_shared(b);
     return 0;
 }
 
 resil_breaker_state resil_breaker_get_state(resil_breaker *b)
 {
+    GUARD(b, return RESIL_BREAKER_OPEN); /* cannot read it: as if open */
     uint64_t w = atomic_load_explicit(&b->st->word, memory_order_acquire);
     int s = RESIL__CB_STATE(w);
     if (s == RESIL_BREAKER_OPEN &&
@@ -1086,6 +1127,7 @@ resil_breaker_state resil_breaker_get_state(resil_breaker *b)
 
 double resil_breaker_time_until_half_open(resil_breaker *b)
 {
+    GUARD(b, return 0);
     uint64_t w = atomic_load_explicit(&b->st->word, memory_order_acquire);
     int s = RESIL__CB_STATE(w);
     if (s == RESIL_BREAKER_FORCED_OPEN)

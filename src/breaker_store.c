@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "internal/sys.h"
+#include "internal/trust.h"
 
 /* ---- the record ------------------------------------------------------------ */
 
@@ -370,8 +371,46 @@ static int ofd_lock(int fd, short type)
     }
 }
 
+/* Under the lock: the state file may have been truncated (by its owner or
+ * root, or by anyone when trust was opted in) since it was mapped, and a
+ * page of the mapping past its end would raise SIGBUS.  Nothing of the
+ * mapping is touched before the size is known: a file that shrank is sized
+ * back (the lost pages come back zero) and its record reinitialised, which
+ * is a reset of the breaker (its epoch moves on, so no permit of before
+ * counts).  Returns 0 or -errno. */
+static int check_size(resil__store *s)
+{
+    struct stat sb;
+    if (resil__sys.fstat(s->fd, &sb) != 0)
+        return -errno;
+    if (sb.st_size >= (off_t)sizeof(struct resil__cb_state))
+        return 0;
+    if (resil__sys.ftruncate(s->fd, (off_t)sizeof(struct resil__cb_state)) != 0)
+        return -errno;
+    resil__cb_state_init(s->st, s->name);
+    /* The lost page held the epoch: go on from the last one this store saw,
+     * so that no permit of before the reset matches the new state. */
+    uint64_t w = atomic_load(&s->st->word);
+    if (RESIL__CB_EPOCH(w) <= s->epoch_seen)
+        atomic_store(&s->st->word, (w & 0xffu) | ((s->epoch_seen + 1) << 8));
+    atomic_fetch_add_explicit(&s->shrink_resets, 1, memory_order_relaxed);
+    return 0;
+}
+
+int resil__store_guard(resil__store *s)
+{
+    if (!s->guarded)
+        return 0;
+    int rc = resil__store_lock(s);
+    if (rc == 0)
+        resil__store_unlock(s);
+    return rc;
+}
+
 int resil__store_lock(resil__store *s)
 {
+    if (s->readonly)
+        return -EACCES; /* a copy of a file this process may not write */
     pthread_mutex_lock(&s->mu);
     if (s->shared && s->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed)) {
         /* A handle inherited across fork shares the parent's open file
@@ -402,6 +441,12 @@ int resil__store_lock(resil__store *s)
             pthread_mutex_unlock(&s->mu);
             return rc;
         }
+        if ((rc = check_size(s)) != 0) {
+            struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+            (void)resil__sys.fcntl_lock(s->fd, F_OFD_SETLK, &fl);
+            pthread_mutex_unlock(&s->mu);
+            return rc;
+        }
         /* A holder killed mid-update (or a reset_file in another process
          * that found garbage) leaves dirty set: make the record sane. */
         /* Anything may have written the file; a holder killed mid-update
@@ -428,6 +473,7 @@ int resil__store_lock(resil__store *s)
 void resil__store_unlock(resil__store *s)
 {
     if (s->shared) {
+        s->epoch_seen = RESIL__CB_EPOCH(atomic_load_explicit(&s->st->word, memory_order_relaxed));
         atomic_signal_fence(memory_order_seq_cst);
         atomic_store_explicit(&s->st->dirty, 0, memory_order_relaxed);
         struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
@@ -486,21 +532,165 @@ static void rebase_after_boot(struct resil__cb_state *st, int64_t now_ns, int64_
     snprintf(st->boot_id, sizeof st->boot_id, "%s", boot);
 }
 
-/* Opens the state file of `name` in dir (creating dir and the file when
- * `create`), never through a symbolic link, takes its OFD write lock and
- * stats it.  Returns 0 with *path_out (malloc'd), *fd_out and *sb, or an
- * error (err names the file) with nothing left open. */
-static int open_locked(const char *dir, const char *name, bool create, char **path_out,
-                       int *fd_out, struct stat *sb, resil_error *err)
+/* ---- trust: the directory and the file ------------------------------------------ */
+
+int resil__cb_trust_from_env(bool *shared, resil_error *err)
 {
-    if (create && mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
-                               dir, strerror(errno));
+    *shared = false;
+    const char *v = getenv("RESIL_STATE_DIR_TRUST");
+    if (!v || !*v || strcmp(v, "private") == 0)
+        return 0;
+    if (strcmp(v, "shared") == 0) {
+        *shared = true;
+        return 0;
+    }
+    return resil_error_set(err, RESIL_EINVAL, "RESIL_STATE_DIR_TRUST",
+                           "RESIL_STATE_DIR_TRUST=%.100s is not a trust mode: expected "
+                           "\"private\" (the default: refuse state directories and files "
+                           "that others may write) or \"shared\"",
+                           v);
+}
+
+#define OPT_IN_HINT " (RESIL_STATE_DIR_TRUST=shared, the breaker option state_trust or the " \
+                    "CLI's --state-dir-trust shared opts in)"
+
+/* A trust check that failed (t): passes (with *untrusted set) when the
+ * caller opted in, else is copied into err with the way to opt in. */
+static int refuse_or_trust(const resil__store_cfg *cfg, int rc, const resil_error *t,
+                           bool *untrusted, resil_error *err)
+{
+    if (cfg && cfg->trust_shared) {
+        *untrusted = true;
+        return 0;
+    }
+    return resil_error_set(err, rc, t->path, "%.400s" OPT_IN_HINT, t->message);
+}
+
+/* Opens the state directory dir, creating it (exactly cfg's mode, 0700 by
+ * default, whatever the umask) when `create`, and checks through that fd
+ * that it is private: what is then opened in it is opened relative to the
+ * fd, so nothing can be swapped in between.  A symlink to the directory is
+ * followed only under the protected-symlinks rule.  Returns the fd, or a
+ * negative code (err names the directory). */
+static int open_state_dir(const char *dir, bool create, const resil__store_cfg *cfg,
+                          bool *untrusted, resil_error *err)
+{
+    mode_t want = cfg && cfg->dir_mode ? cfg->dir_mode : 0700;
+    bool created = false;
+    if (create) {
+        if (mkdir(dir, want) == 0)
+            created = true;
+        else if (errno != EEXIST)
+            return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
+                                   dir, strerror(errno));
+    }
+    int dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (dfd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        /* O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (or ELOOP) */
+        int e = errno;
+        struct stat lst;
+        if (resil__sys.lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+            int rc = resil__symlink_check(dir, &lst, err);
+            if (rc)
+                return rc;
+            dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        } else {
+            errno = e;
+        }
+    }
+    if (dfd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return resil_error_set(err, -e, dir, "no state directory %s", dir);
+        if (e == ENOTDIR)
+            return resil_error_set(err, -e, dir, "the state directory %s is not a directory",
+                                   dir);
+        return resil_error_set(err, -e, dir, "cannot open the state directory %s: %s", dir,
+                               strerror(e));
+    }
+    struct stat st;
+    if (resil__sys.fstat(dfd, &st) != 0) {
+        int e = errno;
+        resil__sys.close(dfd);
+        return resil_error_set(err, -e, dir, "cannot stat the state directory %s: %s", dir,
+                               strerror(e));
+    }
+    if (created && st.st_uid == geteuid() && (st.st_mode & 07777) != want) {
+        if (resil__sys.fchmod(dfd, want) != 0) {
+            int e = errno;
+            resil__sys.close(dfd);
+            return resil_error_set(err, -e, dir, "cannot set the mode of the state directory "
+                                   "%s: %s", dir, strerror(e));
+        }
+        st.st_mode = (st.st_mode & ~(mode_t)07777) | want;
+    }
+    resil_error t;
+    resil_error_clear(&t);
+    int rc = resil__dir_check_private(dir, &st, false, &t);
+    if (rc && (rc = refuse_or_trust(cfg, rc, &t, untrusted, err)) != 0) {
+        resil__sys.close(dfd);
+        return rc;
+    }
+    return dfd;
+}
+
+/* Opens the state file of `name` in dir (creating dir and the file when
+ * `create`), never through a symbolic link, checks its owner and mode,
+ * takes its OFD write lock and stats it.  With may_read_only, a file the
+ * caller may not write is opened O_RDONLY (*readonly; no lock is taken).
+ * *guarded: a directory or file that is not private passed because the
+ * caller opted in.  Returns 0 with *path_out (malloc'd), *fd_out and *sb,
+ * or an error (err names the file) with nothing left open. */
+static int open_locked(const char *dir, const char *name, bool create, bool may_read_only,
+                       const resil__store_cfg *cfg, char **path_out, int *fd_out,
+                       struct stat *sb, bool *guarded, bool *readonly, resil_error *err)
+{
+    bool untrusted = false;
+    *guarded = false;
+    *readonly = false;
+    int dfd = open_state_dir(dir, create, cfg, &untrusted, err);
+    if (dfd < 0)
+        return dfd;
     char *path = resil__cb_path(dir, name);
-    if (!path)
+    char *rel = resil__cb_path("", name); /* "/<base>" */
+    if (!path || !rel) {
+        free(path);
+        free(rel);
+        resil__sys.close(dfd);
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    const char *base = rel + 1;
+    mode_t fmode = cfg && cfg->file_mode ? cfg->file_mode : 0600;
     int rc = 0;
-    int fd = resil__sys.open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0666);
+    int fd = -1;
+    for (int tries = 0; tries < 8; tries++) {
+        fd = resil__sys.openat(dfd, base, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
+        if (fd >= 0 || errno != ENOENT || !create)
+            break;
+        fd = resil__sys.openat(dfd, base, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL,
+                               fmode);
+        if (fd >= 0) {
+            /* exactly fmode, whatever the umask */
+            if (resil__sys.fchmod(fd, fmode) != 0) {
+                int e = errno;
+                resil__sys.close(fd);
+                (void)resil__sys.unlinkat(dfd, base, 0);
+                fd = -1;
+                errno = e;
+            }
+            break;
+        }
+        if (errno != EEXIST) /* else another process created it: open that */
+            break;
+    }
+    if (fd < 0 && may_read_only && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+        int e = errno;
+        fd = resil__sys.openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
+        if (fd >= 0)
+            *readonly = true;
+        else
+            errno = e;
+    }
     if (fd < 0) {
         rc = -errno;
         if (rc == -ENOENT && !create)
@@ -511,25 +701,52 @@ static int open_locked(const char *dir, const char *name, bool create, char **pa
         else
             resil_error_set(err, rc, path, "cannot open the breaker state %s: %s", path,
                             strerror(-rc));
-        free(path);
-        return rc;
+        goto fail;
     }
-    rc = ofd_lock(fd, F_WRLCK);
-    if (rc < 0)
-        resil_error_set(err, rc, path, "cannot lock %s: %s%s", path, resil_strerror(rc),
-                        rc == RESIL_ETIMEDOUT ? " (is a process holding it stopped?)" : "");
-    else if (resil__sys.fstat(fd, sb) != 0)
+    if (resil__sys.fstat(fd, sb) != 0) {
         rc = resil_error_set(err, -errno, path, "cannot stat %s: %s", path, strerror(errno));
-    else if (!S_ISREG(sb->st_mode))
-        rc = resil_error_set(err, RESIL_EPARSE, path, "%s is not a regular file", path);
-    if (rc) {
-        resil__sys.close(fd); /* drops the OFD lock */
-        free(path);
-        return rc;
+        goto fail;
     }
+    if (!S_ISREG(sb->st_mode)) {
+        rc = resil_error_set(err, RESIL_EPARSE, path, "%s is not a regular file", path);
+        goto fail;
+    }
+    /* Lock-free readers rely on the file keeping its size: only its owner
+     * may be able to write (and so truncate) it. */
+    resil_error t;
+    resil_error_clear(&t);
+    int trc = resil__file_check_owner(path, sb, false, &t);
+    if (!trc && (sb->st_mode & (S_IWGRP | S_IWOTH)))
+        trc = resil_error_set(&t, -EPERM, path,
+                              "refusing %s: its mode %04o lets %s write to it; make it 0600 "
+                              "(chmod go-w) or opt in to trust it",
+                              path, (unsigned)(sb->st_mode & 07777),
+                              (sb->st_mode & S_IWOTH) ? "every user" : "its group");
+    if (trc && (rc = refuse_or_trust(cfg, trc, &t, &untrusted, err)) != 0)
+        goto fail;
+    if (!*readonly) {
+        rc = ofd_lock(fd, F_WRLCK);
+        if (rc < 0)
+            resil_error_set(err, rc, path, "cannot lock %s: %s%s", path, resil_strerror(rc),
+                            rc == RESIL_ETIMEDOUT ? " (is a process holding it stopped?)" : "");
+        else if (resil__sys.fstat(fd, sb) != 0) /* its size under the lock */
+            rc = resil_error_set(err, -errno, path, "cannot stat %s: %s", path, strerror(errno));
+        if (rc)
+            goto fail;
+    }
+    resil__sys.close(dfd);
+    free(rel);
+    *guarded = untrusted;
     *path_out = path;
     *fd_out = fd;
     return 0;
+fail:
+    if (fd >= 0)
+        resil__sys.close(fd); /* drops the OFD lock */
+    resil__sys.close(dfd);
+    free(rel);
+    free(path);
+    return rc;
 }
 
 /* Maps a state file of the right size into *map.  Returns 0 or -errno (err
@@ -542,16 +759,103 @@ static int map_record(int fd, const char *path, void **map, resil_error *err)
     return 0;
 }
 
+/* A readonly store: a copy of the record in fd (read-only, unlocked), read
+ * until no holder is mid-update (holders keep the lock for microseconds; a
+ * record left dirty by a holder that died is repaired in the copy). */
+static int read_copy(int fd, const char *path, const char *dir, const char *name, off_t size,
+                     struct resil__cb_state **out, resil_error *err)
+{
+    if (size == 0)
+        return resil_error_set(err, -ENOENT, path, "no breaker %s in %s (its state file is "
+                               "empty: being created, or its creator died)", name, dir);
+    if (size != (off_t)sizeof(struct resil__cb_state))
+        return resil_error_set(err, RESIL_EPARSE, path,
+                               "%s is not a breaker state of this version: %lld bytes, expected "
+                               "%zu (truncated or foreign)",
+                               path, (long long)size, sizeof(struct resil__cb_state));
+    struct resil__cb_state *st = aligned_alloc(128, sizeof *st);
+    if (!st)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    const char *defect = NULL;
+    for (int attempt = 0;; attempt++) {
+        ssize_t r = resil__sys.pread(fd, st, sizeof *st, 0);
+        if (r < 0) {
+            int e = errno;
+            free(st);
+            return resil_error_set(err, -e, path, "cannot read %s: %s", path, strerror(e));
+        }
+        if (r != (ssize_t)sizeof *st) {
+            defect = "shorter than a record (truncated)";
+        } else if (st->magic == 0) {
+            free(st);
+            return resil_error_set(err, -ENOENT, path, "no breaker %s in %s (its state file "
+                                   "is being created, or its creator died)", name, dir);
+        } else {
+            bool dirty = atomic_load(&st->dirty) != 0;
+            defect = resil__cb_state_check(st);
+            if (!defect && !dirty)
+                break;
+            if (attempt >= 50 && dirty && st->magic == RESIL__CB_MAGIC &&
+                st->version == RESIL__CB_VERSION && st->size == sizeof *st) {
+                resil__cb_state_repair(st); /* its holder died mid-update */
+                defect = resil__cb_state_check(st);
+            }
+        }
+        if (attempt >= 50)
+            break;
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    if (!defect && strcmp(st->name, name) != 0)
+        defect = "it holds another breaker's state";
+    if (defect) {
+        free(st);
+        return resil_error_set(err, RESIL_EPARSE, path, "%s is corrupt: %s", path, defect);
+    }
+    *out = st;
+    return 0;
+}
+
 int resil__store_open_file(resil__store **out, const char *dir, const char *name,
                            bool attach_only, int64_t now_ns, int64_t wall_ns, resil_error *err)
+{
+    return resil__store_open_file_cfg(out, dir, name, attach_only, NULL, now_ns, wall_ns, err);
+}
+
+int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *name,
+                               bool attach_only, const resil__store_cfg *cfg, int64_t now_ns,
+                               int64_t wall_ns, resil_error *err)
 {
     char *path;
     int fd;
     struct stat sb;
-    int rc = open_locked(dir, name, !attach_only, &path, &fd, &sb, err);
+    bool guarded, readonly;
+    int rc = open_locked(dir, name, !attach_only, attach_only, cfg, &path, &fd, &sb, &guarded,
+                         &readonly, err);
     if (rc)
         return rc;
     void *map = MAP_FAILED;
+    if (readonly) {
+        struct resil__cb_state *copy = NULL;
+        rc = read_copy(fd, path, dir, name, sb.st_size, &copy, err);
+        resil__sys.close(fd);
+        fd = -1;
+        resil__store *s = rc ? NULL : store_alloc();
+        if (!rc && !s)
+            rc = resil_error_set(err, -ENOMEM, NULL, "out of memory");
+        if (rc) {
+            free(copy);
+            free(path);
+            return rc;
+        }
+        rebase_after_boot(copy, now_ns, wall_ns);
+        s->st = copy;
+        snprintf(s->name, sizeof s->name, "%s", name);
+        s->readonly = true;
+        s->path = path;
+        *out = s;
+        return 0;
+    }
     if (sb.st_size == 0 && attach_only) {
         rc = resil_error_set(err, -ENOENT, path, "no breaker %s in %s (its state file is empty: "
                              "being created, or its creator died)", name, dir);
@@ -607,6 +911,8 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     s->dev = sb.st_dev;
     s->ino = sb.st_ino;
     s->shared = true;
+    s->guarded = guarded;
+    s->epoch_seen = RESIL__CB_EPOCH(atomic_load(&st->word));
     s->fd = fd;
     s->path = path;
     *out = s;
@@ -634,7 +940,8 @@ void resil__store_close(resil__store *s)
     free(s);
 }
 
-int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err)
+int resil__cb_reset_file(const char *dir, const char *name, const resil__store_cfg *cfg,
+                         resil_error *err)
 {
     if (!dir || !*dir || !name || !*name || strlen(name) > RESIL__CB_NAME_MAX)
         return resil_error_set(err, RESIL_EINVAL, "name",
@@ -643,7 +950,8 @@ int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err
     char *path;
     int fd;
     struct stat sb;
-    int rc = open_locked(dir, name, true, &path, &fd, &sb, err);
+    bool guarded, readonly;
+    int rc = open_locked(dir, name, true, false, cfg, &path, &fd, &sb, &guarded, &readonly, err);
     if (rc)
         return rc;
     void *map = MAP_FAILED;
@@ -661,6 +969,15 @@ out:
     resil__sys.close(fd);
     free(path);
     return rc;
+}
+
+int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err)
+{
+    resil__store_cfg cfg = {0};
+    int rc = resil__cb_trust_from_env(&cfg.trust_shared, err);
+    if (rc)
+        return rc;
+    return resil__cb_reset_file(dir, name, &cfg, err);
 }
 
 bool resil__cb_read_name(char *name, int dirfd, const char *base)

@@ -65,8 +65,11 @@
  * the wall clock when the boot id changed).  A handle may be used in a child
  * after fork() (it opens the file again for a lock of its own), provided no
  * other thread of the parent was inside the breaker during the fork.  Do
- * not truncate a state file that is mapped: its processes would get SIGBUS;
- * resil_breaker_reset_file rewrites it in place.  Configuration is per process;
+ * not truncate a state file that is mapped: its processes would get SIGBUS
+ * on their lock-free paths (resil_breaker_reset_file rewrites it in place).
+ * That is why the directory and the file must be private to their owner
+ * (see resil_breaker_trust); under the lock, the file's size is always
+ * checked first, and a file that shrank is sized back and reset.  Configuration is per process;
  * what is shared is the state: state, epoch, consecutive failures, the
  * window, half-open leases, the open streak and the counters.
  */
@@ -173,14 +176,59 @@ typedef struct resil_breaker_opts {
 
     /* Where shared state lives.  NULL: the RESIL_STATE_DIR environment
      * variable, and process-local when it is unset or empty.  "": always
-     * process-local.  The directory is created (mode 0777 & ~umask) when
-     * missing. */
+     * process-local.  The directory is created (mode state_dir_mode, 0700 by
+     * default, whatever the umask) when missing, and state files in it
+     * (mode state_file_mode, 0600 by default). */
     const char *state_dir;
     /* With a state directory: attach to an existing state file only (fails
      * with -ENOENT when there is none; RESIL_EINVAL without a state
-     * directory).  For tools that inspect breakers. */
+     * directory).  For tools that inspect breakers.  A state file the
+     * caller may read but not write is then read into a private copy: the
+     * handle gives snapshots (of that moment), and trip, disable, reset,
+     * acquire beyond the closed state and the reports that take the lock
+     * fail with -EACCES. */
     bool attach_only;
+    /* Whom the state directory and files may belong to (see
+     * resil_breaker_trust).  0: RESIL_STATE_DIR_TRUST from the environment,
+     * else RESIL_BREAKER_TRUST_PRIVATE. */
+    int state_trust;
+    /* Modes of a directory and of a state file that resil creates (0: 0700
+     * and 0600); the owner's rwx (directory) and rw (file) bits are
+     * required.  A mode that lets the group or others write needs
+     * state_trust RESIL_BREAKER_TRUST_SHARED. */
+    unsigned state_dir_mode;
+    unsigned state_file_mode;
+    /* With a state directory: take the state file's lock, and so check its
+     * size, before every call, also those that are otherwise lock-free (the
+     * closed state's acquire and report, snapshots, get_state): a state
+     * file truncated between two calls (by its owner, by root, or by anyone
+     * when trust is shared) is then sized back and reset instead of killing
+     * the process with SIGBUS.  Costs a lock per call (microseconds); for
+     * tools that make few calls (`resil run --breaker` sets it).  Implied by
+     * state_trust SHARED on a directory or file that is not private. */
+    bool guard_every_call;
 } resil_breaker_opts;
+
+/* Trust in a state directory (opts.state_trust, RESIL_STATE_DIR_TRUST).
+ * A shared breaker's processes map its state file and read it without a
+ * lock: whoever may write the file (or replace it in the directory) can
+ * steer the breaker and, by truncating the file, kill them with SIGBUS.
+ *   PRIVATE ("private", the default): the directory must be owned by the
+ *     caller or root and writable by no one else, the state file owned by
+ *     the caller (or, for a caller other than root, root) and writable by
+ *     no one else; anything else is refused with -EPERM, err naming the
+ *     directory or file, its owner or mode, and how to opt in.
+ *   SHARED ("shared"): the caller trusts the users who may write there
+ *     (a group's shared directory, say).  Such a breaker is "guarded":
+ *     every call takes the state file's lock and checks its size first, so
+ *     a file that shrank between two calls is sized back and reset instead
+ *     of raising SIGBUS (a truncation racing with a call in progress still
+ *     can; hence "trusts").  Guarded calls cost a lock (microseconds). */
+typedef enum resil_breaker_trust {
+    RESIL_BREAKER_TRUST_DEFAULT = 0,
+    RESIL_BREAKER_TRUST_PRIVATE = 1,
+    RESIL_BREAKER_TRUST_SHARED = 2
+} resil_breaker_trust;
 
 #define RESIL_BREAKER_OPTS_INIT {0}
 
@@ -315,10 +363,14 @@ typedef struct resil_breaker_snapshot {
 } resil_breaker_snapshot;
 
 /* Fills *out.  Lock-free (may be slightly inconsistent while other threads
- * make calls).  Returns 0. */
+ * make calls), except for a guarded breaker (see resil_breaker_trust and
+ * guard_every_call), which takes the lock first.  Returns 0, or for a
+ * guarded breaker an error of its lock (as resil_breaker_acquire; *out is
+ * then all zero). */
 RESIL_EXPORT int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out);
 
-/* The state now (OPEN whose time is over reads HALF_OPEN). */
+/* The state now (OPEN whose time is over reads HALF_OPEN).  A guarded
+ * breaker whose lock cannot be had reads OPEN. */
 RESIL_EXPORT resil_breaker_state resil_breaker_get_state(resil_breaker *b);
 
 /* Seconds until an OPEN breaker goes half-open (0 otherwise, -1 when forced
@@ -376,8 +428,11 @@ RESIL_EXPORT int resil_breaker_list_dir(const char *dir, int (*fn)(const char *n
 
 /* Writes a fresh CLOSED state into the state file of `name` in dir, whatever
  * it held (also a corrupt or truncated one), under the file's lock.
- * Processes that have it mapped see the new state at once.  Returns 0 or
- * -errno (err names the file). */
+ * Processes that have it mapped see the new state at once.  The directory
+ * and file are trusted as RESIL_STATE_DIR_TRUST says (default private:
+ * -EPERM for one that others may write or another user owns), and created
+ * 0700 / 0600 when missing.  Returns 0, RESIL_EINVAL for a bad
+ * RESIL_STATE_DIR_TRUST, or -errno (err names the file). */
 RESIL_EXPORT int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err);
 
 /* ---- retry around a breaker ------------------------------------------------ */

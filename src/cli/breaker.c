@@ -37,15 +37,29 @@ typedef struct cb_cli {
     const char *dir;
     bool dir_given; /* --state-dir (repeated in hints) */
     bool json;
+    int trust; /* --state-dir-trust: a resil_breaker_trust, 0 = environment */
 } cb_cli;
 
-static void msg(const cb_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void msg(const cb_cli *c, const char *fmt, ...)
+static void vmsg_args(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vmsg_args(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    resil_cli_vmsg(c->prog, fmt, ap);
+    resil_cli_vmsg(prog, fmt, ap);
     va_end(ap);
+}
+
+/* Every message goes out in its safe form: names, directories and the
+ * library's messages may hold any bytes (see resil_cli_text_escape). */
+static void msg(const cb_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msg(const cb_cli *c, const char *fmt, ...)
+{
+    char raw[1800], safe[1800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    vmsg_args(c->prog, "%s", resil_cli_text_safe_buf(raw, safe, sizeof safe));
 }
 
 static void cb_usage(FILE *out)
@@ -68,6 +82,10 @@ static void cb_usage(FILE *out)
           "options:\n"
           "  --state-dir DIR   the state directory (default: $RESIL_STATE_DIR; one of\n"
           "                    them is required)\n"
+          "  --state-dir-trust private|shared\n"
+          "                    private (default, or $RESIL_STATE_DIR_TRUST): refuse a\n"
+          "                    state directory that others may write or another user\n"
+          "                    owns, and state files of other users; shared: use them\n"
           "  --json            print JSON (status: one object; list: an array; trip,\n"
           "                    reset, disable: the new status)\n"
           "  -h, --help        show this help\n"
@@ -111,7 +129,10 @@ static const char *fmt_secs(double s, char *buf, size_t size)
     return buf;
 }
 
-/* `name` as one shell word, for the hints we print. */
+/* `name` as one shell word, for the hints we print: as it is when plain,
+ * in '...' when it holds only printable text, else in bash's $'...' with
+ * the bytes a terminal must not see escaped (\e, \n, \xNN: the escapes of
+ * resil_cli_text_escape are $'...' escapes). */
 static const char *shell_word(const char *s, char *buf, size_t size)
 {
     bool plain = *s != '\0';
@@ -122,17 +143,42 @@ static const char *shell_word(const char *s, char *buf, size_t size)
         snprintf(buf, size, "%s", s);
         return buf;
     }
+    if (size < 8)
+        return "''";
+    size_t n = strlen(s);
+    bool printable = resil_cli_text_escape(NULL, 0, s, n) == n;
     size_t o = 0;
-    if (size < 3)
-        return s;
-    buf[o++] = '\'';
-    for (const char *p = s; *p && o + 5 < size; p++) {
-        if (*p == '\'') {
-            memcpy(buf + o, "'\\''", 4);
-            o += 4;
-        } else {
-            buf[o++] = *p;
+    if (printable) {
+        buf[o++] = '\'';
+        for (const char *p = s; *p && o + 6 < size; p++) {
+            if (*p == '\'') {
+                memcpy(buf + o, "'\\''", 4);
+                o += 4;
+            } else {
+                buf[o++] = *p;
+            }
         }
+        buf[o++] = '\'';
+        buf[o] = '\0';
+        return buf;
+    }
+    buf[o++] = '$';
+    buf[o++] = '\'';
+    for (size_t i = 0; i < n && o + 8 < size;) {
+        if (s[i] == '\\' || s[i] == '\'') {
+            buf[o++] = '\\';
+            buf[o++] = s[i++];
+            continue;
+        }
+        size_t j = i;
+        while (j < n && s[j] != '\\' && s[j] != '\'')
+            j++;
+        size_t room = size - o - 3;
+        resil_cli_text_escape(buf + o, room, s + i, j - i);
+        o += strlen(buf + o);
+        i = j;
+        if (o + 8 >= size)
+            break;
     }
     buf[o++] = '\'';
     buf[o] = '\0';
@@ -243,8 +289,8 @@ static const char *state_text(const resil_breaker_snapshot *s, char *buf, size_t
 
 static void print_status(const char *name, const resil_breaker_snapshot *s)
 {
-    char st[128], t[48];
-    printf("name:                 %s\n", name);
+    char st[128], t[48], safe[4 * NAME_MAX_BYTES + 1];
+    printf("name:                 %s\n", resil_cli_text_safe_buf(name, safe, sizeof safe));
     printf("state:                %s\n", state_text(s, st, sizeof st));
     printf("consecutive failures: %lld\n", (long long)s->consecutive_failures);
     printf("calls:                %lld successful, %lld failed, %lld ignored, %lld not "
@@ -281,6 +327,7 @@ static int open_breaker(const cb_cli *c, const char *name, resil_breaker **out, 
     resil_breaker_opts opts = RESIL_BREAKER_OPTS_INIT;
     opts.state_dir = c->dir;
     opts.attach_only = true;
+    opts.state_trust = c->trust;
     resil_error_clear(e);
     int rc = resil_breaker_new(out, name, &opts, e);
     if (rc == 0)
@@ -379,8 +426,11 @@ static int do_change(const cb_cli *c)
     int status = RESIL_CLI_EXIT_OK;
     if (c->json)
         status = print_json(c, snapshot_json(c->name, &s));
-    else
-        printf("%s: %s -> %s\n", c->name, from, resil_breaker_state_name(s.state));
+    else {
+        char safe[4 * NAME_MAX_BYTES + 1];
+        printf("%s: %s -> %s\n", resil_cli_text_safe_buf(c->name, safe, sizeof safe), from,
+               resil_breaker_state_name(s.state));
+    }
     resil_breaker_free(b);
     int out = finish_output(c);
     return status != RESIL_CLI_EXIT_OK ? status : out;
@@ -431,10 +481,11 @@ static int do_list(const cb_cli *c)
     }
     int status = rc == 0 ? RESIL_CLI_EXIT_OK : RESIL_CLI_EXIT_FAILURE;
 
-    /* Widths of the table (names longer than 40 bytes push their row). */
+    /* Widths of the table, in terminal columns of the names' safe forms
+     * (names wider than 40 columns push their row). */
     int w = 4;
     for (size_t i = 0; i < l.n; i++) {
-        int len = (int)strlen(l.names[i]);
+        int len = resil_cli_text_width(l.names[i]);
         if (len > w)
             w = len > 40 ? 40 : len;
     }
@@ -446,6 +497,10 @@ static int do_list(const cb_cli *c)
         int orc = open_breaker(c, l.names[i], &b, &e, false);
         if (orc == -ENOENT)
             continue; /* removed since the directory was read */
+        if (orc == -EPERM && strcmp(e.path, c->dir) == 0) {
+            status = RESIL_CLI_EXIT_FAILURE; /* the directory is refused: said once */
+            break;
+        }
         if (orc == 0) {
             resil_breaker_snapshot_get(b, &s);
             resil_breaker_free(b);
@@ -472,9 +527,12 @@ static int do_list(const cb_cli *c)
             printf("%-*s  %-11s  %8s  %s\n", w, "NAME", "STATE", "FAILURES", "HALF-OPEN IN");
             header = true;
         }
+        if (resil_cli_text_pad(stdout, l.names[i], w) != 0) {
+            status = RESIL_CLI_EXIT_FAILURE;
+            break;
+        }
         if (orc != 0) {
-            printf("%-*s  %-11s  %8s  %s\n", w, l.names[i],
-                   orc == RESIL_EPARSE ? "corrupt" : "error", "-", "-");
+            printf("  %-11s  %8s  %s\n", orc == RESIL_EPARSE ? "corrupt" : "error", "-", "-");
             continue;
         }
         char t[48] = "-";
@@ -482,7 +540,7 @@ static int do_list(const cb_cli *c)
             fmt_secs(ceil_ms(s.time_until_half_open_s), t, sizeof t);
         else if (s.state == RESIL_BREAKER_FORCED_OPEN)
             snprintf(t, sizeof t, "never (reset)");
-        printf("%-*s  %-11s  %8lld  %s\n", w, l.names[i], resil_breaker_state_name(s.state),
+        printf("  %-11s  %8lld  %s\n", resil_breaker_state_name(s.state),
                (long long)s.consecutive_failures, t);
     }
     if (arr) {
@@ -539,7 +597,21 @@ int resil_cli_breaker(int argc, char **argv)
                 continue;
             }
             const char *val = NULL;
-            int r = resil_cli_opt_value(argc, argv, &i, "--state-dir", &val);
+            int r = resil_cli_opt_value(argc, argv, &i, "--state-dir-trust", &val);
+            if (r < 0)
+                return usage_error(&c, "option '--state-dir-trust' requires an argument");
+            if (r > 0) {
+                if (strcmp(val, "private") == 0)
+                    c.trust = RESIL_BREAKER_TRUST_PRIVATE;
+                else if (strcmp(val, "shared") == 0)
+                    c.trust = RESIL_BREAKER_TRUST_SHARED;
+                else
+                    return usage_error(&c, "--state-dir-trust: '%s' is not a trust mode "
+                                           "(expected private or shared)",
+                                       val);
+                continue;
+            }
+            r = resil_cli_opt_value(argc, argv, &i, "--state-dir", &val);
             if (r < 0)
                 return usage_error(&c, "option '--state-dir' requires an argument");
             if (r > 0) {
@@ -582,6 +654,18 @@ int resil_cli_breaker(int argc, char **argv)
             return usage_error(&c, "a state directory is needed: give --state-dir DIR or "
                                    "set RESIL_STATE_DIR");
         c.dir = env;
+    }
+    if (c.trust == 0) {
+        /* A bad RESIL_STATE_DIR_TRUST is a usage error, said once. */
+        const char *env = getenv("RESIL_STATE_DIR_TRUST");
+        if (env && *env && strcmp(env, "private") != 0 && strcmp(env, "shared") != 0)
+            return usage_error(&c, "RESIL_STATE_DIR_TRUST=%s is not a trust mode (expected "
+                                   "private or shared)",
+                               env);
+    } else {
+        /* the library's reset of a corrupt file reads the environment */
+        setenv("RESIL_STATE_DIR_TRUST",
+               c.trust == RESIL_BREAKER_TRUST_SHARED ? "shared" : "private", 1);
     }
     resil_cli_ensure_std_fds();
 

@@ -51,6 +51,43 @@ int resil_cli_lock(int argc, char **argv);   /* lock.c */
 int resil_cli_breaker(int argc, char **argv); /* breaker.c */
 int resil_cli_metrics(int argc, char **argv); /* metrics.c */
 
+/* ---- text printed for people (text.c) ------------------------------------ *
+ * Every name, path or message text that comes from outside (a breaker's or
+ * a file's name, a header read from a file) goes through these before it
+ * reaches a terminal.  Valid UTF-8 is kept; control bytes (C0, DEL), C1
+ * controls, bidirectional overrides and isolates (U+202A..U+202E,
+ * U+2066..U+2069, U+200E, U+200F, U+061C) and bytes that are not valid UTF-8
+ * (overlong forms, surrogates, truncated sequences) are written as \e, \n,
+ * \t, \r or \xNN, one escape per byte.  Backslashes are kept as they are.
+ * No locale is consulted. */
+
+/* Writes the safe form of s[0..n) (may hold NULs) into out (size bytes,
+ * always NUL-terminated when size > 0, cut only between whole characters
+ * or escapes).  Returns the length of the whole safe form, as snprintf does
+ * (out may be NULL with size 0 to measure). */
+size_t resil_cli_text_escape(char *out, size_t size, const char *s, size_t n);
+
+/* The safe form of the string s (NULL: "") in a new malloc'd string (the
+ * caller frees it), or NULL when out of memory. */
+char *resil_cli_text_safe(const char *s);
+
+/* The safe form of s in buf (size bytes; cut as resil_cli_text_escape
+ * does).  Returns buf. */
+const char *resil_cli_text_safe_buf(const char *s, char *buf, size_t size);
+
+/* The number of terminal columns the safe form of s takes: East Asian wide
+ * and fullwidth characters count 2, combining marks and other zero-width
+ * characters 0, every escape its length.  So
+ * resil_cli_text_width(s) == resil_cli_text_width(resil_cli_text_safe(s)). */
+int resil_cli_text_width(const char *s);
+
+/* The columns of one code point: 0, 1 or 2, or -1 for a control. */
+int resil_cli_cp_width(uint32_t cp);
+
+/* Prints the safe form of s on out, then spaces up to `width` columns (none
+ * when it is wider).  Returns 0, or -1 on a write error or out of memory. */
+int resil_cli_text_pad(FILE *out, const char *s, int width);
+
 /* ---- running a command (lock.c; shared with json.c) ---------------------- */
 
 /* Makes sure fds 0-2 are open (on /dev/null when they were closed), so that

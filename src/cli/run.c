@@ -230,6 +230,9 @@ static void run_usage(FILE *out)
           "                         default $CIRCUIT_BREAKER_DEFAULT_TIMEOUT, else 60)\n"
           "      --state-dir DIR    where breakers keep their state (default\n"
           "                         $RESIL_STATE_DIR; one of them is required)\n"
+          "      --state-dir-trust private|shared  shared: use a state directory or files\n"
+          "                         that other users may write (default\n"
+          "                         $RESIL_STATE_DIR_TRUST, else private: refuse them)\n"
           "\n"
           "reporting:\n"
           "      --name NAME        the retry's name (default: CMD's basename)\n"
@@ -390,6 +393,7 @@ enum {
     OPT_FAILURE_THRESHOLD,
     OPT_RECOVERY_TIMEOUT,
     OPT_STATE_DIR,
+    OPT_STATE_DIR_TRUST,
     OPT_METRICS_DIR,
 };
 
@@ -418,6 +422,7 @@ static const struct option long_options[] = {
     {"failure-threshold", required_argument, NULL, OPT_FAILURE_THRESHOLD},
     {"recovery-timeout", required_argument, NULL, OPT_RECOVERY_TIMEOUT},
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"state-dir-trust", required_argument, NULL, OPT_STATE_DIR_TRUST},
     {"metrics-dir", required_argument, NULL, OPT_METRICS_DIR},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -451,6 +456,7 @@ typedef struct overrides {
     const char *events_path;
     /* --breaker and its options */
     const char *state_dir;
+    int state_trust; /* --state-dir-trust: a resil_breaker_trust, 0 = environment */
     bool has_threshold, has_recovery;
     int threshold;
     double recovery;
@@ -604,6 +610,16 @@ static int parse_args(run_ctx *c, overrides *ov, int argc, char **argv)
                 return usage_error("--state-dir: the directory is an empty string");
             ov->state_dir = optarg;
             break;
+        case OPT_STATE_DIR_TRUST:
+            if (strcmp(optarg, "private") == 0)
+                ov->state_trust = RESIL_BREAKER_TRUST_PRIVATE;
+            else if (strcmp(optarg, "shared") == 0)
+                ov->state_trust = RESIL_BREAKER_TRUST_SHARED;
+            else
+                return usage_error("--state-dir-trust: '%s' is not a trust mode (expected "
+                                   "private or shared)",
+                                   optarg);
+            break;
         case OPT_METRICS_DIR:
             if (optarg[0] == '\0')
                 return usage_error("--metrics-dir: the directory is an empty string");
@@ -638,6 +654,7 @@ static int parse_args(run_ctx *c, overrides *ov, int argc, char **argv)
         const char *lone = ov->has_threshold ? "--failure-threshold"
                            : ov->has_recovery ? "--recovery-timeout"
                            : ov->state_dir    ? "--state-dir"
+                           : ov->state_trust  ? "--state-dir-trust"
                                               : NULL;
         if (lone)
             return usage_error("%s needs --breaker NAME", lone);
@@ -665,6 +682,10 @@ static int open_breaker(run_ctx *c, const overrides *ov)
         return -1;
     resil_breaker_opts opts = RESIL_BREAKER_OPTS_INIT;
     opts.state_dir = ov->state_dir;
+    opts.state_trust = ov->state_trust;
+    /* Two calls per attempt: a lock each is nothing, and a state file
+     * truncated while CMD runs must not kill resil after CMD succeeded. */
+    opts.guard_every_call = true;
     if (ov->has_threshold)
         opts.failure_threshold = ov->threshold;
     if (ov->has_recovery)
@@ -687,6 +708,7 @@ static int open_breaker(run_ctx *c, const overrides *ov)
             {"recovery_timeout_s", "--recovery-timeout"},
             {"half_open_lease_s", "--attempt-timeout"},
             {"state_dir", "--state-dir"},
+            {"RESIL_STATE_DIR_TRUST", "RESIL_STATE_DIR_TRUST"},
             {"name", "--breaker"},
         };
         for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {

@@ -8,7 +8,14 @@
  *   - the file store: a MAP_SHARED mapping of <dir>/<name>.cb, locked by a
  *     mutex (threads) plus an OFD write lock on the file (processes; the
  *     kernel drops it when a holder dies).
- * Lock-free readers and the closed-state fast path touch the atomics directly;
+ * Lock-free readers and the closed-state fast path touch the atomics directly:
+ * they rely on the state file keeping its size, that is on nobody but its
+ * owner (and root) being able to truncate it.  That is why the directory and
+ * the file must be private (0700 / 0600, owned by the caller or root) unless
+ * the caller opts in to trust others; an opted-in (guarded) store takes the
+ * lock, and so checks the file's size, before every access instead.  Under
+ * the lock the size is always checked (fstat) before the mapping is used.
+ * Resil itself never shrinks a state file.
  * everything that changes more than one field does so under the lock, with
  * `dirty` set for the duration, so the next holder can repair what a killed
  * holder left half done.  Whatever a file holds, indexes into the ring and
@@ -113,7 +120,36 @@ struct resil__store {
     dev_t dev;                  /* file store: the state file's identity */
     ino_t ino;
     char name[RESIL__CB_NAME_MAX + 1]; /* the breaker's, to rewrite a header */
+    /* file store opened with trust opted in on a directory or file that is
+     * not private: every call takes the lock (and so checks the file's size)
+     * before touching the record, instead of the lock-free paths */
+    bool guarded;
+    /* a copy of the record read from a file the caller may read but not
+     * write (attach_only): snapshots only, resil__store_lock gives -EACCES */
+    bool readonly;
+    /* times the state file was found shorter than the record under the lock
+     * and was sized back and reinitialised (a reset) */
+    _Atomic unsigned long shrink_resets;
+    /* the epoch this store last saw under the lock (a reset after a shrink
+     * goes on from it: the page that held it may be gone) */
+    uint64_t epoch_seen;
 };
+
+/* How a file store treats its directory and state file. */
+typedef struct resil__store_cfg {
+    /* opted in (state_trust SHARED): a directory that others may write or
+     * that another user owns, and a state file of another user or that
+     * others may write, are used (and the store is guarded); otherwise they
+     * are refused with -EPERM */
+    bool trust_shared;
+    mode_t dir_mode;  /* a created directory's mode (0: 0700), umask ignored */
+    mode_t file_mode; /* a created state file's mode (0: 0600), umask ignored */
+} resil__store_cfg;
+
+/* Reads RESIL_STATE_DIR_TRUST: unset or empty or "private": *shared false;
+ * "shared": true.  Another value: RESIL_EINVAL, err naming the variable and
+ * its value (and *shared false). */
+int resil__cb_trust_from_env(bool *shared, resil_error *err);
 
 /* A local store holding a fresh record for `name`.  Returns 0 or -ENOMEM. */
 int resil__store_open_local(resil__store **out, const char *name);
@@ -121,13 +157,31 @@ int resil__store_open_local(resil__store **out, const char *name);
 /* Opens (or, unless attach_only, creates) <dir>/<enc(name)>.cb, validating
  * an existing record (RESIL_EPARSE with err naming the file and the defect)
  * and re-basing its times when the machine rebooted since.  now_ns and
- * wall_ns are the breaker's clock. */
+ * wall_ns are the breaker's clock.  The directory is opened once
+ * (O_DIRECTORY, a symlink to it followed only under the protected-symlinks
+ * rule), checked through that fd and the file opened relative to it
+ * (O_NOFOLLOW; created O_EXCL with cfg's mode).  -EPERM for a directory or
+ * file that is not private without cfg->trust_shared.  With attach_only, a
+ * file the caller may read but not write is read into a private copy (a
+ * readonly store). */
+int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *name,
+                               bool attach_only, const resil__store_cfg *cfg, int64_t now_ns,
+                               int64_t wall_ns, resil_error *err);
+
+/* resil__store_open_file_cfg with the default cfg (private, 0700 / 0600). */
 int resil__store_open_file(resil__store **out, const char *dir, const char *name,
                            bool attach_only, int64_t now_ns, int64_t wall_ns, resil_error *err);
 
-/* Takes the store's exclusive lock (threads and processes), repairing the
- * record first when a previous holder died mid-update.  Returns 0 or -errno. */
+/* Takes the store's exclusive lock (threads and processes), then checks the
+ * state file's size (fstat): a file that shrank is sized back and its record
+ * reinitialised (a reset, counted in shrink_resets) before anything touches
+ * the mapping; then repairs the record when a previous holder died
+ * mid-update.  Returns 0, -EACCES for a readonly store, or -errno. */
 int resil__store_lock(resil__store *s);
+
+/* For a guarded store: takes and releases the lock (so a file that shrank is
+ * repaired before the caller touches the mapping).  0 for other stores. */
+int resil__store_guard(resil__store *s);
 
 /* Releases it. */
 void resil__store_unlock(resil__store *s);
@@ -148,6 +202,11 @@ void resil__cb_state_repair(struct resil__cb_state *st);
 
 /* The state file's path for name in dir (malloc'd), or NULL. */
 char *resil__cb_path(const char *dir, const char *name);
+
+/* Rewrites the state file of name in dir as a fresh record (see
+ * resil_breaker_reset_file), with cfg's trust and modes. */
+int resil__cb_reset_file(const char *dir, const char *name, const resil__store_cfg *cfg,
+                         resil_error *err);
 
 /* Reads the name of the breaker whose state file is `base` in directory
  * dirfd from the file's header, when the header is valid and that name's

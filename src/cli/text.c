@@ -1,0 +1,307 @@
+/* src/cli/text.c - text printed for people: any byte string made safe for a
+ * terminal, and its display width (see cli.h).
+ *
+ * Names, paths and messages that the resil command prints may hold any
+ * bytes (a breaker's name, a file name): an ESC starts a terminal escape
+ * sequence (clear the screen, retitle the window, ...), a newline breaks a
+ * table.  resil_cli_text_safe keeps valid UTF-8 and writes everything else
+ * visibly; resil_cli_text_width counts the columns a terminal gives the
+ * result.  Both are self-contained: no locale, no wcwidth(3) (whose answer
+ * depends on the locale and the C library's Unicode version).
+ */
+#include "cli.h"
+
+/* ---- UTF-8 decoding -------------------------------------------------------- */
+
+/* Decodes one code point of s[0..n) (n >= 1).  Returns its length (1..4)
+ * and *cp, or 0 when s does not start with a valid, shortest-form UTF-8
+ * sequence of a scalar value (no surrogates, nothing above U+10FFFF). */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t len;
+    uint32_t v, min;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        v = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        v = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0; /* a continuation byte, an overlong lead (c0, c1) or f5..ff */
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+/* Code points that are valid but must not reach a terminal as they are: C1
+ * controls (U+0080..U+009F: 8-bit CSI and friends), and the bidirectional
+ * overrides and isolates that reorder what follows them on screen. */
+static bool cp_unsafe(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x061c;
+}
+
+/* ---- display width ------------------------------------------------------------- */
+
+typedef struct range {
+    uint32_t lo, hi;
+} range;
+
+static bool in_ranges(uint32_t cp, const range *r, size_t n)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < r[mid].lo)
+            hi = mid;
+        else if (cp > r[mid].hi)
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+/* Zero width: combining marks (Unicode Mn, Me), format characters (Cf) and
+ * Hangul medial vowels and final consonants, which join the syllable before
+ * them.  Sorted, not overlapping. */
+static const range zero_width[] = {
+    {0x0300, 0x036f}, {0x0483, 0x0489}, {0x0591, 0x05bd}, {0x05bf, 0x05bf},
+    {0x05c1, 0x05c2}, {0x05c4, 0x05c5}, {0x05c7, 0x05c7}, {0x0600, 0x0605},
+    {0x0610, 0x061a}, {0x061c, 0x061c}, {0x064b, 0x065f}, {0x0670, 0x0670},
+    {0x06d6, 0x06dd}, {0x06df, 0x06e4}, {0x06e7, 0x06e8}, {0x06ea, 0x06ed},
+    {0x070f, 0x070f}, {0x0711, 0x0711}, {0x0730, 0x074a}, {0x07a6, 0x07b0},
+    {0x07eb, 0x07f3}, {0x0816, 0x0819}, {0x081b, 0x0823}, {0x0825, 0x0827},
+    {0x0829, 0x082d}, {0x0859, 0x085b}, {0x08d3, 0x0902}, {0x093a, 0x093a},
+    {0x093c, 0x093c}, {0x0941, 0x0948}, {0x094d, 0x094d}, {0x0951, 0x0957},
+    {0x0962, 0x0963}, {0x0981, 0x0981}, {0x09bc, 0x09bc}, {0x09c1, 0x09c4},
+    {0x09cd, 0x09cd}, {0x09e2, 0x09e3}, {0x0a01, 0x0a02}, {0x0a3c, 0x0a3c},
+    {0x0a41, 0x0a51}, {0x0a70, 0x0a71}, {0x0a75, 0x0a75}, {0x0a81, 0x0a82},
+    {0x0abc, 0x0abc}, {0x0ac1, 0x0ac8}, {0x0acd, 0x0acd}, {0x0ae2, 0x0ae3},
+    {0x0b01, 0x0b01}, {0x0b3c, 0x0b3c}, {0x0b3f, 0x0b3f}, {0x0b41, 0x0b44},
+    {0x0b4d, 0x0b4d}, {0x0b56, 0x0b56}, {0x0b62, 0x0b63}, {0x0b82, 0x0b82},
+    {0x0bc0, 0x0bc0}, {0x0bcd, 0x0bcd}, {0x0c00, 0x0c00}, {0x0c3e, 0x0c40},
+    {0x0c46, 0x0c56}, {0x0c62, 0x0c63}, {0x0cbc, 0x0cbc}, {0x0ccc, 0x0ccd},
+    {0x0ce2, 0x0ce3}, {0x0d00, 0x0d01}, {0x0d41, 0x0d44}, {0x0d4d, 0x0d4d},
+    {0x0d62, 0x0d63}, {0x0dca, 0x0dca}, {0x0dd2, 0x0dd6}, {0x0e31, 0x0e31},
+    {0x0e34, 0x0e3a}, {0x0e47, 0x0e4e}, {0x0eb1, 0x0eb1}, {0x0eb4, 0x0ebc},
+    {0x0ec8, 0x0ecd}, {0x0f18, 0x0f19}, {0x0f35, 0x0f35}, {0x0f37, 0x0f37},
+    {0x0f39, 0x0f39}, {0x0f71, 0x0f7e}, {0x0f80, 0x0f84}, {0x0f86, 0x0f87},
+    {0x0f8d, 0x0fbc}, {0x0fc6, 0x0fc6}, {0x102d, 0x1030}, {0x1032, 0x1037},
+    {0x1039, 0x103a}, {0x103d, 0x103e}, {0x1058, 0x1059}, {0x105e, 0x1060},
+    {0x1071, 0x1074}, {0x1082, 0x1082}, {0x1085, 0x1086}, {0x108d, 0x108d},
+    {0x109d, 0x109d}, {0x1160, 0x11ff}, {0x135d, 0x135f}, {0x1712, 0x1714},
+    {0x1732, 0x1734}, {0x1752, 0x1753}, {0x1772, 0x1773}, {0x17b4, 0x17b5},
+    {0x17b7, 0x17bd}, {0x17c6, 0x17c6}, {0x17c9, 0x17d3}, {0x17dd, 0x17dd},
+    {0x180b, 0x180e}, {0x18a9, 0x18a9}, {0x1920, 0x1922}, {0x1927, 0x1928},
+    {0x1932, 0x1932}, {0x1939, 0x193b}, {0x1a17, 0x1a18}, {0x1a1b, 0x1a1b},
+    {0x1a56, 0x1a56}, {0x1a58, 0x1a60}, {0x1a62, 0x1a62}, {0x1a65, 0x1a6c},
+    {0x1a73, 0x1a7f}, {0x1ab0, 0x1aff}, {0x1b00, 0x1b03}, {0x1b34, 0x1b34},
+    {0x1b36, 0x1b3a}, {0x1b3c, 0x1b3c}, {0x1b42, 0x1b42}, {0x1b6b, 0x1b73},
+    {0x1b80, 0x1b81}, {0x1ba2, 0x1ba5}, {0x1ba8, 0x1ba9}, {0x1bab, 0x1bad},
+    {0x1be6, 0x1be6}, {0x1be8, 0x1be9}, {0x1bed, 0x1bed}, {0x1bef, 0x1bf1},
+    {0x1c2c, 0x1c33}, {0x1c36, 0x1c37}, {0x1cd0, 0x1cd2}, {0x1cd4, 0x1ce0},
+    {0x1ce2, 0x1ce8}, {0x1ced, 0x1ced}, {0x1cf4, 0x1cf4}, {0x1cf8, 0x1cf9},
+    {0x1dc0, 0x1dff}, {0x200b, 0x200f}, {0x202a, 0x202e}, {0x2060, 0x2064},
+    {0x2066, 0x206f}, {0x20d0, 0x20f0}, {0x2cef, 0x2cf1}, {0x2d7f, 0x2d7f},
+    {0x2de0, 0x2dff}, {0x302a, 0x302d}, {0x3099, 0x309a}, {0xa66f, 0xa672},
+    {0xa674, 0xa67d}, {0xa69e, 0xa69f}, {0xa6f0, 0xa6f1}, {0xa802, 0xa802},
+    {0xa806, 0xa806}, {0xa80b, 0xa80b}, {0xa825, 0xa826}, {0xa8c4, 0xa8c5},
+    {0xa8e0, 0xa8f1}, {0xa926, 0xa92d}, {0xa947, 0xa951}, {0xa980, 0xa982},
+    {0xa9b3, 0xa9b3}, {0xa9b6, 0xa9b9}, {0xa9bc, 0xa9bd}, {0xaa29, 0xaa2e},
+    {0xaa31, 0xaa32}, {0xaa35, 0xaa36}, {0xaa43, 0xaa43}, {0xaa4c, 0xaa4c},
+    {0xaab0, 0xaab0}, {0xaab2, 0xaab4}, {0xaab7, 0xaab8}, {0xaabe, 0xaabf},
+    {0xaac1, 0xaac1}, {0xaaec, 0xaaed}, {0xaaf6, 0xaaf6}, {0xabe5, 0xabe5},
+    {0xabe8, 0xabe8}, {0xabed, 0xabed}, {0xd7b0, 0xd7ff}, {0xfb1e, 0xfb1e},
+    {0xfe00, 0xfe0f}, {0xfe20, 0xfe2f}, {0xfeff, 0xfeff}, {0xfff9, 0xfffb},
+    {0x101fd, 0x101fd}, {0x10a01, 0x10a0f}, {0x10a38, 0x10a3f}, {0x11001, 0x11001},
+    {0x11038, 0x11046}, {0x1107f, 0x11081}, {0x110b3, 0x110b6}, {0x110b9, 0x110ba},
+    {0x110bd, 0x110bd}, {0x1d167, 0x1d169}, {0x1d173, 0x1d182}, {0x1d185, 0x1d18b},
+    {0x1d1aa, 0x1d1ad}, {0x1e000, 0x1e02a}, {0x1e8d0, 0x1e8d6}, {0x1e944, 0x1e94a},
+    {0xe0001, 0xe0001}, {0xe0020, 0xe007f}, {0xe0100, 0xe01ef},
+};
+
+/* Two columns: East Asian Wide and Fullwidth characters (and the emoji
+ * presented wide).  Sorted, not overlapping. */
+static const range wide[] = {
+    {0x1100, 0x115f},   {0x231a, 0x231b},   {0x2329, 0x232a},   {0x23e9, 0x23ec},
+    {0x23f0, 0x23f0},   {0x23f3, 0x23f3},   {0x25fd, 0x25fe},   {0x2614, 0x2615},
+    {0x2648, 0x2653},   {0x267f, 0x267f},   {0x2693, 0x2693},   {0x26a1, 0x26a1},
+    {0x26aa, 0x26ab},   {0x26bd, 0x26be},   {0x26c4, 0x26c5},   {0x26ce, 0x26ce},
+    {0x26d4, 0x26d4},   {0x26ea, 0x26ea},   {0x26f2, 0x26f3},   {0x26f5, 0x26f5},
+    {0x26fa, 0x26fa},   {0x26fd, 0x26fd},   {0x2705, 0x2705},   {0x270a, 0x270b},
+    {0x2728, 0x2728},   {0x274c, 0x274c},   {0x274e, 0x274e},   {0x2753, 0x2755},
+    {0x2757, 0x2757},   {0x2795, 0x2797},   {0x27b0, 0x27b0},   {0x27bf, 0x27bf},
+    {0x2b1b, 0x2b1c},   {0x2b50, 0x2b50},   {0x2b55, 0x2b55},   {0x2e80, 0x3029},
+    {0x302e, 0x303e},   {0x3041, 0x3096},   {0x309b, 0x30ff},   {0x3105, 0x312f},
+    {0x3131, 0x318e},   {0x3190, 0x31e3},   {0x31f0, 0x321e},   {0x3220, 0x3247},
+    {0x3250, 0x4dbf},   {0x4e00, 0xa48c},   {0xa490, 0xa4c6},   {0xa960, 0xa97c},
+    {0xac00, 0xd7a3},   {0xf900, 0xfaff},   {0xfe10, 0xfe19},   {0xfe30, 0xfe52},
+    {0xfe54, 0xfe66},   {0xfe68, 0xfe6b},   {0xff01, 0xff60},   {0xffe0, 0xffe6},
+    {0x16fe0, 0x16fe4}, {0x17000, 0x187f7}, {0x18800, 0x18cd5}, {0x1b000, 0x1b2fb},
+    {0x1f004, 0x1f004}, {0x1f0cf, 0x1f0cf}, {0x1f18e, 0x1f18e}, {0x1f191, 0x1f19a},
+    {0x1f200, 0x1f202}, {0x1f210, 0x1f23b}, {0x1f240, 0x1f248}, {0x1f250, 0x1f251},
+    {0x1f260, 0x1f265}, {0x1f300, 0x1f320}, {0x1f32d, 0x1f335}, {0x1f337, 0x1f37c},
+    {0x1f37e, 0x1f393}, {0x1f3a0, 0x1f3ca}, {0x1f3cf, 0x1f3d3}, {0x1f3e0, 0x1f3f0},
+    {0x1f3f4, 0x1f3f4}, {0x1f3f8, 0x1f43e}, {0x1f440, 0x1f440}, {0x1f442, 0x1f4fc},
+    {0x1f4ff, 0x1f53d}, {0x1f54b, 0x1f54e}, {0x1f550, 0x1f567}, {0x1f57a, 0x1f57a},
+    {0x1f595, 0x1f596}, {0x1f5a4, 0x1f5a4}, {0x1f5fb, 0x1f64f}, {0x1f680, 0x1f6c5},
+    {0x1f6cc, 0x1f6cc}, {0x1f6d0, 0x1f6d2}, {0x1f6d5, 0x1f6d7}, {0x1f6eb, 0x1f6ec},
+    {0x1f6f4, 0x1f6fc}, {0x1f7e0, 0x1f7eb}, {0x1f90c, 0x1f93a}, {0x1f93c, 0x1f945},
+    {0x1f947, 0x1f9ff}, {0x1fa70, 0x1faff}, {0x20000, 0x2fffd}, {0x30000, 0x3fffd},
+};
+
+int resil_cli_cp_width(uint32_t cp)
+{
+    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+        return -1; /* controls: not printable as they are */
+    if (cp < 0x300)
+        return 1;
+    if (in_ranges(cp, zero_width, sizeof zero_width / sizeof zero_width[0]))
+        return 0;
+    if (in_ranges(cp, wide, sizeof wide / sizeof wide[0]))
+        return 2;
+    return 1;
+}
+
+/* ---- escaping ----------------------------------------------------------------------- */
+
+/* The escape of one byte b that may not be printed as it is: "\e", "\n",
+ * "\t", "\r" or "\xNN" (lower-case hex).  Returns its length. */
+static size_t byte_escape(unsigned char b, char out[5])
+{
+    static const char hex[] = "0123456789abcdef";
+    char c = b == 0x1b ? 'e' : b == '\n' ? 'n' : b == '\t' ? 't' : b == '\r' ? 'r' : 0;
+    out[0] = '\\';
+    if (c) {
+        out[1] = c;
+        return 2;
+    }
+    out[1] = 'x';
+    out[2] = hex[b >> 4];
+    out[3] = hex[b & 15];
+    return 4;
+}
+
+/* Calls emit for each piece of the safe form of s[0..n): runs of bytes kept
+ * as they are, and escapes, each with its display width. */
+typedef void (*piece_fn)(const char *p, size_t len, int width, void *arg);
+
+static void walk(const char *s, size_t n, piece_fn emit, void *arg)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t len = utf8_decode(u + i, n - i, &cp);
+        int w = len ? resil_cli_cp_width(cp) : -1;
+        if (len && w >= 0 && !cp_unsafe(cp)) {
+            emit(s + i, len, w, arg);
+            i += len;
+            continue;
+        }
+        /* a control, a bidi control or an invalid byte: each of its bytes
+         * escaped (an invalid sequence is judged again from its next byte) */
+        size_t bytes = len ? len : 1;
+        for (size_t k = 0; k < bytes; k++) {
+            char e[5];
+            size_t el = byte_escape(u[i + k], e);
+            emit(e, el, (int)el, arg);
+        }
+        i += bytes;
+    }
+}
+
+typedef struct sink {
+    char *out;      /* NULL: only count */
+    size_t size;    /* of out */
+    size_t len;     /* bytes of the whole safe form */
+    size_t written; /* bytes written to out (whole pieces only) */
+    bool cut;       /* a piece did not fit: nothing more is written */
+    int width;
+} sink;
+
+static void to_sink(const char *p, size_t len, int width, void *arg)
+{
+    sink *k = arg;
+    if (k->out && !k->cut) {
+        if (k->written + len < k->size) {
+            memcpy(k->out + k->written, p, len);
+            k->written += len;
+        } else {
+            k->cut = true;
+        }
+    }
+    k->len += len;
+    k->width += width;
+}
+
+size_t resil_cli_text_escape(char *out, size_t size, const char *s, size_t n)
+{
+    sink k = {out && size ? out : NULL, size, 0, 0, false, 0};
+    walk(s, n, to_sink, &k);
+    if (k.out)
+        out[k.written] = '\0';
+    return k.len;
+}
+
+char *resil_cli_text_safe(const char *s)
+{
+    if (!s)
+        s = "";
+    size_t n = strlen(s);
+    size_t need = resil_cli_text_escape(NULL, 0, s, n);
+    char *out = malloc(need + 1);
+    if (!out)
+        return NULL;
+    resil_cli_text_escape(out, need + 1, s, n);
+    return out;
+}
+
+const char *resil_cli_text_safe_buf(const char *s, char *buf, size_t size)
+{
+    resil_cli_text_escape(buf, size, s ? s : "", s ? strlen(s) : 0);
+    return buf;
+}
+
+int resil_cli_text_width(const char *s)
+{
+    sink k = {NULL, 0, 0, 0, false, 0};
+    walk(s, strlen(s), to_sink, &k);
+    return k.width;
+}
+
+int resil_cli_text_pad(FILE *out, const char *s, int width)
+{
+    char *safe = resil_cli_text_safe(s);
+    if (!safe)
+        return -1;
+    int w = resil_cli_text_width(safe);
+    int rc = fputs(safe, out) < 0 ? -1 : 0;
+    for (; rc == 0 && w < width; w++)
+        if (putc(' ', out) == EOF)
+            rc = -1;
+    free(safe);
+    return rc;
+}
