@@ -13,7 +13,7 @@
  *  2. A strict read returns 0 exactly when the non-strict read found no bad
  *     line and no torn tail, and RESIL_EPARSE naming the first bad line (or
  *     the torn line) otherwise; when it succeeds it delivers the same records.
- *  3. resil_repair_ndjson (run on the file after the reads; the input bytes
+ *  3. resil_repair_ndjson_force (run on the file after the reads; the input bytes
  *     are the copy it is compared with) cuts exactly the torn tail: what
  *     remains is empty or ends with '\n', and is the input up to its last
  *     '\n'; the repaired file reads with no torn tail and the same records;
@@ -246,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* 3. Repair. */
     size_t cut = (size_t)-1;
-    CHECK(resil_repair_ndjson(path, &cut, NULL, &err) == 0);
+    CHECK(resil_repair_ndjson_force(path, &cut, NULL, &err) == 0);
     CHECK(cut == torn);
     size_t len;
     const char *buf = get(&len);
@@ -259,7 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(sst.torn_bytes == 0 && sst.records == st.records && sst.bad_lines == st.bad_lines &&
           tr.hash == t.hash);
     if (inputs % 8 == 0) {
-        CHECK(resil_repair_ndjson(path, &cut, NULL, &err) == 0);
+        CHECK(resil_repair_ndjson_force(path, &cut, NULL, &err) == 0);
         CHECK(cut == 0);
         get(&len);
         CHECK(len == size - torn);
