@@ -1,20 +1,73 @@
 /* src/ndjson.c - the NDJSON event log: whole-line appends under the lock,
- * streaming reads that skip torn tails and bad lines, and repair. */
+ * streaming reads that skip torn tails, bad and over-long lines, and repair.
+ *
+ * Torn tails.  Bytes after the last newline are cut (by the next append or
+ * by resil_repair_ndjson) only when they are provably resil's own:
+ *   - an append whose write() may be torn marks it first: a killed writer
+ *     can tear only a write the kernel had not finished, and the kernel
+ *     stops a write for a fatal signal only between pages of the file, so a
+ *     write that stays within one 4 KiB page of the file happens whole or
+ *     not at all.  A write that crosses a page boundary is preceded by a
+ *     mark in the lock sidecar, bytes [MARK_OFF, MARK_OFF + MARK_SIZE):
+ *     "append in progress on file (dev, ino) at offset S, length L, pid P",
+ *     and followed by a cleared mark.  A tail that lies within [S, S + L) of
+ *     the mark on the same file is what that write left;
+ *   - a tail of NUL bytes only: what a crash of the machine leaves when the
+ *     file's size reached the disk before its data;
+ *   - an append that failed (ENOSPC, EIO) cuts its own bytes back, and marks
+ *     them if that cut fails.
+ * Any other tail (someone's text without its final newline) is never cut:
+ * an append puts a newline after it (so it becomes a line of its own, which
+ * readers report as a bad line if it is not JSON), and repair cuts it only
+ * when forced.  The sidecar's bytes [0, MARK_OFF) belong to the lock code. */
 #define _GNU_SOURCE
 #include "internal/metrics.h"
 #include "internal/files.h"
 #include "internal/sys.h"
+#include "internal/trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Encodes records as compact lines into one malloc()ed buffer. */
+#define MARK_OFF 256
+#define MARK_SIZE 256
+/* The smallest page size Linux has: the kernel checks for a fatal signal
+ * between pages of a buffered write, never inside one. */
+#define TEAR_PAGE 4096
+
+/* The longest line (without its newline) that a write accepts and a read
+ * delivers: one limit for both. */
+static size_t max_line_of(const resil_file_opts *o)
+{
+    return o->max_size ? o->max_size : RESIL_NDJSON_DEFAULT_MAX_LINE;
+}
+
+static int too_long(const char *path, size_t index, bool batch, size_t need, size_t max,
+                    resil_error *err)
+{
+    if (batch)
+        return resil_error_set(err, -EFBIG, path,
+                               "record %zu is %zu bytes long, more than the limit of %zu bytes "
+                               "for one line of %s (nothing was appended)",
+                               index, need, max, path);
+    return resil_error_set(err, -EFBIG, path,
+                           "the record is %zu bytes long, more than the limit of %zu bytes for "
+                           "one line of %s (nothing was appended)",
+                           need, max, path);
+}
+
+/* Encodes records as compact lines into one malloc()ed buffer; a record
+ * longer than max is refused. */
 static int encode_lines(char **out, size_t *out_len, const json_t *const *records, size_t n,
-                        const char *path, resil_error *err)
+                        size_t max, const char *path, resil_error *err)
 {
     size_t cap = 256 * (n ? n : 1), len = 0;
     char *buf = malloc(cap);
@@ -32,6 +85,10 @@ static int encode_lines(char **out, size_t *out_len, const json_t *const *record
                                    "record %zu cannot be encoded as JSON (invalid UTF-8 or a "
                                    "NaN/infinite number?)",
                                    i);
+        }
+        if (need > max) {
+            free(buf);
+            return too_long(path, i, n > 1, need, max, err);
         }
         if (cap - len < need + 1) {
             while (cap - len < need + 1)
@@ -52,6 +109,21 @@ static int encode_lines(char **out, size_t *out_len, const json_t *const *record
     return 0;
 }
 
+/* Reads exactly len bytes at off; 0 or -errno (-EIO at an early end). */
+static int pread_all(int fd, char *buf, size_t len, off_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = resil__sys.pread(fd, buf + got, len - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
 /* The offset just after the last newline in fd's first `size` bytes (0 if
  * there is none), reading backwards in blocks; < 0: -errno. */
 static off_t end_of_last_line(int fd, off_t size)
@@ -59,15 +131,10 @@ static off_t end_of_last_line(int fd, off_t size)
     char block[4096];
     for (off_t end = size; end > 0;) {
         off_t from = end > (off_t)sizeof block ? end - (off_t)sizeof block : 0;
-        size_t want = (size_t)(end - from), got = 0;
-        while (got < want) {
-            ssize_t n = resil__sys.pread(fd, block + got, want - got, from + (off_t)got);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                return n < 0 ? -errno : -EIO;
-            got += (size_t)n;
-        }
+        size_t want = (size_t)(end - from);
+        int rc = pread_all(fd, block, want, from);
+        if (rc)
+            return rc;
         char *nl = memrchr(block, '\n', want);
         if (nl)
             return from + (nl - block) + 1;
@@ -76,41 +143,199 @@ static off_t end_of_last_line(int fd, off_t size)
     return 0;
 }
 
-/* Appends buf (whole lines) with the lock held, on an O_APPEND descriptor.
- * A write that a fatal signal cut short leaves a torn record behind (the
- * kernel keeps what it copied); its writer held the lock and died, so the
- * next append first cuts such a tail back to the last newline: it was never
- * acknowledged, and our record must not be glued to it.  Short writes are
- * continued (nobody else appends meanwhile); on an error the file is cut
- * back to where it was, so a record is in the log whole or not at all. */
-static int append_locked(int fd, const char *buf, size_t len, bool sync, off_t *known_end,
-                         const char *path, resil_error *err)
+/* ---- the append mark in the sidecar ---------------------------------------------- */
+
+/* Records "an append of len bytes at start of file (dev, ino) is in
+ * progress" in the sidecar.  Returns whether the mark was written (a
+ * sidecar we cannot write leaves the append unmarked: a tear it leaves is
+ * then kept, never cut). */
+static bool mark_set(int lock_fd, const struct stat *st, off_t start, size_t len)
 {
+    char m[MARK_SIZE];
+    int n = snprintf(m, sizeof m,
+                     "resil-ndjson append dev %" PRIuMAX " ino %" PRIuMAX " start %" PRIdMAX
+                     " len %zu pid %ld\n",
+                     (uintmax_t)st->st_dev, (uintmax_t)st->st_ino, (intmax_t)start, len,
+                     (long)getpid());
+    if (n < 0 || n >= (int)sizeof m)
+        return false;
+    memset(m + n, ' ', sizeof m - (size_t)n - 1);
+    m[sizeof m - 1] = '\n';
+    return resil__sys.pwrite(lock_fd, m, sizeof m, MARK_OFF) == (ssize_t)sizeof m;
+}
+
+static void mark_clear(int lock_fd)
+{
+    char m[MARK_SIZE];
+    memset(m, ' ', sizeof m);
+    memcpy(m, "resil-ndjson idle", sizeof "resil-ndjson idle" - 1);
+    m[sizeof m - 1] = '\n';
+    (void)!resil__sys.pwrite(lock_fd, m, sizeof m, MARK_OFF);
+}
+
+/* Whether the mark in the sidecar covers the tail [keep, size) of file st:
+ * an unfinished append to this file began at or before keep and would have
+ * ended after size.  An unreadable sidecar has no mark. */
+static bool mark_covers(int lock_fd, const struct stat *st, off_t keep, off_t size)
+{
+    char m[MARK_SIZE + 1];
+    ssize_t n = resil__sys.pread(lock_fd, m, MARK_SIZE, MARK_OFF);
+    if (n <= 0)
+        return false;
+    m[n] = '\0';
+    uintmax_t dev, ino;
+    intmax_t s;
+    size_t l;
+    long pid;
+    if (sscanf(m, "resil-ndjson append dev %ju ino %ju start %jd len %zu pid %ld", &dev, &ino, &s,
+               &l, &pid) != 5)
+        return false;
+    return dev == (uintmax_t)st->st_dev && ino == (uintmax_t)st->st_ino && s >= 0 &&
+           (intmax_t)keep >= s && (intmax_t)size > s && (uintmax_t)(size - s) < (uintmax_t)l;
+}
+
+typedef enum { TAIL_OURS, TAIL_NUL, TAIL_FOREIGN } tail_kind;
+
+/* Classifies the tail [keep, size) (keep: after the last newline). */
+static int classify_tail(tail_kind *kind, int fd, int lock_fd, const struct stat *st, off_t keep,
+                         off_t size)
+{
+    if (lock_fd >= 0 && mark_covers(lock_fd, st, keep, size)) {
+        *kind = TAIL_OURS;
+        return 0;
+    }
+    char block[4096];
+    for (off_t at = keep; at < size;) {
+        size_t want = size - at > (off_t)sizeof block ? sizeof block : (size_t)(size - at);
+        int rc = pread_all(fd, block, want, at);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < want; i++) {
+            if (block[i] != '\0') {
+                *kind = TAIL_FOREIGN;
+                return 0;
+            }
+        }
+        at += (off_t)want;
+    }
+    *kind = TAIL_NUL;
+    return 0;
+}
+
+/* Refuses a symlink that the protected_symlinks rule would not follow,
+ * anywhere on the chain from path (resil__resolve_target resolves the chain
+ * by path, where the kernel's rule does not apply). */
+static int check_links(const char *path, resil_error *err)
+{
+    char *cur = strdup(path);
+    if (!cur)
+        return resil_error_set(err, -ENOMEM, path, "out of memory");
+    int rc = 0;
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat st;
+        if (resil__sys.lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode))
+            goto out;
+        rc = resil__symlink_check(cur, &st, err);
+        if (rc)
+            goto out;
+        char link[PATH_MAX];
+        ssize_t n = resil__sys.readlink(cur, link, sizeof link - 1);
+        if (n < 0)
+            goto out; /* resil__resolve_target reports it */
+        link[n] = '\0';
+        char *next;
+        const char *slash = strrchr(cur, '/');
+        if (link[0] == '/' || !slash) {
+            next = strdup(link);
+        } else { /* relative to the link's directory */
+            int dlen = (int)(slash - cur);
+            size_t sz = (size_t)dlen + strlen(link) + 2;
+            next = malloc(sz);
+            if (next)
+                snprintf(next, sz, "%.*s/%s", dlen, cur, link);
+        }
+        free(cur);
+        cur = next;
+        if (!cur)
+            return resil_error_set(err, -ENOMEM, path, "out of memory");
+    }
+out:
+    free(cur);
+    return rc;
+}
+
+/* ---- appending ------------------------------------------------------------------ */
+
+struct resil_ndjson_writer {
+    int fd;      /* the log, O_APPEND */
+    int lock_fd; /* the sidecar */
+    char *path;
+    char *lock_path;
+    resil_file_opts opts;
+    struct stat st; /* the log's, when opened: the mark names its file */
+    off_t end;      /* where our last append ended, -1 if unknown */
+};
+
+/* Appends buf (whole lines) with the lock held, on an O_APPEND descriptor.
+ * A tail without a newline left by a torn write of resil (see the top of
+ * this file) is cut first: it was never acknowledged, and our record must
+ * not be glued to it; any other tail is kept and ended with a newline.
+ * Short writes are continued (nobody else appends meanwhile); on an error
+ * the file is cut back to where it was, so a record is in the log whole or
+ * not at all. */
+static int append_locked(resil_ndjson_writer *w, const char *buf, size_t len, resil_error *err)
+{
+    int fd = w->fd;
+    const char *path = w->path;
     off_t start = resil__sys.lseek(fd, 0, SEEK_END);
     if (start < 0) {
         int e = errno;
         return resil_error_set(err, -e, path, "cannot append to %s: %s", path, strerror(e));
     }
-    /* known_end: where our own last append ended.  If the log still ends
+    /* w->end: where our own last append ended.  If the log still ends
      * there, nobody wrote since, and it ends with our newline. */
-    bool ours = known_end && *known_end == start;
-    if (known_end)
-        *known_end = -1;
+    bool ours = w->end == start;
+    w->end = -1;
     char last = '\n';
     if (!ours && start > 0 && resil__sys.pread(fd, &last, 1, start - 1) != 1)
         last = '\n'; /* unreadable (O_WRONLY on some systems): leave it */
+    char *joined = NULL;
     if (last != '\n') {
         off_t keep = end_of_last_line(fd, start);
-        if (keep < 0 || resil__sys.ftruncate(fd, keep) != 0) {
-            int e = keep < 0 ? (int)-keep : errno;
-            return resil_error_set(err, -e, path,
-                                   "%s ends with a torn record that cannot be cut (%s); run "
-                                   "resil_repair_ndjson",
-                                   path, strerror(e));
+        tail_kind kind = TAIL_FOREIGN;
+        int rc = keep < 0 ? (int)keep : classify_tail(&kind, fd, w->lock_fd, &w->st, keep, start);
+        if (rc)
+            return resil_error_set(err, rc, path,
+                                   "cannot read the last line of %s, which has no final "
+                                   "newline: %s (nothing was appended)",
+                                   path, strerror(-rc));
+        if (kind == TAIL_FOREIGN) {
+            /* Not ours to cut: keep it, as a line of its own. */
+            joined = malloc(len + 1);
+            if (!joined)
+                return resil_error_set(err, -ENOMEM, path, "out of memory");
+            joined[0] = '\n';
+            memcpy(joined + 1, buf, len);
+            buf = joined;
+            len++;
+        } else {
+            if (resil__sys.ftruncate(fd, keep) != 0) {
+                int e = errno;
+                return resil_error_set(err, -e, path,
+                                       "%s ends with a torn record that cannot be cut (%s); "
+                                       "run resil_repair_ndjson (resil ndjson repair)",
+                                       path, strerror(e));
+            }
+            if (kind == TAIL_OURS)
+                mark_clear(w->lock_fd);
+            start = keep;
         }
-        start = keep;
     }
+    /* Only a write that crosses a page boundary of the file can be torn. */
+    bool marked = (uint64_t)start % TEAR_PAGE + len > TEAR_PAGE &&
+                  mark_set(w->lock_fd, &w->st, start, len);
     size_t done = 0;
+    int rc = 0;
     while (done < len) {
         ssize_t n = resil__sys.write(fd, buf + done, len - done);
         if (n < 0 && errno == EINTR)
@@ -119,26 +344,36 @@ static int append_locked(int fd, const char *buf, size_t len, bool sync, off_t *
             int e = n < 0 ? errno : EIO;
             if (done > 0 && resil__sys.ftruncate(fd, start) != 0) {
                 int te = errno;
-                return resil_error_set(err, -e, path,
-                                       "cannot append to %s: %s; cutting the partial record "
-                                       "failed too (%s): run resil_repair_ndjson",
-                                       path, strerror(e), strerror(te));
+                if (!marked) /* so that the next append or repair may cut it */
+                    marked = mark_set(w->lock_fd, &w->st, start, len);
+                rc = resil_error_set(err, -e, path,
+                                     "cannot append to %s: %s; cutting the partial record "
+                                     "failed too (%s): run resil_repair_ndjson (resil ndjson "
+                                     "repair)",
+                                     path, strerror(e), strerror(te));
+                free(joined);
+                return rc;
             }
+            if (marked)
+                mark_clear(w->lock_fd);
+            free(joined);
             return resil_error_set(err, -e, path, "cannot append to %s: %s (nothing was added)",
                                    path, strerror(e));
         }
         done += (size_t)n;
     }
-    if (known_end)
-        *known_end = start + (off_t)len;
-    if (sync && resil__sys.fdatasync(fd) != 0) {
+    free(joined);
+    if (marked)
+        mark_clear(w->lock_fd);
+    w->end = start + (off_t)len;
+    if (w->opts.sync_each && resil__sys.fdatasync(fd) != 0) {
         /* The record IS in the log: a distinct code, so that nobody retries
          * it into a duplicate. */
         int e = errno;
-        int rc = resil_error_set(err, RESIL_EDURABILITY, path,
-                                 "appended to %s, but fdatasync failed: %s (the record may not "
-                                 "survive a crash of the machine; do not append it again)",
-                                 path, strerror(e));
+        rc = resil_error_set(err, RESIL_EDURABILITY, path,
+                             "appended to %s, but fdatasync failed: %s (the record may not "
+                             "survive a crash of the machine; do not append it again)",
+                             path, strerror(e));
         if (err)
             err->sys_errno = e;
         return rc;
@@ -146,28 +381,22 @@ static int append_locked(int fd, const char *buf, size_t len, bool sync, off_t *
     return 0;
 }
 
-struct resil_ndjson_writer {
-    int fd;      /* the log, O_APPEND */
-    int lock_fd; /* the sidecar */
-    char *path;
-    char *lock_path;
-    resil_file_opts opts;
-    off_t end; /* where our last append ended, -1 if unknown */
-};
-
 int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
                              const resil_file_opts *opts, resil_error *err)
 {
     if (!out || !path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_ndjson_writer_open: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
+    int rc = check_links(path, err);
+    if (rc)
+        return rc;
     resil_ndjson_writer *w = calloc(1, sizeof *w);
     if (!w)
         return resil_error_set(err, -ENOMEM, path, "out of memory");
     w->fd = w->lock_fd = -1;
     w->end = -1;
     w->opts = *o;
-    int rc = resil__resolve_target(&w->path, path, err);
+    rc = resil__resolve_target(&w->path, path, err);
     if (rc) {
         free(w);
         return rc;
@@ -178,13 +407,27 @@ int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
         goto fail;
     }
     mode_t mode = o->mode ? (mode_t)o->mode : 0644;
-    /* O_RDWR: an append reads the last byte to spot a torn record. */
-    w->fd = resil__sys.open(w->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode);
+    /* O_RDWR: an append reads the last byte to spot a torn record.
+     * O_NOFOLLOW: the target was resolved (and its links checked) above; a
+     * link swapped in since is refused, not followed. */
+    int flags = O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+    w->fd = resil__sys.open(w->path, O_RDWR | flags, mode);
     if (w->fd < 0 && errno == EACCES) /* a log we may only append to */
-        w->fd = resil__sys.open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode);
+        w->fd = resil__sys.open(w->path, O_WRONLY | flags, mode);
     if (w->fd < 0) {
         int e = errno;
-        rc = resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+        if (e == ELOOP)
+            rc = resil_error_set(err, -e, path,
+                                 "cannot open %s: %s became a symlink after it was resolved; "
+                                 "refusing to follow it",
+                                 path, w->path);
+        else
+            rc = resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+        goto fail;
+    }
+    if (resil__sys.fstat(w->fd, &w->st) != 0) {
+        int e = errno;
+        rc = resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
         goto fail;
     }
     w->lock_fd = resil__sys.open(w->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -207,7 +450,7 @@ static int writer_append_buf(resil_ndjson_writer *w, const char *buf, size_t len
     int rc = resil__lock_wait(w->lock_fd, w->lock_path, F_WRLCK, &w->opts, err);
     if (rc)
         return rc;
-    rc = append_locked(w->fd, buf, len, w->opts.sync_each, &w->end, w->path, err);
+    rc = append_locked(w, buf, len, err);
     resil__lock_unlock(w->lock_fd);
     return rc;
 }
@@ -221,12 +464,15 @@ int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t *record, res
                                       JSON_COMPACT | JSON_ENCODE_ANY)
                          : 0;
     if (need > 0 && need < sizeof small) { /* common case: no allocation */
+        size_t max = max_line_of(&w->opts);
+        if (need > max)
+            return too_long(w->path, 0, false, need, max, err);
         small[need] = '\n';
         return writer_append_buf(w, small, need + 1, err);
     }
     char *buf = NULL;
     size_t len = 0;
-    int rc = encode_lines(&buf, &len, &record, 1, w->path, err);
+    int rc = encode_lines(&buf, &len, &record, 1, max_line_of(&w->opts), w->path, err);
     if (rc)
         return rc;
     rc = writer_append_buf(w, buf, len, err);
@@ -246,6 +492,9 @@ int resil_ndjson_writer_append_text(resil_ndjson_writer *w, const char *text, si
         return resil_error_set(err, RESIL_EINVAL, w->path,
                                "a record for %s must be one non-empty line of JSON text",
                                w->path);
+    size_t max = max_line_of(&w->opts);
+    if (len > max)
+        return too_long(w->path, 0, false, len, max, err);
     char small[4096];
     char *line = len < sizeof small ? small : malloc(len + 1);
     if (!line)
@@ -286,7 +535,7 @@ static int append_batch(const char *path, const json_t *const *records, size_t n
         return 0;
     char *buf = NULL;
     size_t len = 0;
-    int rc = encode_lines(&buf, &len, records, n, path, err);
+    int rc = encode_lines(&buf, &len, records, n, max_line_of(resil__file_opts(opts)), path, err);
     if (rc)
         return rc;
     resil_ndjson_writer *w;
@@ -332,12 +581,14 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
     if (!path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_ndjson_safe: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
-    size_t max_line = o->max_size ? o->max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
+    size_t max_line = max_line_of(o);
+    /* The buffer holds one line and its newline at most. */
+    size_t limit = max_line < SIZE_MAX ? max_line + 1 : SIZE_MAX;
     struct stat st;
     int fd = resil__open_regular(path, O_RDONLY, &st, err);
     if (fd < 0)
         return fd;
-    size_t cap = 65536, len = 0, line_no = 0;
+    size_t cap = limit < 65536 ? limit : 65536, len = 0, line_no = 0;
     char *buf = malloc(cap);
     if (!buf) {
         resil__sys.close(fd);
@@ -345,22 +596,27 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
     }
     int rc = 0;
     bool eof = false, tail_lock_tried = false;
+    bool skipping = false; /* inside a line longer than max_line */
+    size_t skipped = 0;    /* its bytes dropped so far */
     resil_lock *tail_lock = NULL;
     while (!eof && rc == 0) {
-        if (len == cap) {
-            if (cap > max_line) {
-                rc = resil_error_set(err, -EFBIG, path,
-                                     "%s: line %zu is longer than the limit of %zu bytes", path,
-                                     line_no + 1, max_line);
-                break;
+        if (len == cap) { /* buf holds part of one line, no newline */
+            if (skipping || cap == limit) {
+                skipping = true; /* too long: drop it, look for its end */
+                skipped += len;
+                len = 0;
+            } else {
+                size_t ncap = cap > limit / 2 ? limit : cap * 2;
+                char *nb = realloc(buf, ncap);
+                if (!nb) {
+                    rc = resil_error_set(err, -ENOMEM, path,
+                                         "%s: out of memory for line %zu (%zu bytes so far)",
+                                         path, line_no + 1, len);
+                    break;
+                }
+                buf = nb;
+                cap = ncap;
             }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                rc = resil_error_set(err, -ENOMEM, path, "out of memory");
-                break;
-            }
-            buf = nb;
-            cap *= 2;
         }
         ssize_t n = resil__sys.read(fd, buf + len, cap - len);
         if (n < 0) {
@@ -370,11 +626,14 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
             rc = resil_error_set(err, -e, path, "cannot read %s: %s", path, strerror(e));
             break;
         }
-        if (n == 0 && len > 0 && !tail_lock && !tail_lock_tried) {
+        if (n == 0 && (len > 0 || skipping) && !tail_lock && !tail_lock_tried) {
             /* Bytes without a newline at the end: a torn tail, or an append
              * still in flight (readers take no lock, and a large write may be
              * seen half done).  Appenders hold the exclusive lock while they
-             * write: with the shared lock, what is there is final. */
+             * write: with the shared lock, what is there is final.  A reader
+             * who may not take the lock (a sidecar it cannot open, a
+             * read-only directory, a link it may not follow) reads without
+             * it: the tail is then reported as torn. */
             tail_lock_tried = true;
             char *target = NULL;
             resil_file_opts lo = *o;
@@ -396,6 +655,29 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
                 break;
             size_t end = (size_t)(nl - buf);
             line_no++;
+            if (skipping) { /* the end of an over-long line */
+                size_t total = skipped + (end - start);
+                skipping = false;
+                skipped = 0;
+                start = end + 1;
+                stats->long_lines++;
+                stats->bad_lines++;
+                if (!stats->first_bad_line)
+                    stats->first_bad_line = line_no;
+                char m[160];
+                snprintf(m, sizeof m,
+                         "line of %zu bytes, longer than the limit of %zu bytes (skipped)", total,
+                         max_line);
+                if (on_bad)
+                    on_bad(line_no, m, arg);
+                if (strict) {
+                    rc = resil_error_set(err, -EFBIG, path, "%s:%zu: %s", path, line_no, m);
+                    if (err)
+                        err->line = (int)line_no;
+                    break;
+                }
+                continue;
+            }
             size_t l = end - start;
             if (l > 0 && buf[end - 1] == '\r')
                 l--;
@@ -437,12 +719,12 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
         memmove(buf, buf + start, len - start);
         len -= start;
     }
-    if (rc == 0 && len > 0) { /* bytes after the last newline: a torn tail */
-        stats->torn_bytes = len;
+    if (rc == 0 && (len > 0 || skipping)) { /* bytes after the last newline: a torn tail */
+        stats->torn_bytes = skipped + len;
         if (strict) {
             rc = resil_error_set(err, RESIL_EPARSE, path,
                                  "%s:%zu: torn last record (%zu bytes without a newline)", path,
-                                 line_no + 1, len);
+                                 line_no + 1, stats->torn_bytes);
             if (err)
                 err->line = (int)(line_no + 1);
         }
@@ -453,30 +735,51 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
     return rc;
 }
 
-int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *opts,
-                        resil_error *err)
+/* ---- repair ----------------------------------------------------------------------- */
+
+static int repair(const char *path, size_t *cut, bool force, const resil_file_opts *opts,
+                  resil_error *err)
 {
     if (cut)
         *cut = 0;
     if (!path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_repair_ndjson: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
+    int rc = check_links(path, err);
+    if (rc)
+        return rc;
     char *target;
     resil_lock *lk;
-    int rc = resil__lock_target(&target, &lk, path, o, err);
+    rc = resil__lock_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
     struct stat st;
-    int fd = resil__open_regular(target, O_RDWR, &st, err);
+    int fd = resil__open_regular(target, O_RDWR | O_NOFOLLOW, &st, err);
     if (fd < 0) {
         rc = fd;
         goto out;
     }
     off_t size = st.st_size;
     off_t keep = end_of_last_line(fd, size);
+    tail_kind kind = TAIL_FOREIGN;
+    if (keep >= 0 && keep < size && !force) {
+        int c = classify_tail(&kind, fd, lk->fd, &st, keep, size);
+        if (c)
+            keep = c;
+    }
     if (keep < 0) {
         rc = resil_error_set(err, (int)keep, path, "cannot read %s: %s", path,
                              strerror((int)-keep));
+        goto out_fd;
+    }
+    if (keep < size && !force && kind == TAIL_FOREIGN) {
+        rc = resil_error_set(err, RESIL_EPARSE, path,
+                             "%s ends with %jd bytes without a final newline that resil did not "
+                             "write (no append of resil was cut short there, and they are not "
+                             "NUL bytes left by a crash): kept; end the line with a newline to "
+                             "keep it, or force the repair (resil ndjson repair --force) to cut "
+                             "it",
+                             path, (intmax_t)(size - keep));
         goto out_fd;
     }
     if (keep < size) {
@@ -486,6 +789,8 @@ int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *op
                                  strerror(e));
             goto out_fd;
         }
+        if (kind == TAIL_OURS)
+            mark_clear(lk->fd);
         if (cut)
             *cut = (size_t)(size - keep);
     }
@@ -495,4 +800,16 @@ out:
     resil_lock_release(lk);
     free(target);
     return rc;
+}
+
+int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *opts,
+                        resil_error *err)
+{
+    return repair(path, cut, false, opts, err);
+}
+
+int resil_repair_ndjson_force(const char *path, size_t *cut, const resil_file_opts *opts,
+                              resil_error *err)
+{
+    return repair(path, cut, true, opts, err);
 }

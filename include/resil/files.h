@@ -207,32 +207,56 @@ RESIL_EXPORT int resil_yaml_dump(char **out, const json_t *value, resil_error *e
 
 /* ---- NDJSON event log ----------------------------------------------------- */
 
+/* The longest record line (its bytes without the newline) that an append
+ * accepts and a read delivers, unless opts->max_size sets another: for
+ * NDJSON, max_size is this one per-line limit (the file itself may be any
+ * size).  Writers and readers of one log should use the same limit. */
+#define RESIL_NDJSON_DEFAULT_MAX_LINE RESIL_FILE_DEFAULT_MAX_SIZE
+
 /* Appends `record` (borrowed; encoded compactly, one line) to the log at
  * path: under the exclusive lock, with one write() on an O_APPEND descriptor
  * (continued if the kernel writes less); after an error the file is cut back
  * to its previous size, so an acknowledged record is in the log whole, once.
- * A writer killed in the middle of a large write may leave part of its
- * (unacknowledged) record as a torn tail: readers skip it, and the next
- * append or resil_repair_ndjson cuts it off before anything is added.
- * Bytes after the last newline that were not written by resil the same way
- * (a record without its final newline) count as torn too and are cut.
+ * The log is opened with O_NOFOLLOW after resolving symlinks; a link that
+ * the kernel's fs.protected_symlinks rule would not follow (another user's
+ * link in a sticky world-writable directory) is refused with -EACCES, and a
+ * link swapped in after the resolution with -ELOOP.
+ * Torn tails (bytes after the last newline):
+ *   - a writer killed in the middle of a write leaves part of its
+ *     (unacknowledged) record.  Only a write that crosses a 4 KiB page
+ *     boundary of the file can be torn that way; such a write is announced
+ *     first in bytes [256, 512) of the lock sidecar (file, offset, length,
+ *     pid), so the next append (or resil_repair_ndjson) knows the tail is
+ *     resil's and cuts it before anything is added;
+ *   - a tail of NUL bytes only (a crash of the machine) is cut too;
+ *   - any other tail (text someone wrote without a final newline) is never
+ *     cut: the append writes a newline before its record, so that text is
+ *     kept as a line of its own (readers report it as a bad line if it is
+ *     not JSON).  Until then readers count it as torn.
+ * A sidecar the writer cannot read or write leaves its writes unmarked (a
+ * tear is then kept, as foreign text is).
  * fdatasync after the write when opts->sync_each; if only that fails the
  * result is RESIL_EDURABILITY: the record IS in the log (do not append it
  * again), its durability is unknown.  Errors: -errno, RESIL_ETIMEDOUT,
- * RESIL_ECANCELED, RESIL_EINVAL (a record that cannot be encoded). */
+ * RESIL_ECANCELED, RESIL_EINVAL (a record that cannot be encoded), -EFBIG (a
+ * record longer than the line limit, opts->max_size or
+ * RESIL_NDJSON_DEFAULT_MAX_LINE: nothing is written). */
 RESIL_EXPORT int resil_append_ndjson_safe(const char *path, const json_t *record,
                                           const resil_file_opts *opts, resil_error *err);
 
-/* Appends n records in one write() under one lock (all or none). */
+/* Appends n records in one write() under one lock (all or none; one record
+ * over the line limit refuses the batch, naming its index). */
 RESIL_EXPORT int resil_append_ndjson_batch(const char *path, const json_t *const *records,
                                            size_t n, const resil_file_opts *opts,
                                            resil_error *err);
 
 /* A writer that keeps the log open, for many appends: the lock is taken per
  * append (so other processes interleave whole records), the descriptors are
- * not reopened.  One thread at a time.  It keeps appending to the file it
- * opened: after a log rotation (rename or unlink of the path), close and
- * reopen it. */
+ * not reopened; each append handles a torn tail and the line limit as
+ * resil_append_ndjson_safe does.  One thread at a time.  It keeps appending
+ * to the file it opened: after a log rotation (rename or unlink of the
+ * path), close and reopen it.  open: *out receives a new writer (close it
+ * with resil_ndjson_writer_close); errors as for resil_append_ndjson_safe. */
 typedef struct resil_ndjson_writer resil_ndjson_writer;
 
 RESIL_EXPORT int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
@@ -241,9 +265,10 @@ RESIL_EXPORT int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t
                                             resil_error *err);
 /* Appends one record given as JSON text that the caller already encoded
  * (with its own serializer, or a template), without encoding or parsing it:
- * the cheapest append.  It must be one non-empty line (a final newline is
- * optional, any other newline is RESIL_EINVAL); the caller vouches that it
- * is JSON (readers skip and report lines that are not). */
+ * the cheapest append (the text is borrowed).  It must be one non-empty line
+ * (a final newline is optional, any other newline is RESIL_EINVAL) no longer
+ * than the line limit (-EFBIG); the caller vouches that it is JSON (readers
+ * skip and report lines that are not). */
 RESIL_EXPORT int resil_ndjson_writer_append_text(resil_ndjson_writer *w, const char *text,
                                                  size_t len, resil_error *err);
 
@@ -253,9 +278,11 @@ RESIL_EXPORT int resil_ndjson_writer_close(resil_ndjson_writer *w);
 /* What a read found. */
 typedef struct resil_ndjson_stats {
     size_t records;    /* records delivered */
-    size_t bad_lines;  /* lines that did not parse (skipped) */
+    size_t bad_lines;  /* lines skipped: lines that did not parse, and lines
+                          longer than the limit */
     size_t first_bad_line; /* line number of the first, 0 if none */
     size_t torn_bytes; /* bytes after the last newline (a torn tail) */
+    size_t long_lines; /* of bad_lines, those longer than the line limit */
 } resil_ndjson_stats;
 
 /* Called for each record, in order; line is 1-based.  The record is borrowed
@@ -263,27 +290,43 @@ typedef struct resil_ndjson_stats {
  * (that value is returned). */
 typedef int (*resil_ndjson_record_fn)(json_t *record, size_t line, void *arg);
 /* Called for each bad line (may be NULL): its number and the parser's
- * message. */
+ * message (for an over-long line: "line of N bytes, longer than the limit
+ * of M bytes (skipped)"). */
 typedef void (*resil_ndjson_bad_fn)(size_t line, const char *message, void *arg);
 
 /* Streams the records of an NDJSON log.  Bytes after the last newline are a
- * torn tail (a writer died mid-append): never parsed, counted in
- * stats->torn_bytes.  Bad lines are skipped and reported to on_bad; with
- * `strict`, the first bad line (or a torn tail) is an error, RESIL_EPARSE
- * with its line number.  Empty lines are ignored.  stats may be NULL.
+ * torn tail (a writer died mid-append, or someone wrote a line without its
+ * newline): never parsed, counted in stats->torn_bytes.  Bad lines are
+ * skipped and reported to on_bad; a line longer than the line limit
+ * (opts->max_size, or RESIL_NDJSON_DEFAULT_MAX_LINE) is skipped without
+ * being held in memory, counted in bad_lines and long_lines and reported to
+ * on_bad, and the read goes on after it.  With `strict`, the first bad line
+ * is an error, RESIL_EPARSE (-EFBIG for an over-long one) with its line
+ * number in err->line, and so is a torn tail (RESIL_EPARSE).  Empty lines
+ * are ignored.  stats may be NULL.
  * No lock is taken, except when the file ends without a newline: then the
- * reader takes the shared lock (appenders hold the exclusive one while they
+ * reader tries the shared lock (appenders hold the exclusive one while they
  * write) and reads on, so an append in flight is not mistaken for a torn
- * tail. */
+ * tail.  A reader that cannot take that lock (a sidecar it may not open or
+ * create, e.g. in a read-only directory) reads on without it. */
 RESIL_EXPORT int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
                                         resil_ndjson_bad_fn on_bad, void *arg, bool strict,
                                         resil_ndjson_stats *stats, const resil_file_opts *opts,
                                         resil_error *err);
 
-/* Cuts a torn tail off the log, under the exclusive lock.  *cut (may be NULL)
- * receives the number of bytes removed. */
+/* Cuts a torn tail that resil left (see resil_append_ndjson_safe: a marked
+ * write cut short, or NUL bytes) off the log, under the exclusive lock, and
+ * fsyncs.  *cut (may be NULL) receives the number of bytes removed (0: the
+ * log ends with a newline).  A tail that resil did not write is kept and
+ * the result is RESIL_EPARSE, with a message saying what was found and how
+ * to repair it (resil_repair_ndjson_force).  Other errors: -errno,
+ * RESIL_ETIMEDOUT, RESIL_ECANCELED. */
 RESIL_EXPORT int resil_repair_ndjson(const char *path, size_t *cut, const resil_file_opts *opts,
                                      resil_error *err);
+
+/* The same, but cuts whatever follows the last newline, whoever wrote it. */
+RESIL_EXPORT int resil_repair_ndjson_force(const char *path, size_t *cut,
+                                           const resil_file_opts *opts, resil_error *err);
 
 #ifdef __cplusplus
 }

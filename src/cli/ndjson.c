@@ -4,12 +4,15 @@
  *   append FILE [RECORD]   append RECORD, or one record per line of stdin
  *   cat FILE               print every record, one compact line each
  *   check FILE             count records, bad lines and torn bytes
- *   repair FILE            cut a torn tail
+ *   repair FILE            cut a torn tail that resil left (--force: any)
  *
  * A thin shell over the public API: resil_append_ndjson_safe, one
  * resil_ndjson_writer for stdin (one lock per record, so concurrent
  * appenders interleave whole records), resil_read_ndjson_safe and
- * resil_repair_ndjson.
+ * resil_repair_ndjson(_force).  Lines of stdin are read with a reader of its
+ * own (not getline, whose out-of-memory end looks like the end of the
+ * input), bounded by the line limit: any read error stops the append with
+ * the line's number, and nothing of that line is appended.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -17,8 +20,10 @@
 #include "resil/common.h"
 #include "resil/files.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -30,6 +35,7 @@ typedef struct nd_cli {
     nd_action act;
     resil_file_opts fo;
     bool strict;
+    bool force;         /* repair --force */
     const char *file;
     const char *record; /* append RECORD, or NULL for stdin */
     bool out_failed;    /* cat: writing stdout failed */
@@ -46,26 +52,36 @@ static void msg(const nd_cli *c, const char *fmt, ...)
 
 static void nd_usage(FILE *out)
 {
-    fputs("usage: resil ndjson append [--sync] FILE [RECORD]\n"
-          "       resil ndjson cat [--strict] FILE\n"
-          "       resil ndjson check FILE\n"
-          "       resil ndjson repair FILE\n"
+    fputs("usage: resil ndjson append [--sync] [--max-line SIZE] FILE [RECORD]\n"
+          "       resil ndjson cat [--strict] [--max-line SIZE] FILE\n"
+          "       resil ndjson check [--max-line SIZE] FILE\n"
+          "       resil ndjson repair [--force] FILE\n"
           "\n"
           "A shared NDJSON log: one JSON record per line, appended whole under the lock\n"
           "(FILE.lock), so that many processes can write it at once.\n"
           "\n"
           "  append  append RECORD (JSON text), or, without RECORD, one record per line\n"
-          "          of stdin (blank lines skipped).  A bad line stops the append with its\n"
-          "          line number; the records before it were appended, each one whole\n"
-          "  cat     print every record as one line of compact JSON; bad lines and a torn\n"
-          "          tail (a last line without newline) are skipped and reported on stderr\n"
+          "          of stdin (blank lines skipped).  A bad line, a line longer than the\n"
+          "          limit or a read error stops the append with its line number; the\n"
+          "          records before it were appended, each one whole.  A last line\n"
+          "          without newline that resil did not write is kept (a newline is\n"
+          "          added before the record); a torn record of resil is cut\n"
+          "  cat     print every record as one line of compact JSON; bad lines, lines\n"
+          "          longer than the limit and a torn tail (a last line without newline)\n"
+          "          are skipped and reported on stderr\n"
           "  check   print \"N records, B bad lines, T torn bytes\"; exit 0 only when B\n"
           "          and T are 0\n"
-          "  repair  cut a torn tail off the log and say how many bytes were cut\n"
+          "  repair  cut a torn tail that resil left (a record cut short, NUL bytes) and\n"
+          "          say how many bytes were cut; a tail resil did not write is kept\n"
+          "          (exit 1) unless --force\n"
           "\n"
           "options:\n"
           "  --sync            append: fdatasync after every record\n"
           "  --strict          cat: a bad line or a torn tail is an error (exit 1)\n"
+          "  --max-line SIZE   the longest record line, in bytes (suffix K, M or G for\n"
+          "                    KiB, MiB, GiB; default 64M): append refuses a longer\n"
+          "                    record, cat and check skip and count a longer line\n"
+          "  --force           repair: cut the tail whoever wrote it\n"
           "  --timeout S       wait at most S seconds for the lock (default 10; 0: one\n"
           "                    try); units ms, s, m, h, d\n"
           "  --durability D    full, file or none (accepted for symmetry with resil json;\n"
@@ -100,6 +116,46 @@ static int fail(const nd_cli *c, int rc, const resil_error *e)
 
 /* ---- append ---------------------------------------------------------------------- */
 
+/* Reads one line of `in` (its newline dropped) into *buf (grown as needed,
+ * NUL-terminated), at most max bytes.  Returns 1 and *len for a line, 0 at
+ * the end of the input, -EFBIG for a line longer than max (the rest of it is
+ * left unread), -ENOMEM, or -errno for a read error; *len then says how much
+ * of the line had been read. */
+static int read_line(FILE *in, char **buf, size_t *cap, size_t *len, size_t max)
+{
+    size_t n = 0;
+    int ch;
+    errno = 0;
+    while ((ch = getc_unlocked(in)) != EOF) {
+        if (ch == '\n')
+            break;
+        if (n == max) {
+            *len = n;
+            return -EFBIG;
+        }
+        if (n + 1 >= *cap) { /* room for ch and the NUL */
+            size_t ncap = *cap ? *cap * 2 : 4096;
+            if (ncap < *cap || ncap - 1 > max)
+                ncap = max < SIZE_MAX - 1 ? max + 2 : SIZE_MAX;
+            char *nb = realloc(*buf, ncap);
+            if (!nb) {
+                *len = n;
+                return -ENOMEM;
+            }
+            *buf = nb;
+            *cap = ncap;
+        }
+        (*buf)[n++] = (char)ch;
+    }
+    *len = n;
+    if (ch == EOF && ferror(in))
+        return errno ? -errno : -EIO;
+    if (ch == EOF && n == 0)
+        return 0;
+    (*buf)[n] = '\0';
+    return 1;
+}
+
 static int append_stdin(nd_cli *c)
 {
     resil_ndjson_writer *w = NULL;
@@ -109,15 +165,27 @@ static int append_stdin(nd_cli *c)
     if (rc != 0)
         return fail(c, rc, &e);
     char *line = NULL;
-    size_t cap = 0, line_no = 0, appended = 0;
-    ssize_t n;
-    int status = RESIL_CLI_EXIT_OK;
-    errno = 0;
-    while ((n = getline(&line, &cap, stdin)) >= 0) {
+    size_t cap = 0, line_no = 0, appended = 0, len = 0;
+    size_t max = c->fo.max_size ? c->fo.max_size : RESIL_NDJSON_DEFAULT_MAX_LINE;
+    int status = RESIL_CLI_EXIT_OK, r;
+    while ((r = read_line(stdin, &line, &cap, &len, max)) != 0) {
         line_no++;
-        size_t len = (size_t)n;
-        if (len > 0 && line[len - 1] == '\n')
-            len--;
+        if (r < 0) {
+            const char *what = r == -EFBIG    ? "the line is longer than the limit"
+                               : r == -ENOMEM ? "out of memory reading the line"
+                                              : "cannot read standard input";
+            char detail[128];
+            if (r == -EFBIG)
+                snprintf(detail, sizeof detail, "more than %zu bytes; see --max-line", max);
+            else
+                snprintf(detail, sizeof detail, "%s, after %zu bytes of it", strerror(-r), len);
+            msg(c, "stdin:%zu: %s (%s): line %zu and the rest of stdin were not appended to "
+                   "%s; the %zu record%s before it %s",
+                line_no, what, detail, line_no, c->file, appended, appended == 1 ? "" : "s",
+                appended == 1 ? "was" : "were");
+            status = RESIL_CLI_EXIT_FAILURE;
+            break;
+        }
         if (len > 0 && line[len - 1] == '\r')
             len--;
         bool blank = true;
@@ -145,12 +213,6 @@ static int append_stdin(nd_cli *c)
             break;
         }
         appended++;
-        errno = 0;
-    }
-    if (status == RESIL_CLI_EXIT_OK && ferror(stdin)) {
-        msg(c, "cannot read standard input: %s (%zu record%s appended to %s)", strerror(errno),
-            appended, appended == 1 ? "" : "s", c->file);
-        status = RESIL_CLI_EXIT_FAILURE;
     }
     free(line);
     rc = resil_ndjson_writer_close(w);
@@ -236,9 +298,12 @@ static int do_check(nd_cli *c)
         return fail(c, rc, &e);
     if (st.torn_bytes)
         report_torn(c, &st);
-    printf("%zu record%s, %zu bad line%s, %zu torn byte%s\n", st.records,
-           st.records == 1 ? "" : "s", st.bad_lines, st.bad_lines == 1 ? "" : "s", st.torn_bytes,
-           st.torn_bytes == 1 ? "" : "s");
+    char longs[64] = "";
+    if (st.long_lines)
+        snprintf(longs, sizeof longs, " (%zu longer than the limit)", st.long_lines);
+    printf("%zu record%s, %zu bad line%s%s, %zu torn byte%s\n", st.records,
+           st.records == 1 ? "" : "s", st.bad_lines, st.bad_lines == 1 ? "" : "s", longs,
+           st.torn_bytes, st.torn_bytes == 1 ? "" : "s");
     if (fflush(stdout) != 0 || ferror(stdout)) {
         msg(c, "cannot write to standard output: %s", strerror(errno));
         return RESIL_CLI_EXIT_FAILURE;
@@ -251,7 +316,8 @@ static int do_repair(nd_cli *c)
     size_t cut = 0;
     resil_error e;
     resil_error_clear(&e);
-    int rc = resil_repair_ndjson(c->file, &cut, &c->fo, &e);
+    int rc = c->force ? resil_repair_ndjson_force(c->file, &cut, &c->fo, &e)
+                      : resil_repair_ndjson(c->file, &cut, &c->fo, &e);
     if (rc != 0)
         return fail(c, rc, &e);
     if (cut)
@@ -266,6 +332,31 @@ static int do_repair(nd_cli *c)
 }
 
 /* ---- the entry point -------------------------------------------------------------- */
+
+/* A size in bytes, > 0, with an optional suffix K, M or G (binary). */
+static bool parse_size(const char *s, size_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return false;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end != '\0' || v == 0 || v > (SIZE_MAX >> shift))
+        return false;
+    *out = (size_t)v << shift;
+    return true;
+}
 
 static nd_action action_of(const char *s)
 {
@@ -287,7 +378,7 @@ int resil_cli_ndjson(int argc, char **argv)
     snprintf(c.prog, sizeof c.prog, "resil ndjson");
     resil_file_opts init = RESIL_FILE_OPTS_INIT;
     c.fo = init;
-    bool sync = false, only_operands = false;
+    bool sync = false, only_operands = false, max_line_set = false;
     const char *pos[3];
     int npos = 0;
     for (int i = 1; i < argc; i++) {
@@ -307,6 +398,22 @@ int resil_cli_ndjson(int argc, char **argv)
             }
             if (strcmp(a, "--strict") == 0) {
                 c.strict = true;
+                continue;
+            }
+            if (strcmp(a, "--force") == 0) {
+                c.force = true;
+                continue;
+            }
+            const char *val = NULL;
+            int mr = resil_cli_opt_value(argc, argv, &i, "--max-line", &val);
+            if (mr < 0)
+                return usage_error(&c, "option '--max-line' requires an argument");
+            if (mr > 0) {
+                if (!parse_size(val, &c.fo.max_size))
+                    return usage_error(&c, "--max-line: '%s' is not a size (bytes > 0, "
+                                           "optionally with a suffix K, M or G)",
+                                       val);
+                max_line_set = true;
                 continue;
             }
             int r = resil_cli_file_option(argc, argv, &i, c.prog, &c.fo);
@@ -339,6 +446,10 @@ int resil_cli_ndjson(int argc, char **argv)
         return usage_error(&c, "--sync is an option of append only");
     if (c.strict && c.act != NACT_CAT)
         return usage_error(&c, "--strict is an option of cat only");
+    if (c.force && c.act != NACT_REPAIR)
+        return usage_error(&c, "--force is an option of repair only");
+    if (max_line_set && c.act == NACT_REPAIR)
+        return usage_error(&c, "--max-line is an option of append, cat and check");
     c.file = pos[0];
     if (c.file[0] == '\0')
         return usage_error(&c, "FILE is an empty string");

@@ -13,8 +13,10 @@
  *  2. A strict read returns 0 exactly when the non-strict read found no bad
  *     line and no torn tail, and RESIL_EPARSE naming the first bad line (or
  *     the torn line) otherwise; when it succeeds it delivers the same records.
- *  3. resil_repair_ndjson (run on the file after the reads; the input bytes
- *     are the copy it is compared with) cuts exactly the torn tail: what
+ *  3. resil_repair_ndjson keeps a tail that is not NUL bytes only (nothing
+ *     of resil's marks it), changing nothing; resil_repair_ndjson_force (run
+ *     on the file after the reads; the input bytes are the copy it is
+ *     compared with) cuts exactly the torn tail: what
  *     remains is empty or ends with '\n', and is the input up to its last
  *     '\n'; the repaired file reads with no torn tail and the same records;
  *     a second repair cuts nothing (checked on every 8th input).
@@ -244,9 +246,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(err.line == (int)complete + 1);
     }
 
-    /* 3. Repair. */
+    /* 3. Repair.  Unforced, it cuts only a tail of NUL bytes (no append of
+     * resil marked one here) and keeps any other, changing nothing. */
     size_t cut = (size_t)-1;
-    CHECK(resil_repair_ndjson(path, &cut, NULL, &err) == 0);
+    bool nul_tail = true;
+    for (size_t i = size - torn; i < size && nul_tail; i++)
+        nul_tail = data[i] == 0;
+    if (!nul_tail) {
+        CHECK(resil_repair_ndjson(path, &cut, NULL, &err) == RESIL_EPARSE);
+        CHECK(cut == 0);
+        size_t kept;
+        get(&kept);
+        CHECK(kept == size);
+        cut = (size_t)-1;
+    }
+    CHECK(resil_repair_ndjson_force(path, &cut, NULL, &err) == 0);
     CHECK(cut == torn);
     size_t len;
     const char *buf = get(&len);
@@ -259,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(sst.torn_bytes == 0 && sst.records == st.records && sst.bad_lines == st.bad_lines &&
           tr.hash == t.hash);
     if (inputs % 8 == 0) {
-        CHECK(resil_repair_ndjson(path, &cut, NULL, &err) == 0);
+        CHECK(resil_repair_ndjson_force(path, &cut, NULL, &err) == 0);
         CHECK(cut == 0);
         get(&len);
         CHECK(len == size - torn);

@@ -869,9 +869,12 @@ static void test_ndjson_basics(void **state)
                      RESIL_EPARSE);
     assert_int_equal(e.line, 6);
 
-    /* Repair cuts the torn tail only. */
+    /* Repair keeps a tail that resil did not write (here fputs wrote it);
+     * forced, it cuts the torn tail only. */
     size_t cut;
-    assert_int_equal(resil_repair_ndjson(p, &cut, NULL, NULL), 0);
+    assert_int_equal(resil_repair_ndjson(p, &cut, NULL, NULL), RESIL_EPARSE);
+    assert_int_equal(cut, 0);
+    assert_int_equal(resil_repair_ndjson_force(p, &cut, NULL, NULL), 0);
     assert_int_equal(cut, strlen("{\"i\": 1000, \"x\""));
     assert_int_equal(resil_repair_ndjson(p, &cut, NULL, NULL), 0);
     assert_int_equal(cut, 0);
@@ -935,13 +938,14 @@ static void test_ndjson_text_and_torn_between(void **state)
     FILE *f = fopen(p, "a");
     fputs("{\"i\": 99, \"torn", f);
     fclose(f);
-    /* ...the next append cuts it first (it was never acknowledged). */
+    /* ...resil did not write it, so the next append keeps it, as a line of
+     * its own (cutting it is for the repair, forced). */
     json_t *r = json_pack("{s:i}", "i", 3);
     assert_int_equal(resil_ndjson_writer_append(w, r, &e), 0);
     json_decref(r);
     assert_int_equal(resil_ndjson_writer_close(w), 0);
     char *s = slurp(p);
-    assert_string_equal(s, "{\"i\":1}\n{\"i\":2}\n{\"i\":3}\n");
+    assert_string_equal(s, "{\"i\":1}\n{\"i\":2}\n{\"i\": 99, \"torn\n{\"i\":3}\n");
     free(s);
 }
 
