@@ -24,7 +24,6 @@
 #include "internal/metrics.h"
 #include "internal/files.h"
 #include "internal/sys.h"
-#include "internal/trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -222,48 +221,6 @@ static int classify_tail(tail_kind *kind, int fd, int lock_fd, const struct stat
     return 0;
 }
 
-/* Refuses a symlink that the protected_symlinks rule would not follow,
- * anywhere on the chain from path (resil__resolve_target resolves the chain
- * by path, where the kernel's rule does not apply). */
-static int check_links(const char *path, resil_error *err)
-{
-    char *cur = strdup(path);
-    if (!cur)
-        return resil_error_set(err, -ENOMEM, path, "out of memory");
-    int rc = 0;
-    for (int hops = 0; hops < 40; hops++) {
-        struct stat st;
-        if (resil__sys.lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode))
-            goto out;
-        rc = resil__symlink_check(cur, &st, err);
-        if (rc)
-            goto out;
-        char link[PATH_MAX];
-        ssize_t n = resil__sys.readlink(cur, link, sizeof link - 1);
-        if (n < 0)
-            goto out; /* resil__resolve_target reports it */
-        link[n] = '\0';
-        char *next;
-        const char *slash = strrchr(cur, '/');
-        if (link[0] == '/' || !slash) {
-            next = strdup(link);
-        } else { /* relative to the link's directory */
-            int dlen = (int)(slash - cur);
-            size_t sz = (size_t)dlen + strlen(link) + 2;
-            next = malloc(sz);
-            if (next)
-                snprintf(next, sz, "%.*s/%s", dlen, cur, link);
-        }
-        free(cur);
-        cur = next;
-        if (!cur)
-            return resil_error_set(err, -ENOMEM, path, "out of memory");
-    }
-out:
-    free(cur);
-    return rc;
-}
-
 /* ---- appending ------------------------------------------------------------------ */
 
 struct resil_ndjson_writer {
@@ -387,16 +344,14 @@ int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
     if (!out || !path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_ndjson_writer_open: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
-    int rc = check_links(path, err);
-    if (rc)
-        return rc;
     resil_ndjson_writer *w = calloc(1, sizeof *w);
     if (!w)
         return resil_error_set(err, -ENOMEM, path, "out of memory");
     w->fd = w->lock_fd = -1;
     w->end = -1;
     w->opts = *o;
-    rc = resil__resolve_target(&w->path, path, err);
+    /* The chain is checked link by link (the protected_symlinks rule) */
+    int rc = resil__resolve_target(&w->path, path, err);
     if (rc) {
         free(w);
         return rc;
@@ -745,12 +700,9 @@ static int repair(const char *path, size_t *cut, bool force, const resil_file_op
     if (!path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_repair_ndjson: bad arguments");
     const resil_file_opts *o = resil__file_opts(opts);
-    int rc = check_links(path, err);
-    if (rc)
-        return rc;
     char *target;
     resil_lock *lk;
-    rc = resil__lock_target(&target, &lk, path, o, err);
+    int rc = resil__lock_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
     struct stat st;
