@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include "internal/metrics.h"
 #include "internal/files.h"
+#include "internal/json_text.h"
 #include "internal/sys.h"
 
 #include <errno.h>
@@ -77,7 +78,7 @@ static int encode_lines(char **out, size_t *out_len, const json_t *const *record
             free(buf);
             return resil_error_set(err, RESIL_EINVAL, path, "record %zu is NULL", i);
         }
-        size_t need = json_dumpb(records[i], NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t need = resil__json_dumpb(records[i], NULL, 0, JSON_COMPACT);
         if (need == 0) {
             free(buf);
             return resil_error_set(err, RESIL_EINVAL, path,
@@ -99,7 +100,7 @@ static int encode_lines(char **out, size_t *out_len, const json_t *const *record
             }
             buf = nb;
         }
-        json_dumpb(records[i], buf + len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+        resil__json_dumpb(records[i], buf + len, need, JSON_COMPACT);
         len += need;
         buf[len++] = '\n';
     }
@@ -415,8 +416,7 @@ int resil_ndjson_writer_append(resil_ndjson_writer *w, const json_t *record, res
     if (!w)
         return resil_error_set(err, RESIL_EINVAL, NULL, "writer is NULL");
     char small[512];
-    size_t need = record ? json_dumpb(record, small, sizeof small - 1,
-                                      JSON_COMPACT | JSON_ENCODE_ANY)
+    size_t need = record ? resil__json_dumpb(record, small, sizeof small - 1, JSON_COMPACT)
                          : 0;
     if (need > 0 && need < sizeof small) { /* common case: no allocation */
         size_t max = max_line_of(&w->opts);

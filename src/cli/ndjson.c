@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "internal/json_text.h"
 
 #include "resil/common.h"
 #include "resil/files.h"
@@ -245,8 +246,12 @@ static int print_record(json_t *record, size_t line, void *arg)
 {
     (void)line;
     nd_cli *c = arg;
-    if (json_dumpf(record, stdout, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || putchar('\n') == EOF ||
-        ferror(stdout)) {
+    size_t len;
+    char *text = resil__json_dumps(record, JSON_COMPACT, &len); /* shortest reals */
+    bool ok = text && fwrite(text, 1, len, stdout) == len && putchar('\n') != EOF &&
+              !ferror(stdout);
+    free(text);
+    if (!ok) {
         c->out_failed = true;
         return 1; /* stop the read */
     }

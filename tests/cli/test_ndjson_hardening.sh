@@ -46,6 +46,14 @@ t_planted_link() {
     cmp -s victim.conf victim.orig || { echo "the victim changed"; return 1; }
 }
 
+t_short_reals() {
+    "${GUARD[@]}" "$RESIL" ndjson append reals.ndjson '{"a":0.1,"b":1e300,"c":[5e-324,1.0]}' || return 1
+    printf '{"a":0.1,"b":1e300,"c":[5e-324,1.0]}\n' >want
+    cmp -s reals.ndjson want || { echo "appended: $(cat reals.ndjson)"; return 1; }
+    "${GUARD[@]}" "$RESIL" ndjson cat reals.ndjson >out || return 1
+    cmp -s out want || { echo "cat: $(cat out)"; return 1; }
+}
+
 # ---- tails ---------------------------------------------------------------------------
 
 t_foreign_tail() {
@@ -179,6 +187,7 @@ if [ $ROOT -eq 1 ]; then
 else
     skip "a planted link in a sticky directory is refused" "needs root"
 fi
+check "appended and printed reals keep their shortest text" t_short_reals
 check "a last line resil did not write is kept" t_foreign_tail
 check "a marked torn record is cut" t_marked_torn_tail
 check "a write killed half-way is cut by the next append" t_killed_write
