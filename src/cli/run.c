@@ -43,6 +43,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -786,6 +787,16 @@ static resil_outcome fatal_msg(run_ctx *c, const char *text)
     return RESIL_OUTCOME_PERMANENT;
 }
 
+/* True when the file system of the capture file has no room left (for
+ * root: not even the reserved blocks). */
+static bool capture_full(int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) != 0 || sf.f_blocks == 0)
+        return false;
+    return (geteuid() == 0 ? sf.f_bfree : sf.f_bavail) == 0;
+}
+
 /* Runs the command once, through resil_proc_run (resil/proc.h). */
 static resil_outcome run_command(resil_retry_call *call, run_ctx *c)
 {
@@ -811,7 +822,9 @@ static resil_outcome run_command(resil_retry_call *call, run_ctx *c)
     resil_error e;
     resil_error_clear(&e);
     int out_fd = -1;
-    int trc = resil_proc_tmpfile(&out_fd, NULL, "resil-run-stdout", NULL, 0, &e);
+    char out_path[PATH_MAX];
+    int trc = resil_proc_tmpfile(&out_fd, NULL, "resil-run-stdout", out_path, sizeof out_path,
+                                 &e);
     if (trc != 0) {
         char text[700];
         snprintf(text, sizeof text, "cannot capture the command's stdout: %s", e.message);
@@ -890,6 +903,18 @@ static resil_outcome run_command(resil_retry_call *call, run_ctx *c)
         return fatal_msg(c, text);
     }
 
+    if (capture_full(out_fd)) {
+        /* The command's writes to its stdout failed (or will have been cut
+         * short) for want of space: its output cannot be trusted. */
+        close(out_fd);
+        char *slash = strrchr(out_path, '/');
+        if (slash)
+            *slash = '\0';
+        char text[PATH_MAX + 200];
+        snprintf(text, sizeof text, "the capture file of the command's stdout cannot be "
+                 "written: the file system of %s is full (%s)", out_path, strerror(ENOSPC));
+        return fatal_msg(c, text);
+    }
     resil_outcome outcome = classify(c);
     int werr = copy_file(out_fd, outcome == RESIL_OUTCOME_SUCCESS ? STDOUT_FILENO : STDERR_FILENO);
     if (werr && outcome == RESIL_OUTCOME_SUCCESS)
