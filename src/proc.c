@@ -292,15 +292,12 @@ static int64_t add_s(int64_t t, double s)
     return t + (int64_t)ns;
 }
 
-static void publish(const resil_proc_opts *o, sig_atomic_t v, sigset_t *saved, bool begin)
+/* Blocks the caller's publish_mask (when it publishes a target), so that
+ * the target changes atomically for its signal handler. */
+static void publish_begin(const resil_proc_opts *o, sigset_t *saved)
 {
-    if (!o->publish_target)
-        return;
-    if (begin) {
-        if (o->publish_mask)
-            sigprocmask(SIG_BLOCK, o->publish_mask, saved);
-        *o->publish_target = v;
-    }
+    if (o->publish_target && o->publish_mask)
+        sigprocmask(SIG_BLOCK, o->publish_mask, saved);
 }
 
 static void publish_end(const resil_proc_opts *o, const sigset_t *saved)
@@ -328,8 +325,7 @@ static void record(resil_proc_result *out, int ws)
 static bool reap(const resil_proc_opts *o, pid_t pid, bool block, resil_proc_result *out)
 {
     sigset_t saved;
-    if (o->publish_target && o->publish_mask)
-        sigprocmask(SIG_BLOCK, o->publish_mask, &saved);
+    publish_begin(o, &saved);
     int ws = 0;
     pid_t r;
     do
@@ -338,8 +334,7 @@ static bool reap(const resil_proc_opts *o, pid_t pid, bool block, resil_proc_res
     bool done = r == pid || (r < 0 && errno == ECHILD);
     if (done && o->publish_target)
         *o->publish_target = 0; /* before signals return: never signal a reused pid */
-    if (o->publish_target && o->publish_mask)
-        sigprocmask(SIG_SETMASK, &saved, NULL);
+    publish_end(o, &saved);
     if (r == pid) {
         record(out, ws);
     } else if (done) { /* lost: someone else reaped it */
@@ -430,7 +425,7 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
 
     sigset_t saved;
     pid_t pid = -1;
-    publish(&o, 0, &saved, true);
+    publish_begin(&o, &saved);
     int rc;
     if (resil_cancel_is_cancelled(o.cancel)) {
         rc = ECANCELED; /* cancelled before anything started: start nothing */

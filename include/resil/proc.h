@@ -147,8 +147,11 @@ typedef struct resil_proc_result {
     pid_t pid;         /* the command's pid (0 if not started) */
 } resil_proc_result;
 
-/* Runs argv and waits for it as `opts` (NULL: defaults) say; *out receives
- * how it ended.  Returns 0 when the command ran, whatever its status (see
+/* Runs argv (borrowed; argv[0] looked up in PATH, the environment is
+ * ours) and waits for it as `opts` (NULL: defaults; borrowed) say; *out
+ * (caller-owned) receives how it ended.  Blocks the calling thread until
+ * the command has been reaped: at most timeout + kill_after when a timeout
+ * is given, else until it exits or the token fires.  Returns 0 when the command ran, whatever its status (see
  * out); -errno when it could not start (out->state NOT_STARTED, out->error
  * set, out->status 127 for ENOENT, else 126); RESIL_ECANCELED when the token
  * was already cancelled before the spawn (nothing started); a negative code

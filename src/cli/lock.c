@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include "resil/cancel.h"
 #include "resil/common.h"
 #include "resil/files.h"
 #include "resil/proc.h"
@@ -53,12 +54,20 @@ void resil_cli_ensure_std_fds(void)
  * running), written by resil_proc_run with the forwarded signals blocked. */
 static volatile sig_atomic_t g_target;
 static volatile sig_atomic_t g_own_pgroup;
+/* A signal that came before the command started: it cancels the token, so
+ * that resil_proc_run starts nothing. */
+static resil_cancel *g_cancel;
+static volatile sig_atomic_t g_early_signal;
 
 static void forward_signal(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
     int saved = errno;
     pid_t target = (pid_t)g_target;
+    if (target == 0 && !g_early_signal) {
+        g_early_signal = sig;
+        resil_cancel_cancel(g_cancel);
+    }
     /* A command sharing our process group already got a signal the terminal
      * sent to the group (si_code SI_KERNEL): forward only the others. */
     if (target != 0 && (g_own_pgroup || !si || si->si_code != SI_KERNEL)) {
@@ -86,6 +95,9 @@ int resil_cli_exec(char *const *cmd, int in_fd, int out_fd, const resil_cli_cmd_
     resil_proc_result local;
     if (!res)
         res = &local;
+    g_early_signal = 0;
+    if (resil_cancel_new(&g_cancel) != 0)
+        g_cancel = NULL; /* then an early signal is only lost, as with no handler */
     sigset_t orig_mask, fwd, deflt;
     sigprocmask(SIG_SETMASK, NULL, &orig_mask);
     sigemptyset(&fwd);
@@ -124,6 +136,8 @@ int resil_cli_exec(char *const *cmd, int in_fd, int out_fd, const resil_cli_cmd_
     po.kill_after_s = co && co->kill_after_given ? (co->kill_after_s > 0 ? co->kill_after_s : -1)
                                                  : 0;
     po.own_pgroup = own;
+    po.cancel = g_cancel;
+    po.cancel_wait = true; /* the handler forwards the signal itself */
     po.sigmask = &orig_mask;
     po.sigdefault = &deflt;
     po.publish_target = &g_target;
@@ -135,7 +149,14 @@ int resil_cli_exec(char *const *cmd, int in_fd, int out_fd, const resil_cli_cmd_
         if (installed[i])
             sigaction(forwarded_signals[i], &old[i], NULL);
     }
-    if (res->state == RESIL_PROC_NOT_STARTED) {
+    resil_cancel_free(g_cancel);
+    g_cancel = NULL;
+    if (rc == RESIL_ECANCELED) {
+        int sig = g_early_signal;
+        const char *nm = resil_proc_signal_name(sig);
+        resil_cli_msg(who, "%s: not started: %s came first", cmd[0], nm ? nm : "a signal");
+        res->status = sig > 0 ? 128 + sig : RESIL_CLI_EXIT_FAILURE;
+    } else if (res->state == RESIL_PROC_NOT_STARTED) {
         if (res->error == ENOENT)
             resil_cli_msg(who, "%s: command not found", cmd[0]);
         else if (res->error)
