@@ -358,6 +358,7 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, "", "resil_proc_run: out is NULL");
     memset(out, 0, sizeof *out);
+    out->status = 1; /* a failure until the command says otherwise */
     if (!argv || !argv[0] || !argv[0][0])
         return resil_error_set(err, RESIL_EINVAL, "argv", "resil_proc_run: no command");
     resil_proc_opts o = RESIL_PROC_OPTS_INIT;
@@ -444,7 +445,7 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
         pump_close(&pu);
         out->state = RESIL_PROC_NOT_STARTED;
         out->error = rc;
-        out->status = rc == ENOENT ? 127 : 126;
+        out->status = rc == ENOENT ? 127 : rc == ECANCELED ? 1 : 126;
         if (rc == ECANCELED)
             return resil_error_set(err, RESIL_ECANCELED, argv[0], "%s: cancelled before it "
                                    "started", argv[0]);

@@ -142,7 +142,8 @@ typedef struct resil_proc_result {
     bool killed;       /* SIGKILL was sent after kill_after_s */
     bool cancelled;    /* the cancel token fired while it ran */
     int status;        /* the shell's view: code, 128+signal, 124 timed out,
-                        * 127 not found, 126 cannot execute */
+                        * 127 not found, 126 cannot execute, 1 when nothing
+                        * started for another reason (cancelled, EINVAL) */
     double duration_s; /* from the spawn to the reap */
     pid_t pid;         /* the command's pid (0 if not started) */
 } resil_proc_result;
