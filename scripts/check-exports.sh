@@ -10,7 +10,7 @@ bad=$(printf '%s\n' "$syms" | grep -Ev '^resil_[a-z0-9]' || true)
 if [ -n "$bad" ]; then
   echo "unexpected exported symbols in $lib:"; printf '  %s\n' $bad; exit 1
 fi
-for must in resil_version resil_strerror resil_retry resil_backoff_delay resil_cancel_new; do
+for must in resil_version resil_strerror resil_retry resil_backoff_delay resil_cancel_new resil_proc_run; do
   printf '%s\n' "$syms" | grep -qx "$must" || { echo "missing export $must"; exit 1; }
 done
 soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')

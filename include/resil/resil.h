@@ -10,6 +10,7 @@
 #include "resil/retry.h"
 #include "resil/json.h"
 #include "resil/files.h"
+#include "resil/proc.h"
 #include "resil/breaker.h"
 #include "resil/metrics.h"
 

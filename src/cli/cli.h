@@ -12,6 +12,7 @@
 #define RESIL_CLI_CLI_H
 
 #include "resil/files.h"
+#include "resil/proc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -94,19 +95,35 @@ int resil_cli_text_pad(FILE *out, const char *s, int width);
  * files opened later never land on them. */
 void resil_cli_ensure_std_fds(void);
 
-/* Runs cmd (argv, cmd[0] looked up in PATH) and waits for it.  in_fd and
- * out_fd, when >= 0, become its stdin and stdout; otherwise it inherits
- * ours.  While it runs, SIGINT, SIGTERM and SIGHUP sent to resil are
- * forwarded to it (signals resil ignored stay ignored, in it too).
- * Returns its status: the exit code, 128+N if killed by signal N, 127 when
- * cmd[0] is not found, 126 when it cannot be executed (a message naming it
- * is then printed, prefixed with `who`).  *started (may be NULL) tells
- * whether it ran at all. */
-int resil_cli_spawn_wait(char *const *cmd, int in_fd, int out_fd, const char *who, bool *started);
+/* --cmd-timeout S and --kill-after S of lock and json|yaml update. */
+typedef struct resil_cli_cmd_opts {
+    double timeout_s;      /* 0: none */
+    double kill_after_s;   /* with kill_after_given; else the default (5 s) */
+    bool kill_after_given;
+    bool given;            /* either option was on the command line */
+} resil_cli_cmd_opts;
 
-/* Describes a status of resil_cli_spawn_wait: "exit 3", "killed by
- * SIGTERM", "command not found" ... into buf. */
-const char *resil_cli_describe_status(int status, char *buf, size_t size);
+/* Matches argv[*i] against --cmd-timeout / --kill-after.  Returns 1 (stored
+ * in *co), 0 when it is neither, -1 after a message prefixed with prog. */
+int resil_cli_cmd_option(int argc, char **argv, int *i, const char *prog, resil_cli_cmd_opts *co);
+
+/* Runs cmd (cmd[0] looked up in PATH) with resil_proc_run and waits for it.
+ * in_fd and out_fd, when > 0, become its stdin and stdout; otherwise it
+ * inherits ours.  co (may be NULL) gives the timeout.  While it runs,
+ * SIGINT, SIGTERM and SIGHUP sent to resil are forwarded to it (signals
+ * resil ignored stay ignored, in it too).  *res (may be NULL) gets how it
+ * ended.  Returns its status: the exit code, 128+N if killed by signal N,
+ * 124 when the timeout ended it, 127 when cmd[0] is not found, 126 when it
+ * cannot be executed (a message naming it is then printed, prefixed with
+ * `who`). */
+int resil_cli_exec(char *const *cmd, int in_fd, int out_fd, const resil_cli_cmd_opts *co,
+                   const char *who, resil_proc_result *res);
+
+/* Prints "WHO: 'WHAT' timed out after ... / killed by signal 9 (SIGKILL) /
+ * exited with status 137" when the end is worth a line: a timeout, a signal
+ * other than SIGPIPE, an exit code above 128 (which a shell would take for
+ * a signal). */
+void resil_cli_report_end(const char *who, const char *what, const resil_proc_result *r);
 
 /* ---- options shared by the file sub-commands ---------------------------------- */
 
@@ -211,6 +228,19 @@ static inline void resil_cli_vmsg(const char *prog, const char *fmt, va_list ap)
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+static inline void resil_cli_msg(const char *prog, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static inline void resil_cli_msg(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    resil_cli_vmsg(prog, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- parsers -------------------------------------------------------------- */

@@ -50,6 +50,7 @@ typedef struct doc_cli {
     const char *pointer;
     const char *value_text;
     char **cmd; /* update */
+    resil_cli_cmd_opts cmdo; /* update: --cmd-timeout, --kill-after */
 } doc_cli;
 
 static void msg(const doc_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -107,6 +108,9 @@ static void doc_usage(const doc_cli *c, FILE *out)
         fputs("  --json            get, update: JSON instead of YAML\n", out);
     fputs("  --timeout S       wait at most S seconds for the lock (default 10; 0: one\n"
           "                    try); units ms, s, m, h, d\n"
+          "  --cmd-timeout S   update: SIGTERM CMD (its process group) after S seconds,\n"
+          "                    SIGKILL after --kill-after S (default 5); the file is\n"
+          "                    unchanged, the lock released at once, exit 124\n"
           "  --durability D    full (fsync file and directory; default), file (fsync the\n"
           "                    file) or none (atomic against process crashes only)\n"
           "  --force           set, del, update: replace FILE even if it is read-only\n"
@@ -364,18 +368,20 @@ static int update_fn(json_t **doc, void *arg)
         return update_fail(x, 1, "cannot write a temporary file: %s", strerror(-rc));
     }
 
-    bool started = false;
-    int st = resil_cli_spawn_wait(c->cmd, in_fd, out_fd, c->prog, &started);
+    /* With --cmd-timeout a hung command is killed (status 124) and the
+     * update fails, so the lock is released as soon as it is gone. */
+    resil_proc_result pr;
+    int st = resil_cli_exec(c->cmd, in_fd, out_fd, &c->cmdo, c->prog, &pr);
     close(in_fd);
-    if (!started) {
+    if (pr.state == RESIL_PROC_NOT_STARTED) {
         close(out_fd);
         return update_fail(x, st, "'%s' could not be run", c->cmd[0]);
     }
     if (st != 0) {
-        char how[64];
+        char how[160];
         close(out_fd);
         return update_fail(x, st, "'%s' failed (%s)", c->cmd[0],
-                           resil_cli_describe_status(st, how, sizeof how));
+                           resil_proc_describe(&pr, how, sizeof how));
     }
     size_t max = c->fo.max_size ? c->fo.max_size : RESIL_FILE_DEFAULT_MAX_SIZE;
     char *out = NULL;
@@ -537,6 +543,8 @@ static int parse_args(doc_cli *c, int argc, char **argv)
                 continue;
             }
             int r = resil_cli_file_option(argc, argv, &i, c->prog, &c->fo);
+            if (r == 0) /* update: --cmd-timeout S, --kill-after S */
+                r = resil_cli_cmd_option(argc, argv, &i, c->prog, &c->cmdo);
             if (r < 0)
                 return RESIL_CLI_EXIT_USAGE;
             if (r > 0)
@@ -610,6 +618,8 @@ static int parse_args(doc_cli *c, int argc, char **argv)
         return usage_error(c, "FILE is an empty string");
     if (c->raw && c->act != ACT_GET)
         return usage_error(c, "--raw is an option of get only");
+    if (c->cmdo.given && c->act != ACT_UPDATE)
+        return usage_error(c, "--cmd-timeout and --kill-after are options of update only");
     if (c->as_json && c->act != ACT_GET && c->act != ACT_UPDATE)
         return usage_error(c, "--json is an option of get and update only");
     if (c->fo.force && c->act != ACT_SET && c->act != ACT_DEL && c->act != ACT_UPDATE)

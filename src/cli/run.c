@@ -7,16 +7,22 @@
  * as the op's retry-after hint; signals cancel a resil_cancel token; messages
  * and NDJSON events come from the after_attempt hook.
  *
- * One attempt:
- *   stdin   a terminal is passed through; anything else is captured: the child
- *           reads a pipe that we feed, first with every byte of our stdin read
- *           so far (replay), then with more of our stdin, read only when the
- *           pipe has room;
- *   stdout  goes to an anonymous temporary file, copied afterwards to our
- *           stdout if the attempt succeeded, to our stderr otherwise;
+ * One attempt is one resil_proc_run() (resil/proc.h):
+ *   stdin   a terminal is passed through; anything else is captured in a
+ *           spool file (resil_proc_spool, in $TMPDIR or /tmp, unlinked): the
+ *           child reads a pipe fed first with every byte of our stdin read so
+ *           far (replay), then with more of our stdin, read only when the
+ *           pipe has room.  A spool that cannot be written is fatal (exit 1,
+ *           naming the file) before the command sees partial input;
+ *   stdout  goes to a temporary file (0600, O_EXCL, unlinked at once) in
+ *           $TMPDIR or /tmp, copied afterwards to our stdout if the attempt
+ *           succeeded, to our stderr otherwise; a directory that cannot hold
+ *           it is named;
  *   stderr  passes straight through;
- *   waiting one ppoll() loop over a pidfd, the cancel token's fd, the stdin
- *           pump and the attempt timeout (waitpid polling without pidfd).
+ *   waiting the module's ppoll() loop: pidfd, cancel token, stdin pump,
+ *           attempt timeout and kill-after.
+ * Signals are caught here and forwarded to the published target (pid or
+ * -pgid) by on_signal; --events go through the NDJSON writer.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -26,6 +32,7 @@
 #include "resil/clock.h"
 #include "resil/common.h"
 #include "resil/metrics.h"
+#include "resil/proc.h"
 #include "resil/retry.h"
 
 #include <fcntl.h>
@@ -33,12 +40,10 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,11 +53,7 @@ extern char **environ;
 #define NS_PER_S 1000000000LL
 #define NS_NEVER INT64_MAX
 #define PUMP_CHUNK 65536
-#define EXIT_TIMEDOUT 124
-#define EXIT_CANNOT_EXEC 126
-#define EXIT_NOT_FOUND 127
 #define EXIT_TEMPFAIL 75 /* sysexits' EX_TEMPFAIL: the circuit is open */
-#define FALLBACK_POLL_NS (10 * 1000000LL) /* waitpid polling without pidfd */
 
 /* ---- signals ---------------------------------------------------------------- */
 
@@ -83,27 +84,7 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
     errno = saved;
 }
 
-static const char *signal_name(int sig)
-{
-    static const struct {
-        int sig;
-        const char *name;
-    } names[] = {
-        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
-        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
-        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
-        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGCHLD, "SIGCHLD"},
-        {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
-        {SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
-        {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
-        {SIGSYS, "SIGSYS"},
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (names[i].sig == sig)
-            return names[i].name;
-    }
-    return NULL;
-}
+#define signal_name resil_proc_signal_name
 
 /* ---- options ------------------------------------------------------------------ */
 
@@ -132,7 +113,7 @@ typedef struct run_ctx {
     int64_t run_start_ns;     /* monotonic start of the whole run (for --deadline) */
     double kill_after_s;
     bool quiet;
-    int events_fd; /* -1 = none */
+    resil_ndjson_writer *events; /* --events, NULL = none */
 
     /* --metrics-dir: the default registry is flushed there after each
      * attempt and before we exit */
@@ -152,10 +133,8 @@ typedef struct run_ctx {
     sigset_t handled;     /* the handled signals we installed handlers for */
     sigset_t child_deflt; /* reset to SIG_DFL in the child */
 
-    /* captured stdin: every byte read so far */
-    char *in_buf;
-    size_t in_len, in_cap;
-    bool in_eof;
+    /* captured stdin: every byte read so far, in a spool file */
+    resil_proc_spool *spool;
 
     /* the last attempt */
     bool exited;   /* exited normally with exit_code */
@@ -808,253 +787,6 @@ static int copy_file(int from, int to)
     }
 }
 
-/* An anonymous temporary file for the child's stdout: on disk in $TMPDIR
- * (or /tmp) when possible, so that a large output does not sit in memory;
- * in memory (memfd) otherwise. */
-static int make_tmpfile(void)
-{
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir)
-        dir = "/tmp";
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0 && strcmp(dir, "/tmp") != 0)
-        fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0)
-        fd = memfd_create("resil-run-stdout", MFD_CLOEXEC);
-    return fd;
-}
-
-static bool in_reserve(run_ctx *c, size_t more)
-{
-    if (c->in_cap - c->in_len >= more)
-        return true;
-    size_t cap = c->in_cap ? c->in_cap : PUMP_CHUNK;
-    while (cap - c->in_len < more) {
-        if (cap > SIZE_MAX / 2)
-            return false;
-        cap *= 2;
-    }
-    char *p = realloc(c->in_buf, cap);
-    if (!p)
-        return false;
-    c->in_buf = p;
-    c->in_cap = cap;
-    return true;
-}
-
-/* Blocks the handled signals (so g_target changes atomically for the
- * handler); restore with unblock_handled(). */
-static void block_handled(const run_ctx *c, sigset_t *saved)
-{
-    sigprocmask(SIG_BLOCK, &c->handled, saved);
-}
-
-static void unblock_handled(const sigset_t *saved)
-{
-    sigprocmask(SIG_SETMASK, saved, NULL);
-}
-
-/* ---- one attempt --------------------------------------------------------------------- */
-
-typedef struct attempt_io {
-    int pipe_w;  /* the child's stdin pipe, -1 when closed */
-    size_t wpos; /* bytes of in_buf written to this child */
-    bool pumping;
-} attempt_io;
-
-static void pipe_close(attempt_io *io)
-{
-    if (io->pipe_w >= 0)
-        close(io->pipe_w);
-    io->pipe_w = -1;
-    io->pumping = false;
-}
-
-/* Writes what the child has not seen yet of in_buf. */
-static void pump_write(run_ctx *c, attempt_io *io)
-{
-    while (io->pumping && io->wpos < c->in_len) {
-        ssize_t n = write(io->pipe_w, c->in_buf + io->wpos, c->in_len - io->wpos);
-        if (n > 0) {
-            io->wpos += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && errno == EAGAIN) {
-            return; /* full: wait for POLLOUT */
-        } else {
-            pipe_close(io); /* EPIPE: the child does not read any more */
-            return;
-        }
-    }
-}
-
-/* Reads one chunk of our stdin into in_buf (recorded for replays). */
-static void pump_read(run_ctx *c, attempt_io *io)
-{
-    if (!in_reserve(c, PUMP_CHUNK)) {
-        msg("resil run: out of memory capturing stdin; the command sees end of input");
-        c->in_eof = true;
-        return;
-    }
-    ssize_t n = read(STDIN_FILENO, c->in_buf + c->in_len, PUMP_CHUNK);
-    if (n > 0) {
-        c->in_len += (size_t)n;
-        pump_write(c, io);
-    } else if (n == 0) {
-        c->in_eof = true;
-    } else if (errno != EINTR && errno != EAGAIN) {
-        msg("resil run: reading stdin: %s", strerror(errno));
-        c->in_eof = true;
-    }
-}
-
-static void record_status(run_ctx *c, int wstatus)
-{
-    if (WIFEXITED(wstatus)) {
-        c->exited = true;
-        c->exit_code = WEXITSTATUS(wstatus);
-        c->status = c->exit_code;
-    } else if (WIFSIGNALED(wstatus)) {
-        c->term_sig = WTERMSIG(wstatus);
-        c->status = 128 + c->term_sig > 255 ? 255 : 128 + c->term_sig;
-    }
-    if (c->timed_out)
-        c->status = EXIT_TIMEDOUT;
-}
-
-/* Reaps pid if it has exited (blocking when `block`).  Returns true once
- * reaped. */
-static bool reap(run_ctx *c, pid_t pid, bool block)
-{
-    sigset_t saved;
-    block_handled(c, &saved);
-    int wstatus = 0;
-    pid_t r;
-    do
-        r = waitpid(pid, &wstatus, block ? 0 : WNOHANG);
-    while (r < 0 && errno == EINTR);
-    bool done = r == pid || (r < 0 && errno == ECHILD);
-    if (done)
-        g_target = 0; /* before the signals come back: never signal a reused pid */
-    unblock_handled(&saved);
-    if (r == pid)
-        record_status(c, wstatus);
-    else if (done) /* ECHILD: lost the child; report a failure */
-        c->status = 1;
-    return done;
-}
-
-/* Waits for the child, pumping stdin and enforcing the attempt timeout. */
-static void wait_child(run_ctx *c, pid_t pid, attempt_io *io, int64_t start)
-{
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int cancel_fd = resil_cancel_fd(g_cancel);
-    bool cancel_seen = false;
-    int64_t term_at = c->attempt_timeout_s > 0 ? add_s(start, c->attempt_timeout_s) : NS_NEVER;
-    /* --deadline bounds the whole run: an attempt still running when it
-     * comes is ended like a timed-out one (and the retry then stops with
-     * reason "deadline"). */
-    if (c->config.max_elapsed_s > 0) {
-        int64_t deadline = add_s(c->run_start_ns, c->config.max_elapsed_s);
-        if (deadline < term_at)
-            term_at = deadline;
-    }
-    int64_t kill_at = NS_NEVER;
-    pid_t target = c->own_pgroup ? -pid : pid;
-
-    for (;;) {
-        if (io->pumping && io->wpos >= c->in_len && c->in_eof)
-            pipe_close(io); /* everything written: the child sees end of input */
-
-        struct pollfd pfd[4];
-        nfds_t n = 0;
-        int i_pid = -1, i_cancel = -1, i_pipe = -1, i_in = -1;
-        if (pidfd >= 0) {
-            i_pid = (int)n;
-            pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-        }
-        if (!cancel_seen && cancel_fd >= 0) {
-            i_cancel = (int)n;
-            pfd[n++] = (struct pollfd){.fd = cancel_fd, .events = POLLIN};
-        }
-        if (io->pumping) {
-            i_pipe = (int)n;
-            /* Unwritten bytes: wait for room.  Else only watch for the
-             * reader going away (POLLERR) while we wait for more stdin. */
-            short ev = io->wpos < c->in_len ? POLLOUT : 0;
-            pfd[n++] = (struct pollfd){.fd = io->pipe_w, .events = ev};
-            if (io->wpos >= c->in_len && !c->in_eof) {
-                i_in = (int)n;
-                pfd[n++] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
-            }
-        }
-
-        int64_t now = now_ns();
-        int64_t wake = term_at < kill_at ? term_at : kill_at;
-        if (pidfd < 0 && now + FALLBACK_POLL_NS < wake)
-            wake = now + FALLBACK_POLL_NS;
-        struct timespec ts, *tsp = NULL;
-        if (wake != NS_NEVER) {
-            int64_t left = wake > now ? wake - now : 0;
-            ts.tv_sec = (time_t)(left / NS_PER_S);
-            ts.tv_nsec = (long)(left % NS_PER_S);
-            tsp = &ts;
-        }
-        int r = ppoll(pfd, n, tsp, NULL);
-        if (r < 0 && errno != EINTR) {
-            /* Should not happen (EINVAL/ENOMEM): degrade to polling. */
-            struct timespec pause = {0, FALLBACK_POLL_NS};
-            nanosleep(&pause, NULL);
-        }
-
-        if (r > 0) {
-            if (i_cancel >= 0 && (pfd[i_cancel].revents & POLLIN))
-                cancel_seen = true; /* the handler forwarded the signal */
-            if (i_pipe >= 0 && io->pumping) {
-                short re = pfd[i_pipe].revents;
-                if (re & (POLLERR | POLLNVAL))
-                    pipe_close(io);
-                else if (re & POLLOUT)
-                    pump_write(c, io);
-            }
-            if (i_in >= 0 && io->pumping && (pfd[i_in].revents & (POLLIN | POLLHUP | POLLERR)))
-                pump_read(c, io);
-            else if (i_in >= 0 && (pfd[i_in].revents & POLLNVAL))
-                c->in_eof = true;
-        }
-
-        now = now_ns();
-        if (now >= term_at) {
-            c->timed_out = true;
-            kill(target, SIGTERM);
-            kill(target, SIGCONT); /* a stopped command must see the SIGTERM */
-            term_at = NS_NEVER;
-            kill_at = add_s(now, c->kill_after_s);
-        } else if (now >= kill_at) {
-            kill(target, SIGKILL);
-            kill_at = NS_NEVER;
-        }
-
-        bool exited = pidfd >= 0 ? (r > 0 && (pfd[i_pid].revents & (POLLIN | POLLHUP)))
-                                 : true; /* fallback: try a WNOHANG reap each time */
-        if (exited && reap(c, pid, pidfd >= 0))
-            break;
-    }
-    if (pidfd >= 0)
-        close(pidfd);
-    pipe_close(io);
-    /* A timed-out command's own group may outlive it (children that ignore
-     * SIGTERM): they get the rest of the grace period, then SIGKILL, so that
-     * nothing of this attempt overlaps the next one. */
-    if (c->timed_out && c->own_pgroup && kill_at != NS_NEVER) {
-        while (kill(-pid, 0) == 0 && now_ns() < kill_at) {
-            struct timespec slice = {0, 10 * 1000 * 1000};
-            nanosleep(&slice, NULL);
-        }
-        kill(-pid, SIGKILL);
-    }
-}
-
 /* Classifies the last attempt. */
 static resil_outcome classify(const run_ctx *c)
 {
@@ -1069,15 +801,25 @@ static resil_outcome classify(const run_ctx *c)
     return RESIL_OUTCOME_TRANSIENT;
 }
 
-static resil_outcome fatal(run_ctx *c, const char *what, int err)
+static resil_outcome fatal_msg(run_ctx *c, const char *text)
 {
-    msg("resil run: %s: %s", what, strerror(err));
+    msg("resil run: %s", text);
     c->fatal = true;
     c->status = RESIL_CLI_EXIT_FAILURE;
     return RESIL_OUTCOME_PERMANENT;
 }
 
-/* Runs the command once. */
+/* True when the file system of the capture file has no room left (for
+ * root: not even the reserved blocks). */
+static bool capture_full(int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) != 0 || sf.f_blocks == 0)
+        return false;
+    return (geteuid() == 0 ? sf.f_bfree : sf.f_bavail) == 0;
+}
+
+/* Runs the command once, through resil_proc_run (resil/proc.h). */
 static resil_outcome run_command(resil_retry_call *call, run_ctx *c)
 {
     /* What the last attempt left, restored if this one is skipped. */
@@ -1097,52 +839,44 @@ static resil_outcome run_command(resil_retry_call *call, run_ctx *c)
         call->retry_after_s = c->delays[i < c->n_delays ? i : c->n_delays - 1];
     }
 
-    int out_fd = make_tmpfile();
-    if (out_fd < 0)
-        return fatal(c, "cannot create a temporary file for the command's stdout", errno);
-    attempt_io io = {.pipe_w = -1, .wpos = 0, .pumping = false};
-    int pipe_r = -1;
-    if (c->stdin_mode == STDIN_PIPE) {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) < 0) {
-            int e = errno;
-            close(out_fd);
-            return fatal(c, "cannot create a pipe for the command's stdin", e);
-        }
-        pipe_r = p[0];
-        io.pipe_w = p[1];
-        io.pumping = true;
-        fcntl(io.pipe_w, F_SETFL, fcntl(io.pipe_w, F_GETFL) | O_NONBLOCK);
+    /* stdout goes to a file of ours (0600, O_EXCL, unlinked at once) in
+     * $TMPDIR or /tmp: a directory that cannot take it is named. */
+    resil_error e;
+    resil_error_clear(&e);
+    int out_fd = -1;
+    char out_path[PATH_MAX];
+    int trc = resil_proc_tmpfile(&out_fd, NULL, "resil-run-stdout", out_path, sizeof out_path,
+                                 &e);
+    if (trc != 0) {
+        char text[700];
+        snprintf(text, sizeof text, "cannot capture the command's stdout: %s", e.message);
+        return fatal_msg(c, text);
     }
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    if (pipe_r >= 0)
-        posix_spawn_file_actions_adddup2(&fa, pipe_r, STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
-    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (c->own_pgroup) {
-        flags |= POSIX_SPAWN_SETPGROUP;
-        posix_spawnattr_setpgroup(&attr, 0);
-    }
-    posix_spawnattr_setflags(&attr, flags);
-    posix_spawnattr_setsigmask(&attr, &c->orig_mask);
-    posix_spawnattr_setsigdefault(&attr, &c->child_deflt);
+    resil_proc_opts po = RESIL_PROC_OPTS_INIT;
+    po.stdout_fd = out_fd;
+    po.stdin_spool = c->stdin_mode == STDIN_PIPE ? c->spool : NULL;
+    po.timeout_s = c->attempt_timeout_s;
+    po.kill_after_s = c->kill_after_s > 0 ? c->kill_after_s : -1;
+    /* --deadline bounds the whole run: an attempt still running when it
+     * comes is ended like a timed-out one (and the retry then stops with
+     * reason "deadline"). */
+    if (c->config.max_elapsed_s > 0)
+        po.deadline_ns = add_s(c->run_start_ns, c->config.max_elapsed_s);
+    po.own_pgroup = c->own_pgroup;
+    po.cancel = g_cancel;
+    po.cancel_wait = true; /* the handler forwarded the signal itself */
+    po.sigmask = &c->orig_mask;
+    po.sigdefault = &c->child_deflt;
+    po.publish_target = &g_target;
+    po.publish_mask = &c->handled;
 
-    sigset_t saved;
-    pid_t pid = -1;
-    block_handled(c, &saved);
-    if (resil_cancel_is_cancelled(g_cancel)) {
+    resil_proc_result pr;
+    resil_error_clear(&e);
+    int rc = resil_proc_run(&pr, c->cmd, &po, &e);
+    if (rc == RESIL_ECANCELED) {
         /* A signal came after the library's last look at the token and
          * before the spawn (it could not be forwarded): start nothing. */
-        unblock_handled(&saved);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        if (pipe_r >= 0)
-            close(pipe_r);
-        pipe_close(&io);
         close(out_fd);
         c->skipped = true;
         c->exited = prev_exited;
@@ -1153,43 +887,56 @@ static resil_outcome run_command(resil_retry_call *call, run_ctx *c)
         c->duration_s = prev_duration;
         return RESIL_OUTCOME_PERMANENT;
     }
-    int64_t start = now_ns();
-    int rc = posix_spawnp(&pid, c->cmd[0], &fa, &attr, c->cmd, environ);
-    if (rc == 0) {
-        g_target = c->own_pgroup ? -pid : pid;
-        c->spawned = true;
-    }
-    unblock_handled(&saved); /* a signal that came meanwhile is forwarded now */
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (pipe_r >= 0)
-        close(pipe_r);
-
-    if (rc != 0) {
-        pipe_close(&io);
+    if (pr.state == RESIL_PROC_NOT_STARTED) {
         close(out_fd);
-        if (rc == EAGAIN || rc == ENOMEM) {
+        int err = pr.error ? pr.error : (rc < 0 ? -rc : EINVAL);
+        if (err == EAGAIN || err == ENOMEM) {
             /* The system could not start a process now: worth a retry. */
-            msg("resil run: %s: cannot start: %s", c->cmd[0], strerror(rc));
+            msg("resil run: %s: cannot start: %s", c->cmd[0], strerror(err));
             c->status = RESIL_CLI_EXIT_FAILURE;
-            call->error = -rc;
+            call->error = -err;
             return RESIL_OUTCOME_TRANSIENT;
         }
+        if (pr.error == 0) /* not the command's fault: resil's own */
+            return fatal_msg(c, e.message[0] ? e.message : resil_strerror(rc));
         c->exec_failed = true;
-        if (rc == ENOENT) {
-            c->status = EXIT_NOT_FOUND;
+        c->status = pr.status;
+        if (err == ENOENT)
             msg("resil run: %s: command not found", c->cmd[0]);
-        } else {
-            c->status = EXIT_CANNOT_EXEC;
-            msg("resil run: %s: cannot execute: %s", c->cmd[0], strerror(rc));
-        }
-        call->error = -rc;
+        else
+            msg("resil run: %s: cannot execute: %s", c->cmd[0], strerror(err));
+        call->error = -err;
         return RESIL_OUTCOME_PERMANENT;
     }
+    c->spawned = true;
+    c->exited = pr.state == RESIL_PROC_EXITED;
+    c->exit_code = pr.code;
+    c->term_sig = pr.state == RESIL_PROC_SIGNALED ? pr.signal : 0;
+    c->timed_out = pr.timed_out;
+    c->status = pr.status;
+    c->duration_s = pr.duration_s;
+    if (rc != 0) {
+        /* The spool failed: the command was killed before it could see end
+         * of input on partial data.  Its output is not delivered. */
+        close(out_fd);
+        char text[700];
+        snprintf(text, sizeof text, "%s; the command was stopped before it could run on "
+                 "partial input", e.message[0] ? e.message : resil_strerror(rc));
+        return fatal_msg(c, text);
+    }
 
-    wait_child(c, pid, &io, start);
-    c->duration_s = (double)(now_ns() - start) / 1e9;
-
+    if (capture_full(out_fd)) {
+        /* The command's writes to its stdout failed (or will have been cut
+         * short) for want of space: its output cannot be trusted. */
+        close(out_fd);
+        char *slash = strrchr(out_path, '/');
+        if (slash)
+            *slash = '\0';
+        char text[PATH_MAX + 200];
+        snprintf(text, sizeof text, "the capture file of the command's stdout cannot be "
+                 "written: the file system of %s is full (%s)", out_path, strerror(ENOSPC));
+        return fatal_msg(c, text);
+    }
     resil_outcome outcome = classify(c);
     int werr = copy_file(out_fd, outcome == RESIL_OUTCOME_SUCCESS ? STDOUT_FILENO : STDERR_FILENO);
     if (werr && outcome == RESIL_OUTCOME_SUCCESS)
@@ -1330,18 +1077,14 @@ static void write_event(run_ctx *c, const resil_attempt_info *info)
     json_decref(ev);
     if (!text)
         return;
-    size_t len = strlen(text);
-    char *line = malloc(len + 2);
-    if (line) {
-        memcpy(line, text, len);
-        line[len] = '\n';
-        /* One write() on an O_APPEND fd: lines of concurrent writers never
-         * interleave. */
-        ssize_t w = write(c->events_fd, line, len + 1);
-        if (w != (ssize_t)(len + 1))
-            msg("resil run: writing events: %s", w < 0 ? strerror(errno) : "short write");
-        free(line);
-    }
+    /* Through the NDJSON writer: each event is one whole record appended
+     * under the log's lock, after any torn tail is dealt with, so lines of
+     * concurrent runs never interleave and none is glued onto a torn one. */
+    resil_error e;
+    resil_error_clear(&e);
+    int rc = resil_ndjson_writer_append_text(c->events, text, strlen(text), &e);
+    if (rc != 0)
+        msg("resil run: writing events: %s", e.message[0] ? e.message : resil_strerror(rc));
     free(text);
 }
 
@@ -1373,7 +1116,7 @@ static void after_attempt(const resil_attempt_info *info, void *arg)
     run_ctx *c = arg;
     if (c->fatal || c->skipped || c->circuit_open)
         return;
-    if (c->events_fd >= 0) {
+    if (c->events) {
         write_event(c, info);
         c->last_event_retry = info->reason == RESIL_STOP_NONE;
     }
@@ -1481,10 +1224,14 @@ static void cleanup(run_ctx *c)
     g_cancel = NULL;
     resil_breaker_free(c->breaker);
     c->breaker = NULL;
-    if (c->events_fd >= 0)
-        close(c->events_fd);
+    if (c->events) {
+        int rc = resil_ndjson_writer_close(c->events);
+        if (rc != 0 && rc != RESIL_EDURABILITY)
+            msg("resil run: closing the events file: %s", resil_strerror(rc));
+        c->events = NULL;
+    }
     free(c->delays);
-    free(c->in_buf);
+    resil_proc_spool_free(c->spool);
     free(c->json_name);
 }
 
@@ -1492,7 +1239,6 @@ int resil_cli_run(int argc, char **argv)
 {
     run_ctx c;
     memset(&c, 0, sizeof c);
-    c.events_fd = -1;
     c.kill_after_s = 5;
     c.until_mode = true;
     overrides ov;
@@ -1524,6 +1270,18 @@ int resil_cli_run(int argc, char **argv)
         c.stdin_mode = STDIN_TTY;
     else
         c.stdin_mode = STDIN_PIPE;
+    if (c.stdin_mode == STDIN_PIPE) {
+        /* Captured stdin is spooled to a file (0600, O_EXCL, unlinked at
+         * once), so any size can be replayed to every attempt. */
+        resil_error e;
+        resil_error_clear(&e);
+        int src = resil_proc_spool_new(&c.spool, STDIN_FILENO, NULL, &e);
+        if (src != 0) {
+            msg("resil run: cannot capture stdin: %s", e.message);
+            cleanup(&c);
+            return RESIL_CLI_EXIT_FAILURE;
+        }
+    }
     /* When resil runs in the foreground of a terminal, the command shares
      * our process group: it may read the terminal (a password prompt) even
      * when stdin is a pipe, which a background group cannot.  Otherwise it
@@ -1532,9 +1290,13 @@ int resil_cli_run(int argc, char **argv)
     g_own_pgroup = c.own_pgroup;
 
     if (ov.events_path) {
-        c.events_fd = open(ov.events_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (c.events_fd < 0) {
-            msg("resil run: cannot open events file '%s': %s", ov.events_path, strerror(errno));
+        resil_file_opts fo = RESIL_FILE_OPTS_INIT;
+        resil_error e;
+        resil_error_clear(&e);
+        int erc = resil_ndjson_writer_open(&c.events, ov.events_path, &fo, &e);
+        if (erc != 0) {
+            c.events = NULL;
+            msg("resil run: --events: %s", e.message[0] ? e.message : resil_strerror(erc));
             cleanup(&c);
             return RESIL_CLI_EXIT_FAILURE;
         }
