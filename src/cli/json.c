@@ -33,7 +33,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define JSON_OUT_FLAGS (JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 #define JSON_IN_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
 
 typedef enum { ACT_NONE, ACT_GET, ACT_SET, ACT_DEL, ACT_UPDATE, ACT_CHECK } doc_action;
@@ -332,7 +331,7 @@ static int update_fn(json_t **doc, void *arg)
             return update_fail(x, 1, "cannot encode the document as YAML: %s",
                                e.message[0] ? e.message : resil_strerror(rc));
     } else {
-        char *s = json_dumps(cur, JSON_OUT_FLAGS);
+        char *s = resil__json_dumps(cur, JSON_INDENT(2), NULL);
         if (!s)
             return update_fail(x, 1, "cannot encode the document as JSON");
         size_t n = strlen(s);
