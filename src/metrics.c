@@ -1585,7 +1585,11 @@ static int dir_file_check(int dfd, const char *dir, const char *name, mode_t mod
                                mode);
     if (fd < 0) {
         int e = errno;
-        if (e == ELOOP)
+        struct stat lst;
+        /* (in a sticky directory the kernel may say EACCES for a link) */
+        if (e == ELOOP || (e == EACCES && resil__sys.fstatat(dfd, name, &lst,
+                                                            AT_SYMLINK_NOFOLLOW) == 0 &&
+                           S_ISLNK(lst.st_mode)))
             return resil_error_set(err, -ELOOP, path,
                                    "refusing %s: it is a symbolic link (the files of a metrics "
                                    "directory are never reached through a link)",
