@@ -12,6 +12,7 @@
 #include "resil/metrics.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,6 +28,8 @@
 #include "resil/files.h"
 #include "resil/retry.h"
 #include "internal/metrics.h"
+#include "internal/sys.h"
+#include "internal/trust.h"
 #include "internal/util.h"
 
 #define DEFAULT_MAX_SERIES 10000
@@ -289,6 +292,81 @@ static bool valid_label_name(const char *s)
     return true;
 }
 
+/* ---- UTF-8: every exported text must be valid (JSON strings, the text formats) ---- */
+
+/* The length (1..4) of the valid UTF-8 sequence at s, or 0 when s[0] does
+ * not start one (a stray continuation byte, an overlong form, a surrogate,
+ * beyond U+10FFFF, or cut short: the NUL ends the checks). */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0)
+        return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
+            return 0; /* overlong, surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+            return 0; /* overlong, beyond U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+/* Copies s into dst (size > 0 bytes, NUL-terminated), each byte that is
+ * not part of a valid UTF-8 sequence replaced by U+FFFD, cut at a character
+ * boundary when dst is too small.  Returns the length written. */
+static size_t utf8_fix_into(char *dst, size_t size, const char *s)
+{
+    static const char repl[] = "\xEF\xBF\xBD";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t k = 0;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        const char *from = n ? (const char *)p : repl;
+        size_t len = n ? n : 3;
+        if (k + len + 1 > size)
+            break;
+        memcpy(dst + k, from, len);
+        k += len;
+        p += n ? n : 1;
+    }
+    dst[k] = '\0';
+    return k;
+}
+
+/* A malloc'd copy of s made valid UTF-8 (see utf8_fix_into), or NULL. */
+static char *utf8_fixed_dup(const char *s)
+{
+    size_t size = strlen(s) * 3 + 1; /* each byte becomes at most 3 */
+    char *d = malloc(size);
+    if (d)
+        utf8_fix_into(d, size, s);
+    return d;
+}
+
 /* ---- registries --------------------------------------------------------------------- */
 
 int resil_metrics_registry_new(resil_metrics_registry **out, const resil_metrics_opts *opts,
@@ -452,9 +530,11 @@ static bool names_collide(resil_metric_type ta, const char *a, resil_metric_type
     return false;
 }
 
-static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metric_type type,
-                      const char *name, const char *help, const char *const *labels,
-                      size_t nlabels, const double *bounds, size_t nb, resil_error *err)
+/* family_new with a help text that is valid UTF-8. */
+static int family_new_valid(resil_metric **out, resil_metrics_registry *r,
+                            resil_metric_type type, const char *name, const char *help,
+                            const char *const *labels, size_t nlabels, const double *bounds,
+                            size_t nb, resil_error *err)
 {
     if (!out || !r)
         return resil_error_set(err, RESIL_EINVAL, "registry", "out and the registry are required");
@@ -583,6 +663,23 @@ static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metri
     return 0;
 }
 
+/* Registers (or finds) a family.  A help text that is not valid UTF-8 is
+ * made valid (each bad byte becomes U+FFFD), as label values are: every
+ * export format needs UTF-8. */
+static int family_new(resil_metric **out, resil_metrics_registry *r, resil_metric_type type,
+                      const char *name, const char *help, const char *const *labels,
+                      size_t nlabels, const double *bounds, size_t nb, resil_error *err)
+{
+    if (!help || utf8_valid(help))
+        return family_new_valid(out, r, type, name, help, labels, nlabels, bounds, nb, err);
+    char *fixed = utf8_fixed_dup(help);
+    if (!fixed)
+        return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = family_new_valid(out, r, type, name, fixed, labels, nlabels, bounds, nb, err);
+    free(fixed);
+    return rc;
+}
+
 int resil_metrics_counter_new(resil_metric **out, resil_metrics_registry *r, const char *name,
                               const char *help, const char *const *labels, size_t nlabels,
                               resil_error *err)
@@ -705,6 +802,27 @@ static int child_get(struct child **out, resil_metric *m, resil_metric_type type
         }
     }
     if (!c) {
+        /* A new child: its label values must be valid UTF-8 (the JSON of a
+         * metrics directory and every text format need it).  Values that
+         * are not are made valid, each bad byte replaced by U+FFFD, and
+         * resolved again: the same bad values always give the same child,
+         * and nothing that records a user's name can fail because of it. */
+        bool valid = true;
+        for (size_t i = 0; i < f->nlabels && valid; i++)
+            valid = utf8_valid(values[i]);
+        if (!valid) {
+            pthread_mutex_unlock(&f->mu);
+            char *fixed[32] = {0};
+            rc = 0;
+            for (size_t i = 0; i < f->nlabels && rc == 0; i++)
+                if (!(fixed[i] = utf8_fixed_dup(values[i])))
+                    rc = -ENOMEM;
+            if (rc == 0)
+                rc = child_get(out, m, type, (const char *const *)fixed);
+            for (size_t i = 0; i < f->nlabels; i++)
+                free(fixed[i]);
+            return rc;
+        }
         if (f->n - (f->overflow ? 1 : 0) >= f->reg->max_series && f != f->reg->overflow_fam) {
             if (!f->overflow) {
                 const char *ov[32];
@@ -1434,26 +1552,139 @@ int resil_metrics_merge_json(resil_metrics_registry *r, const json_t *doc, resil
 
 /* ---- metrics directories ------------------------------------------------------------------------ */
 
-int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir, resil_error *err)
+static int parse_bool(const char *v, bool *out); /* see "environment" below */
+
+/* RESIL_METRICS_DIR_SHARED: the opt-in of resil_metrics_flush_dir (and so
+ * of `resil run --metrics-dir`) to a shared directory.  Returns 0 or
+ * RESIL_EINVAL naming the bad value. */
+static int env_dir_shared(bool *out, resil_error *err)
+{
+    *out = false;
+    const char *v = getenv("RESIL_METRICS_DIR_SHARED");
+    if (!v || !*v)
+        return 0;
+    if (parse_bool(v, out) != 0)
+        return resil_error_set(err, RESIL_EINVAL, "RESIL_METRICS_DIR_SHARED",
+                               "RESIL_METRICS_DIR_SHARED='%.64s' is not a boolean (expected "
+                               "1/0, true/false, yes/no or on/off)",
+                               v);
+    return 0;
+}
+
+/* Makes sure dir/name is a regular file (created with `mode` when missing),
+ * never reached through a symlink, and, unless allow_shared, owned by the
+ * caller. */
+static int dir_file_check(int dfd, const char *dir, const char *name, mode_t mode,
+                          bool allow_shared, resil_error *err)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = resil__sys.openat(dfd, name,
+                               O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+                                   O_NOCTTY | O_NONBLOCK,
+                               mode);
+    if (fd < 0) {
+        int e = errno;
+        struct stat lst;
+        /* (in a sticky directory the kernel may say EACCES for a link) */
+        if (e == ELOOP || (e == EACCES && resil__sys.fstatat(dfd, name, &lst,
+                                                            AT_SYMLINK_NOFOLLOW) == 0 &&
+                           S_ISLNK(lst.st_mode)))
+            return resil_error_set(err, -ELOOP, path,
+                                   "refusing %s: it is a symbolic link (the files of a metrics "
+                                   "directory are never reached through a link)",
+                                   path);
+        return resil_error_set(err, -e, path, "cannot open %s: %s", path, strerror(e));
+    }
+    struct stat st;
+    int rc = 0;
+    if (resil__sys.fstat(fd, &st) != 0)
+        rc = resil_error_set(err, -errno, path, "cannot stat %s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = resil_error_set(err, -EPERM, path, "refusing %s: it is not a regular file", path);
+    else
+        rc = resil__file_check_owner(path, &st, allow_shared, err);
+    resil__sys.close(fd);
+    return rc;
+}
+
+/* The directory of a flush: created (dir_mode) when missing, never a link
+ * that another user planted, private unless allow_shared; its files
+ * regular, the caller's and never links.  Returns 0 or an error. */
+static int dir_prepare(const char *dir, const char *file, const resil_metrics_dir_opts *o,
+                       resil_error *err)
+{
+    mode_t dmode = o->dir_mode ? (mode_t)o->dir_mode : 0700;
+    mode_t fmode = o->file_mode ? (mode_t)o->file_mode : 0600;
+    if (mkdir(dir, dmode) != 0 && errno != EEXIST)
+        return resil_error_set(err, -errno, dir, "cannot create the metrics directory %s: %s",
+                               dir, strerror(errno));
+    struct stat lst, st;
+    if (resil__sys.lstat(dir, &lst) != 0)
+        return resil_error_set(err, -errno, dir, "cannot stat the metrics directory %s: %s",
+                               dir, strerror(errno));
+    if (S_ISLNK(lst.st_mode)) {
+        int rc = resil__symlink_check(dir, &lst, err);
+        if (rc)
+            return rc;
+    }
+    int dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (dfd < 0)
+        return resil_error_set(err, -errno, dir, "cannot open the metrics directory %s: %s",
+                               dir, strerror(errno));
+    int rc = 0;
+    if (resil__sys.fstat(dfd, &st) != 0)
+        rc = resil_error_set(err, -errno, dir, "cannot stat the metrics directory %s: %s", dir,
+                             strerror(errno));
+    if (rc == 0) {
+        rc = resil__dir_check_private(dir, &st, o->allow_shared, err);
+        if (rc && err) { /* say how to opt in */
+            char m[sizeof err->message];
+            snprintf(m, sizeof m, "%s", err->message);
+            resil_error_set(err, rc, dir,
+                            "metrics directory: %s (RESIL_METRICS_DIR_SHARED=1, or "
+                            "resil_metrics_dir_opts.allow_shared)",
+                            m);
+        }
+    }
+    char lock[300];
+    snprintf(lock, sizeof lock, "%s.lock", file);
+    if (rc == 0)
+        rc = dir_file_check(dfd, dir, file, fmode, o->allow_shared, err);
+    if (rc == 0)
+        rc = dir_file_check(dfd, dir, lock, resil__lock_mode_for(fmode), o->allow_shared, err);
+    resil__sys.close(dfd);
+    return rc;
+}
+
+int resil_metrics_flush_dir_opts(resil_metrics_registry *r, const char *dir,
+                                 const resil_metrics_dir_opts *opts, resil_error *err)
 {
     if (!r || !dir || !*dir)
         return resil_error_set(err, RESIL_EINVAL, "dir", "a registry and a directory are needed");
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return resil_error_set(err, -errno, dir, "cannot create the metrics directory %s: %s",
-                               dir, strerror(errno));
+    resil_metrics_dir_opts o = RESIL_METRICS_DIR_OPTS_INIT;
+    int rc = 0;
+    if (opts)
+        o = *opts;
+    else if ((rc = env_dir_shared(&o.allow_shared, err)) != 0)
+        return rc;
+    rc = dir_prepare(dir, "metrics.ndjson", &o, err);
+    if (rc)
+        return rc;
     char *path;
     if (asprintf(&path, "%s/metrics.ndjson", dir) < 0)
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    resil_file_opts fo = RESIL_FILE_OPTS_INIT;
+    fo.mode = o.file_mode ? o.file_mode : 0600;
     run_collectors(r);
     pthread_mutex_lock(&r->flush_mu);
     json_t *doc = registry_json(r, true);
-    int rc = 0;
     if (!doc) {
         rc = resil_error_set(err, -ENOMEM, NULL, "out of memory");
     } else if (json_array_size(json_object_get(doc, "metrics")) > 0) {
         json_object_set_new(doc, "pid", json_integer(getpid()));
         json_object_set_new(doc, "ts", json_real((double)resil_clock_wall_ns(NULL) / 1e9));
-        rc = resil_append_ndjson_safe(path, doc, NULL, err);
+        rc = resil_append_ndjson_safe(path, doc, &fo, err);
         /* A failed append leaves the marks moved on: those counts are lost
          * to the directory (the caller was told), never written twice. */
     }
@@ -1463,24 +1694,117 @@ int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir, resil_er
     return rc;
 }
 
+int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir, resil_error *err)
+{
+    return resil_metrics_flush_dir_opts(r, dir, NULL, err);
+}
+
+/* Whether the families of `rec` (a registry holding one record) can be
+ * merged into r: none clashes with one of r (the same name with another
+ * type, help, labels or buckets, or an exported name in common). */
+static int families_fit(resil_metrics_registry *r, resil_metrics_registry *rec,
+                        resil_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < rec->n && rc == 0; i++) {
+        struct family *g = rec->fams[i];
+        for (size_t k = 0; k < r->n && rc == 0; k++) {
+            struct family *f = r->fams[k];
+            if (strcmp(f->name, g->name) == 0) {
+                if (!same_schema(f, g->type, g->help, (const char *const *)g->labels,
+                                 g->nlabels, g->bounds, g->nb))
+                    rc = resil_error_set(err, RESIL_EPARSE, g->name,
+                                         "metric '%s' was recorded earlier with another type, "
+                                         "help, labels or buckets",
+                                         g->name);
+            } else if (names_collide(g->type, g->name, f->type, f->name)) {
+                rc = resil_error_set(err, RESIL_EPARSE, g->name,
+                                     "metric '%s' would export a name that %s '%s' exports",
+                                     g->name, type_name(f->type), f->name);
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+/* Merges one record into r whole or not at all: it is first merged into a
+ * registry of its own (which checks all of it), then checked against r. */
+static int merge_record(resil_metrics_registry *r, const json_t *record, resil_error *err)
+{
+    resil_metrics_registry *one = NULL;
+    int rc = resil_metrics_registry_new(&one, NULL, err);
+    if (rc)
+        return rc;
+    rc = resil_metrics_merge_json(one, record, err);
+    if (rc == 0)
+        rc = families_fit(r, one, err);
+    resil_metrics_registry_free(one);
+    if (rc == 0)
+        rc = resil_metrics_merge_json(r, record, err);
+    return rc;
+}
+
 struct load_ctx {
     resil_metrics_registry *r;
+    const char *path;
+    resil_metrics_dir_stats *st;
     resil_error *err;
-    size_t line;
+    int fatal;       /* out of memory: the read stops */
+    size_t reported; /* bad lines the reader reported */
 };
+
+static void load_bad(struct load_ctx *x, size_t line, const char *what)
+{
+    if (x->st->bad_records++ == 0) {
+        x->st->first_bad_line = line;
+        snprintf(x->st->first_bad, sizeof x->st->first_bad, "%s:%zu: %s", x->path, line, what);
+    }
+}
+
+static void load_bad_line(size_t line, const char *message, void *arg)
+{
+    char what[400];
+    struct load_ctx *x = arg;
+    snprintf(what, sizeof what, "not a JSON record (%.300s)", message ? message : "?");
+    x->reported++;
+    load_bad(x, line, what);
+}
 
 static int load_record(json_t *record, size_t line, void *arg)
 {
     struct load_ctx *x = arg;
-    x->line = line;
-    int rc = resil_metrics_merge_json(x->r, record, x->err);
-    return rc ? rc : 0;
+    resil_error e;
+    resil_error_clear(&e);
+    int rc = merge_record(x->r, record, &e);
+    if (rc == -ENOMEM) {
+        resil_error_set(x->err, rc, x->path, "%s:%zu: out of memory", x->path, line);
+        if (x->err)
+            x->err->line = (int)line;
+        x->fatal = rc;
+        return rc;
+    }
+    if (rc) {
+        char what[560];
+        snprintf(what, sizeof what, "not a metrics record (%.500s)",
+                 e.message[0] ? e.message : resil_strerror(rc));
+        load_bad(x, line, what);
+        return 0;
+    }
+    x->st->records++;
+    return 0;
 }
 
-int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir, resil_error *err)
+int resil_metrics_load_dir_stats(resil_metrics_registry **out, const char *dir,
+                                 resil_metrics_dir_stats *stats, resil_error *err)
 {
+    resil_metrics_dir_stats mine;
+    resil_metrics_dir_stats *st = stats ? stats : &mine;
+    memset(st, 0, sizeof *st);
     if (!out || !dir)
         return resil_error_set(err, RESIL_EINVAL, "dir", "a directory is needed");
+    *out = NULL;
     char *path;
     if (asprintf(&path, "%s/metrics.ndjson", dir) < 0)
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -1490,24 +1814,29 @@ int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir, resil_
         free(path);
         return rc;
     }
-    struct load_ctx x = {r, err, 0};
-    resil_ndjson_stats st;
-    rc = resil_read_ndjson_safe(path, load_record, NULL, &x, false, &st, NULL, err);
-    if (rc == 0 && st.bad_lines) {
-        rc = resil_error_set(err, RESIL_EPARSE, path, "%s: line %zu is not a metrics record",
-                             path, st.first_bad_line);
-        if (err)
-            err->line = (int)st.first_bad_line;
-    }
-    else if (rc && rc != -ENOENT && x.line && err) {
+    struct load_ctx x = {r, path, st, err, 0, 0};
+    resil_ndjson_stats ns;
+    memset(&ns, 0, sizeof ns);
+    rc = resil_read_ndjson_safe(path, load_record, load_bad_line, &x, false, &ns, NULL, err);
+    for (size_t k = x.reported; rc == 0 && k < ns.bad_lines; k++) /* not reported to us */
+        load_bad(&x, ns.first_bad_line, "not a JSON record");
+    if (rc == -ENOENT) {
+        resil_error_set(err, rc, path, "no metrics in %s (%s is missing)", dir, path);
+    } else if (rc && !x.fatal && err && !strstr(err->message, path)) {
         char m[sizeof err->message];
         snprintf(m, sizeof m, "%s", err->message);
-        resil_error_set(err, rc == RESIL_EINVAL ? RESIL_EPARSE : rc, path, "%s:%zu: %s", path,
-                        x.line, m);
-        err->line = (int)x.line;
-        rc = err->code;
-    } else if (rc == -ENOENT) {
-        resil_error_set(err, rc, path, "no metrics in %s (%s is missing)", dir, path);
+        resil_error_set(err, rc, path, "%s: %s", path, m);
+    }
+    if (rc == 0 && st->bad_records > 0) {
+        /* Said in the metrics too, where a scraper sees it. */
+        resil_metric *m;
+        resil_counter *c;
+        if (resil_metrics_counter_new(&m, r, "resil_metrics_dir_bad_records_total",
+                                      "Records of the metrics directory skipped: not JSON, not "
+                                      "a metrics record, or in conflict with earlier records.",
+                                      NULL, 0, NULL) == 0 &&
+            resil_counter_get(&c, m, NULL) == 0)
+            resil_counter_add(c, (double)st->bad_records);
     }
     free(path);
     if (rc) {
@@ -1516,6 +1845,11 @@ int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir, resil_
     }
     *out = r;
     return 0;
+}
+
+int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir, resil_error *err)
+{
+    return resil_metrics_load_dir_stats(out, dir, NULL, err);
 }
 
 /* ---- environment ----------------------------------------------------------------------------- */
@@ -1637,7 +1971,7 @@ static struct entry entry_of(int kind, const char *name)
     memset(&e, 0, sizeof e);
     e.wall_ns = resil_clock_wall_ns(NULL);
     e.kind = kind;
-    snprintf(e.name, sizeof e.name, "%s", name);
+    utf8_fix_into(e.name, sizeof e.name, name); /* the summary is JSON: keys must be UTF-8 */
     return e;
 }
 
@@ -1708,7 +2042,7 @@ int resil_record_circuit_breaker_state(const char *service, const char *state)
         resil_gauge_set(g, strcmp(states[i], state) == 0 ? 1 : 0);
     }
     struct entry e = entry_of(E_BREAKER, service);
-    snprintf(e.what, sizeof e.what, "%s", state);
+    utf8_fix_into(e.what, sizeof e.what, state);
     return ring_add(&e);
 }
 
@@ -1733,7 +2067,7 @@ int resil_record_oscillation_event(const char *pattern, const char *agent, int c
         return rc;
     resil_counter_inc(c);
     struct entry e = entry_of(E_OSC, agent ? agent : "");
-    snprintf(e.what, sizeof e.what, "%s", pattern);
+    utf8_fix_into(e.what, sizeof e.what, pattern);
     e.n = cycles;
     return ring_add(&e);
 }

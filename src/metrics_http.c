@@ -13,7 +13,23 @@
  *                       else the text format 0.0.4
  *   GET|HEAD /healthz   "ok\n"
  *   other paths         404; other methods 405 with "Allow: GET, HEAD"
- *   a failed collect    500 with a one-line message
+ *   a failed collect    500 with a one-line message (naming the file and
+ *                       line when the collect callback's error does)
+ *
+ * Slow clients: libmicrohttpd's connection timeout is reset by every byte,
+ * so a client that trickles a header line now and then would hold its
+ * connection for ever, and 64 of them every connection.  So each
+ * connection is noted when it starts (MHD_OPTION_NOTIFY_CONNECTION: the
+ * time and its socket), marked once its request has arrived whole, and a
+ * watchdog thread shuts down (shutdown(2), so that libmicrohttpd closes it)
+ * every connection whose request has not arrived within the request
+ * deadline, counted from accept or from the end of its previous answer.
+ * The notes are kept under one mutex and removed in the CLOSED
+ * notification, which libmicrohttpd sends before it closes the socket, so a
+ * descriptor the watchdog shuts down is always the connection's own, never
+ * one reused since.  A per-IP connection limit keeps room for other
+ * clients.  libmicrohttpd's messages go to the log callback of the options
+ * (none by default: nothing is printed when a client hangs up).
  */
 #define _GNU_SOURCE
 #include "resil/metrics.h"
@@ -25,6 +41,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,21 +49,52 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define HOST_MAX 256
 #define CONNECTION_LIMIT 64u
+#define PER_IP_LIMIT 16u
 #define CONNECTION_TIMEOUT_S 30u
+#define REQUEST_TIMEOUT_S 5.0
 #define LISTEN_BACKLOG 64
+
+/* One connection, from its STARTED notification to its CLOSED one. */
+struct conn_note {
+    struct conn_note *prev, *next;
+    int fd;
+    int64_t since_ns;  /* accept, or the end of the previous answer */
+    bool arrived;      /* its request arrived whole: being answered */
+    bool shut;         /* the watchdog shut it down */
+};
 
 struct resil_metrics_server {
     struct MHD_Daemon *daemon;
     resil_metrics_registry *registry;
     resil_metrics_collect_fn collect;
+    resil_metrics_collect_err_fn collect_err;
     void *collect_arg;
     int port;
+    int64_t deadline_ns;
+    void (*log)(const char *line, void *arg);
+    void *log_arg;
+    /* the watchdog */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    bool stopping;
+    bool watchdog_running;
+    pthread_t watchdog;
+    struct conn_note *notes;
+    size_t shut_down; /* connections the watchdog shut down */
 };
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* ---- parsing the listen address ------------------------------------------ */
 
@@ -231,13 +279,19 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, b
     return send_buffer(conn, status, body, len, "text/plain; charset=utf-8", allow);
 }
 
-/* The first 64 bytes of s, printable ASCII only, for echoing in messages. */
-static void sanitize(const char *s, char *buf, size_t size)
+/* The first `max` bytes of s, printable ASCII only, for echoing in
+ * messages. */
+static void sanitize_n(const char *s, char *buf, size_t size, size_t max)
 {
     size_t k = 0;
-    for (; s && *s && k + 1 < size && k < 64; s++)
+    for (; s && *s && k + 1 < size && k < max; s++)
         buf[k++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
     buf[k] = '\0';
+}
+
+static void sanitize(const char *s, char *buf, size_t size)
+{
+    sanitize_n(s, buf, size, 64);
 }
 
 static enum MHD_Result serve_metrics(resil_metrics_server *s, struct MHD_Connection *conn)
@@ -260,10 +314,19 @@ static enum MHD_Result serve_metrics(resil_metrics_server *s, struct MHD_Connect
     }
     char *body = NULL;
     size_t len = 0;
-    int rc = s->collect ? s->collect(&body, &len, fmt, s->collect_arg)
-                        : resil_metrics_export(&body, &len, s->registry, fmt);
+    resil_error e;
+    resil_error_clear(&e);
+    int rc = s->collect_err ? s->collect_err(&body, &len, fmt, &e, s->collect_arg)
+             : s->collect   ? s->collect(&body, &len, fmt, s->collect_arg)
+                            : resil_metrics_export(&body, &len, s->registry, fmt);
     if (rc != 0) {
         free(body);
+        if (e.message[0]) {
+            char shown[520];
+            sanitize_n(e.message, shown, sizeof shown, sizeof shown - 1);
+            return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, false,
+                             "cannot collect the metrics: %s\n", shown);
+        }
         return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, false,
                          "cannot collect the metrics: %s\n", resil_strerror(rc));
     }
@@ -276,6 +339,8 @@ static enum MHD_Result serve_metrics(resil_metrics_server *s, struct MHD_Connect
     }
     return send_buffer(conn, MHD_HTTP_OK, body, len, resil_metrics_content_type(fmt), false);
 }
+
+static void mark_arrived(resil_metrics_server *s, struct MHD_Connection *conn);
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
@@ -296,6 +361,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* a body we have no use for */
         return MHD_YES;
     }
+    mark_arrived(s, conn); /* the request is whole: no deadline while we answer */
     bool is_metrics = strcmp(url, "/metrics") == 0;
     bool is_health = strcmp(url, "/healthz") == 0;
     if (!is_metrics && !is_health) {
@@ -315,39 +381,178 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return serve_metrics(s, conn);
 }
 
-/* libmicrohttpd's messages: one line on stderr each, one write(). */
+/* libmicrohttpd's messages: to the options' log callback, one line each
+ * (without its newline), or nowhere. */
 static void on_log(void *cls, const char *fm, va_list ap) __attribute__((format(printf, 2, 0)));
 static void on_log(void *cls, const char *fm, va_list ap)
 {
-    (void)cls;
+    resil_metrics_server *s = cls;
+    if (!s || !s->log)
+        return;
     char line[1024];
-    int k = snprintf(line, sizeof line, "resil metrics server: ");
-    int n = vsnprintf(line + k, sizeof line - (size_t)k - 1, fm, ap);
+    int n = vsnprintf(line, sizeof line, fm, ap);
     if (n < 0)
         return;
-    size_t len = (size_t)k + (size_t)n;
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    if (len == 0 || line[len - 1] != '\n')
-        line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
+    size_t len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    s->log(line, s->log_arg);
+}
+
+/* ---- the request deadline ------------------------------------------------------- */
+
+static struct conn_note *note_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void mark_arrived(resil_metrics_server *s, struct MHD_Connection *conn)
+{
+    struct conn_note *n = note_of(conn);
+    if (!n)
+        return;
+    pthread_mutex_lock(&s->mu);
+    n->arrived = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The answer went out (or the request ended): the connection's next
+ * request has a deadline of its own, from now. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)con_cls;
+    (void)toe;
+    resil_metrics_server *s = cls;
+    struct conn_note *n = note_of(conn);
+    if (!n)
+        return;
+    pthread_mutex_lock(&s->mu);
+    n->arrived = false;
+    n->since_ns = mono_ns();
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    resil_metrics_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_note *n = ci ? calloc(1, sizeof *n) : NULL;
+        if (!n) { /* out of memory: no deadline for it; the idle timeout remains */
+            *socket_context = NULL;
+            return;
+        }
+        n->fd = ci->connect_fd;
+        n->since_ns = mono_ns();
+        pthread_mutex_lock(&s->mu);
+        n->next = s->notes;
+        if (s->notes)
+            s->notes->prev = n;
+        s->notes = n;
+        pthread_mutex_unlock(&s->mu);
+        *socket_context = n;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        /* Sent before libmicrohttpd closes the socket: once the note is
+         * gone (under the mutex) the watchdog cannot touch the fd. */
+        struct conn_note *n = *socket_context;
+        if (!n)
+            return;
+        pthread_mutex_lock(&s->mu);
+        if (n->prev)
+            n->prev->next = n->next;
+        else
+            s->notes = n->next;
+        if (n->next)
+            n->next->prev = n->prev;
+        pthread_mutex_unlock(&s->mu);
+        free(n);
+        *socket_context = NULL;
+    }
+}
+
+/* Shuts down every connection whose request is overdue, until stopped. */
+static void *watchdog_main(void *arg)
+{
+    resil_metrics_server *s = arg;
+    int64_t tick = s->deadline_ns / 5;
+    if (tick < 10 * 1000000LL)
+        tick = 10 * 1000000LL;
+    if (tick > 250 * 1000000LL)
+        tick = 250 * 1000000LL;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        int64_t now = mono_ns();
+        for (struct conn_note *n = s->notes; n; n = n->next)
+            if (!n->arrived && !n->shut && now - n->since_ns >= s->deadline_ns) {
+                (void)shutdown(n->fd, SHUT_RDWR); /* libmicrohttpd sees the end, closes it */
+                n->shut = true;
+                s->shut_down++;
+            }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + tick;
+        ts.tv_sec = (time_t)(t / 1000000000);
+        ts.tv_nsec = (long)(t % 1000000000);
+        pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 /* ---- the server ------------------------------------------------------------------ */
+
+static void server_free(resil_metrics_server *s)
+{
+    if (s->watchdog_running) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->watchdog, NULL);
+    }
+    while (s->notes) { /* none once libmicrohttpd stopped; to be safe */
+        struct conn_note *n = s->notes;
+        s->notes = n->next;
+        free(n);
+    }
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
 
 int resil_metrics_server_start(resil_metrics_server **out, resil_metrics_registry *r,
                                const char *listen, resil_metrics_collect_fn collect,
                                void *collect_arg, resil_error *err)
 {
+    resil_metrics_server_opts o = RESIL_METRICS_SERVER_OPTS_INIT;
+    o.listen = listen;
+    return resil_metrics_server_start_opts(out, r, collect, collect_arg, &o, err);
+}
+
+int resil_metrics_server_start_opts(resil_metrics_server **out, resil_metrics_registry *r,
+                                    resil_metrics_collect_fn collect, void *collect_arg,
+                                    const resil_metrics_server_opts *opts, resil_error *err)
+{
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, NULL, "out is NULL");
     *out = NULL;
-    if (!r && !collect)
+    resil_metrics_server_opts o = RESIL_METRICS_SERVER_OPTS_INIT;
+    if (opts)
+        o = *opts;
+    if (!r && !collect && !o.collect_err)
         return resil_error_set(err, RESIL_EINVAL, NULL,
                                "a metrics server needs a registry or a collect callback");
-    if (!listen)
-        listen = DEFAULT_LISTEN;
+    if (o.request_timeout_s < 0 || o.request_timeout_s != o.request_timeout_s ||
+        o.request_timeout_s > 86400)
+        return resil_error_set(err, RESIL_EINVAL, "request_timeout_s",
+                               "request_timeout_s must be in (0, 86400] (0: %g s)",
+                               REQUEST_TIMEOUT_S);
+    const char *listen = o.listen ? o.listen : DEFAULT_LISTEN;
     char host[HOST_MAX];
     unsigned port = 0;
     int rc = parse_listen(listen, host, &port, err);
@@ -405,9 +610,30 @@ int resil_metrics_server_start(resil_metrics_server **out, resil_metrics_registr
         close(fd);
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
     }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
     s->registry = r;
     s->collect = collect;
+    s->collect_err = o.collect_err;
     s->collect_arg = collect_arg;
+    s->log = o.log;
+    s->log_arg = o.log_arg;
+    double dl = o.request_timeout_s > 0 ? o.request_timeout_s : REQUEST_TIMEOUT_S;
+    s->deadline_ns = (int64_t)(dl * 1e9);
+    if (s->deadline_ns < 1000000)
+        s->deadline_ns = 1000000;
+    unsigned limit = o.connection_limit ? o.connection_limit : CONNECTION_LIMIT;
+    unsigned per_ip = o.per_ip_limit ? o.per_ip_limit : PER_IP_LIMIT;
+    if (per_ip > limit)
+        per_ip = limit;
+    /* the idle timeout stays as a backstop (whole seconds, >= the deadline) */
+    unsigned idle = CONNECTION_TIMEOUT_S;
+    if ((double)idle < dl)
+        idle = (unsigned)dl + 1;
     s->port = bound.ss_family == AF_INET6
                   ? ntohs(((struct sockaddr_in6 *)(void *)&bound)->sin6_port)
                   : ntohs(((struct sockaddr_in *)(void *)&bound)->sin_port);
@@ -416,18 +642,31 @@ int resil_metrics_server_start(resil_metrics_server **out, resil_metrics_registr
     if (bound.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(flags, (uint16_t)s->port, NULL, NULL, on_request, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_log, (void *)NULL,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_log, (void *)s,
                                  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                                 MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
+                                 MHD_OPTION_CONNECTION_LIMIT, limit,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, idle,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)s,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
                                  MHD_OPTION_END);
+    if (s->daemon) {
+        if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) {
+            s->watchdog_running = true;
+        } else {
+            MHD_stop_daemon(s->daemon);
+            server_free(s);
+            return resil_error_set(err, -EAGAIN, "listen",
+                                   "cannot start the metrics server's watchdog thread");
+        }
+    }
     if (!s->daemon) {
         /* Close the socket unless libmicrohttpd already did (the fd then
          * refers to nothing, or to another file opened since). */
         struct stat now;
         if (fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino)
             close(fd);
-        free(s);
+        server_free(s);
         char text[INET6_ADDRSTRLEN + 16];
         addr_text((struct sockaddr *)&bound, text, sizeof text);
         return resil_error_set(err, -ENOMEM, "listen",
@@ -447,5 +686,5 @@ void resil_metrics_server_stop(resil_metrics_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->daemon); /* waits for its thread; closes the socket */
-    free(s);
+    server_free(s);
 }

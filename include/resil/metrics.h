@@ -104,7 +104,11 @@ RESIL_EXPORT int resil_metrics_histogram_new(resil_metric **out, resil_metrics_r
 /* ---- children (handles) ------------------------------------------------------- */
 
 /* Resolves the child with these label values (as many as the family has
- * labels; any bytes) into a handle, creating it on first use.  Returns 0 and
+ * labels; any bytes) into a handle, creating it on first use.  Values that
+ * are not valid UTF-8 are made valid when the child is created: each byte
+ * that is not part of a valid sequence becomes U+FFFD (the same values give
+ * the same child, never an error), so every export and metrics directory
+ * stays readable.  Help texts are made valid the same way.  Returns 0 and
  * a borrowed handle (the same for the same values), RESIL_EINVAL when the
  * family is of another type or values is NULL while labels exist, -ENOMEM.
  * Past max_series, the overflow child is returned (and counted). */
@@ -311,25 +315,72 @@ RESIL_EXPORT json_t *resil_metrics_to_json(resil_metrics_registry *r);
 RESIL_EXPORT int resil_metrics_merge_json(resil_metrics_registry *r, const json_t *doc,
                                           resil_error *err);
 
-/* Runs r's collectors, then appends to <dir>/metrics.ndjson (created with
- * dir when missing) one record holding what r's counters and histograms
- * gained since the last flush of r to a directory, and the current value
- * of its gauges: a whole record or
+/* How resil_metrics_flush_dir_opts treats its directory.  Start from
+ * RESIL_METRICS_DIR_OPTS_INIT; zero means default. */
+typedef struct resil_metrics_dir_opts {
+    bool allow_shared;  /* trust a directory that another user (not root) owns
+                           or that its group or others may write, and files in
+                           it that another user owns; default false (such a
+                           directory is refused: another user could plant
+                           links or records in it) */
+    unsigned dir_mode;  /* mode of a directory the flush creates; 0: 0700 */
+    unsigned file_mode; /* mode of metrics.ndjson when created; 0: 0600 (its
+                           lock sidecar gets rw for the same classes) */
+} resil_metrics_dir_opts;
+
+#define RESIL_METRICS_DIR_OPTS_INIT {false, 0, 0}
+
+/* Runs r's collectors, then appends to <dir>/metrics.ndjson one record
+ * holding what r's counters and histograms gained since the last flush of
+ * r to a directory, and the current value of its gauges: a whole record or
  * nothing (the files module's NDJSON appends), so a process killed at any
  * point loses only what it recorded after its last flush.  Short-lived
  * processes flush when they have something to say and before they exit.
  * A flush whose append fails drops what it held from the directory (it is
  * never written twice).  After fork(), a child's flushes carry only what the
  * child records (what it inherited is its parent's to flush).
+ *
+ * The directory is created (opts->dir_mode, 0700) when missing.  Unless
+ * opts->allow_shared it must be owned by the caller or root and writable by
+ * nobody else (-EPERM otherwise, err says why and how to opt in); a
+ * directory given as a symlink is followed only under the kernel's
+ * protected_symlinks rule (-EACCES).  metrics.ndjson and its lock sidecar
+ * are created with O_NOFOLLOW (opts->file_mode, 0600) and must be regular
+ * files of the caller's: a symlink there is refused (-ELOOP), never
+ * followed.  opts NULL: the defaults, with allow_shared taken from the
+ * environment variable RESIL_METRICS_DIR_SHARED (1/true/yes/on; a bad value
+ * is RESIL_EINVAL naming it).
  * Returns 0 or an error of the files module.  Thread-safe. */
+RESIL_EXPORT int resil_metrics_flush_dir_opts(resil_metrics_registry *r, const char *dir,
+                                              const resil_metrics_dir_opts *opts,
+                                              resil_error *err);
+
+/* resil_metrics_flush_dir_opts with opts NULL. */
 RESIL_EXPORT int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir,
                                          resil_error *err);
 
+/* What resil_metrics_load_dir_stats read. */
+typedef struct resil_metrics_dir_stats {
+    size_t records;        /* records summed */
+    size_t bad_records;    /* records skipped: not JSON, not a metrics record, or
+                              in conflict with the records before them */
+    size_t first_bad_line; /* the line of the first skipped one, 0 if none */
+    char first_bad[640];   /* "PATH:LINE: what is wrong" of the first, "" if none */
+} resil_metrics_dir_stats;
+
 /* Reads <dir>/metrics.ndjson and sums every record into a new registry *out
  * (the caller frees it): counters and histograms summed, gauges the last
- * value.  A torn last record (a writer killed mid-append) is skipped; a bad
- * record is an error naming its line.  Returns 0, -ENOENT (no metrics in
- * dir), RESIL_EPARSE. */
+ * value.  A torn last record (a writer killed mid-append) is skipped.  A bad
+ * record is skipped whole (nothing of it is summed), counted in
+ * stats->bad_records and named in stats->first_bad (file and line), and the
+ * registry then also holds the counter resil_metrics_dir_bad_records_total
+ * (absent when every record was read): one bad record never hides the
+ * others.  stats may be NULL.  Returns 0, -ENOENT (no metrics in dir),
+ * -errno (the file cannot be read; err names it), -ENOMEM. */
+RESIL_EXPORT int resil_metrics_load_dir_stats(resil_metrics_registry **out, const char *dir,
+                                              resil_metrics_dir_stats *stats, resil_error *err);
+
+/* resil_metrics_load_dir_stats with stats NULL. */
 RESIL_EXPORT int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir,
                                         resil_error *err);
 
@@ -348,13 +399,57 @@ typedef int (*resil_metrics_collect_fn)(char **out, size_t *len, resil_metrics_f
  * port 0: any free port, see resil_metrics_server_port), from a thread of
  * libmicrohttpd's.  With collect NULL the body is resil_metrics_export of r.
  * Only loopback unless told otherwise: a HOST of 0.0.0.0 or :: must be given
- * explicitly.  r and collect may not both be NULL (RESIL_EINVAL).
+ * explicitly.  Slow clients cannot hold it: a request must arrive whole
+ * within 5 s of accept (see resil_metrics_server_opts), at most 64
+ * connections at once, 16 from one address; libmicrohttpd's messages are
+ * dropped.  r and collect may not both be NULL (RESIL_EINVAL).
  * Returns 0 (the caller stops it with resil_metrics_server_stop),
  * RESIL_EINVAL (bad listen string), -errno (bind failed; err says which
  * address). */
 RESIL_EXPORT int resil_metrics_server_start(resil_metrics_server **out, resil_metrics_registry *r,
                                             const char *listen, resil_metrics_collect_fn collect,
                                             void *collect_arg, resil_error *err);
+
+/* A collect callback that can say what went wrong: as
+ * resil_metrics_collect_fn, and on failure it may fill err (a message
+ * naming the file and line, say), whose message the server puts in the 500
+ * answer's body. */
+typedef int (*resil_metrics_collect_err_fn)(char **out, size_t *len,
+                                            resil_metrics_format format, resil_error *err,
+                                            void *arg);
+
+/* Options of resil_metrics_server_start_opts.  Start from
+ * RESIL_METRICS_SERVER_OPTS_INIT; zero means default. */
+typedef struct resil_metrics_server_opts {
+    const char *listen;        /* "HOST:PORT"; NULL: 127.0.0.1:9464 */
+    double request_timeout_s;  /* a request must arrive whole within this, counted
+                                  from accept (or from the end of the previous
+                                  answer on a kept-alive connection), whatever
+                                  trickles in meanwhile; the connection is closed
+                                  otherwise.  0: 5 s; at most 86400 */
+    unsigned connection_limit; /* connections at once; 0: 64 */
+    unsigned per_ip_limit;     /* connections at once from one address; 0: 16
+                                  (at most connection_limit) */
+    resil_metrics_collect_err_fn collect_err; /* used instead of collect when set
+                                                 (with collect_arg) */
+    /* libmicrohttpd's messages (a client that hung up, a limit reached...),
+     * one line each without its newline, from the server's threads; NULL:
+     * dropped (the library never prints). */
+    void (*log)(const char *line, void *arg);
+    void *log_arg;
+} resil_metrics_server_opts;
+
+#define RESIL_METRICS_SERVER_OPTS_INIT {NULL, 0, 0, 0, NULL, NULL, NULL}
+
+/* resil_metrics_server_start with options (opts may be NULL: the
+ * defaults).  Returns as resil_metrics_server_start, and RESIL_EINVAL for a
+ * request_timeout_s < 0 or > 86400. */
+RESIL_EXPORT int resil_metrics_server_start_opts(resil_metrics_server **out,
+                                                 resil_metrics_registry *r,
+                                                 resil_metrics_collect_fn collect,
+                                                 void *collect_arg,
+                                                 const resil_metrics_server_opts *opts,
+                                                 resil_error *err);
 
 /* The port the server listens on. */
 RESIL_EXPORT int resil_metrics_server_port(const resil_metrics_server *s);

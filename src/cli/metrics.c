@@ -4,9 +4,13 @@
  *   resil metrics [--dir DIR] [--format prometheus|openmetrics|json]
  *       prints the sums of DIR/metrics.ndjson (as `resil run --metrics-dir`
  *       and resil_metrics_flush_dir write it)
- *   resil metrics serve [--listen HOST:PORT] [--dir DIR]
+ *   resil metrics serve [--listen HOST:PORT] [--dir DIR] [--request-timeout S]
+ *                       [--verbose]
  *       serves them over HTTP for Prometheus (GET /metrics, /healthz), read
  *       again on every scrape, until SIGINT or SIGTERM
+ *
+ * A bad record in DIR is skipped (and counted, and named in a warning on
+ * stderr: once per change when serving), never the end of the export.
  *
  * A thin shell over the public API: resil_metrics_load_dir,
  * resil_metrics_export and resil_metrics_server_start.  The directory is
@@ -34,6 +38,8 @@ typedef struct metrics_cli {
     const char *format_name; /* --format as written, NULL if not given */
     resil_metrics_format format;
     const char *listen;
+    double request_timeout_s; /* 0: the library's default (5 s) */
+    bool verbose;             /* serve: libmicrohttpd's messages on stderr */
 } metrics_cli;
 
 static void msg(const metrics_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -48,7 +54,8 @@ static void msg(const metrics_cli *c, const char *fmt, ...)
 static void metrics_usage(FILE *out)
 {
     fputs("usage: resil metrics [--dir DIR] [--format prometheus|openmetrics|json]\n"
-          "       resil metrics serve [--listen HOST:PORT] [--dir DIR]\n"
+          "       resil metrics serve [--listen HOST:PORT] [--dir DIR] [--request-timeout S]\n"
+          "                           [--verbose]\n"
           "\n"
           "Metrics of resil processes (retries, circuit breakers, files) summed\n"
           "over every process that flushed them into the metrics directory DIR\n"
@@ -63,6 +70,10 @@ static void metrics_usage(FILE *out)
           "               DIR is read again on every scrape.  Prints \"listening on\n"
           "               http://HOST:PORT/metrics\" on stderr once it listens\n"
           "\n"
+          "A record of DIR that cannot be read is skipped, counted in\n"
+          "resil_metrics_dir_bad_records_total and named (file:line) in a warning on\n"
+          "stderr; the other records are summed.\n"
+          "\n"
           "options:\n"
           "  --dir DIR          the metrics directory (default: $RESIL_METRICS_DIR; printing\n"
           "                     needs one of them; serve without either serves its own,\n"
@@ -72,6 +83,11 @@ static void metrics_usage(FILE *out)
           "  --listen HOST:PORT where serve listens (default 127.0.0.1:9464; [::1]:PORT for\n"
           "                     IPv6; port 0 picks a free port; 0.0.0.0 or [::] to serve\n"
           "                     beyond this machine)\n"
+          "  --request-timeout S  serve: a request must arrive whole within S seconds of\n"
+          "                     the connection (default 5; ms, s, m suffixes), else the\n"
+          "                     connection is closed, however slowly bytes trickle in\n"
+          "  -v, --verbose      serve: print the HTTP server's own messages (clients that\n"
+          "                     hang up, limits reached) on stderr; quiet by default\n"
           "  -h, --help         show this help\n"
           "\n"
           "exit status: 0 success; 1 failure (an unreadable or corrupt metrics file, a\n"
@@ -99,10 +115,10 @@ static int usage_error(const metrics_cli *c, const char *fmt, ...)
  * metrics yet gives an empty registry, and so does a missing one when
  * `missing_ok`.  Returns 0, or the library's code with *e filled in. */
 static int load_sums(resil_metrics_registry **out, const char *dir, bool missing_ok,
-                     resil_error *e)
+                     resil_metrics_dir_stats *stats, resil_error *e)
 {
     resil_error_clear(e);
-    int rc = resil_metrics_load_dir(out, dir, e);
+    int rc = resil_metrics_load_dir_stats(out, dir, stats, e);
     if (rc != -ENOENT)
         return rc;
     struct stat st;
@@ -132,11 +148,15 @@ static int do_print(const metrics_cli *c)
 {
     resil_metrics_registry *r = NULL;
     resil_error e;
-    int rc = load_sums(&r, c->dir, false, &e);
+    resil_metrics_dir_stats st;
+    int rc = load_sums(&r, c->dir, false, &st, &e);
     if (rc != 0) {
         msg(c, "%s", error_text(&e, rc));
         return RESIL_CLI_EXIT_FAILURE;
     }
+    if (st.bad_records > 0)
+        msg(c, "warning: skipped %zu bad record%s of %s; the first: %s", st.bad_records,
+            st.bad_records == 1 ? "" : "s", c->dir, st.first_bad);
     char *text = NULL;
     size_t len = 0;
     rc = resil_metrics_export(&text, &len, r, c->format);
@@ -162,21 +182,31 @@ static int do_print(const metrics_cli *c)
 typedef struct serve_ctx {
     const metrics_cli *cli;
     pthread_mutex_t lock; /* one warning at a time, and only when it changes */
-    char last_warning[600];
+    char last_warning[1200];
 } serve_ctx;
 
-/* The body of one scrape: DIR read again. */
-static int collect_dir(char **out, size_t *len, resil_metrics_format format, void *arg)
+/* The body of one scrape: DIR read again.  A failure's message (naming
+ * the file) goes into the 500's body through *err. */
+static int collect_dir(char **out, size_t *len, resil_metrics_format format, resil_error *err,
+                       void *arg)
 {
     serve_ctx *s = arg;
     resil_metrics_registry *r = NULL;
     resil_error e;
-    int rc = load_sums(&r, s->cli->dir, true, &e);
+    resil_metrics_dir_stats st;
+    int rc = load_sums(&r, s->cli->dir, true, &st, &e);
+    char text[sizeof s->last_warning];
+    text[0] = '\0';
+    if (rc != 0)
+        snprintf(text, sizeof text, "%s (scrapes get 500 until it is fixed)",
+                 error_text(&e, rc));
+    else if (st.bad_records > 0)
+        snprintf(text, sizeof text, "warning: skipped %zu bad record%s of %s; the first: %s",
+                 st.bad_records, st.bad_records == 1 ? "" : "s", s->cli->dir, st.first_bad);
     pthread_mutex_lock(&s->lock);
-    if (rc != 0) {
-        const char *text = error_text(&e, rc);
+    if (text[0]) {
         if (strcmp(text, s->last_warning) != 0) {
-            msg(s->cli, "%s (scrapes get 500 until it is fixed)", text);
+            msg(s->cli, "%s", text);
             snprintf(s->last_warning, sizeof s->last_warning, "%s", text);
         }
     } else if (s->last_warning[0]) {
@@ -184,11 +214,23 @@ static int collect_dir(char **out, size_t *len, resil_metrics_format format, voi
         s->last_warning[0] = '\0';
     }
     pthread_mutex_unlock(&s->lock);
-    if (rc != 0)
+    if (rc != 0) {
+        if (err)
+            *err = e;
         return rc;
+    }
     rc = resil_metrics_export(out, len, r, format);
     resil_metrics_registry_free(r);
     return rc;
+}
+
+/* --verbose: the HTTP server's own messages, one line each. */
+static void server_log(const char *line, void *arg)
+{
+    serve_ctx *s = arg;
+    pthread_mutex_lock(&s->lock);
+    msg(s->cli, "http: %s", line);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* "http://127.0.0.1:41234/metrics": the host as written, the port bound. */
@@ -221,10 +263,18 @@ static int do_serve(const metrics_cli *c)
     resil_error e;
     resil_error_clear(&e);
     int rc;
+    resil_metrics_server_opts so = RESIL_METRICS_SERVER_OPTS_INIT;
+    so.listen = listen;
+    so.request_timeout_s = c->request_timeout_s;
+    if (c->verbose) {
+        so.log = server_log;
+        so.log_arg = &s;
+    }
     if (c->dir) {
-        rc = resil_metrics_server_start(&srv, NULL, listen, collect_dir, &s, &e);
+        so.collect_err = collect_dir;
+        rc = resil_metrics_server_start_opts(&srv, NULL, NULL, &s, &so, &e);
     } else if (resil_metrics_default()) {
-        rc = resil_metrics_server_start(&srv, resil_metrics_default(), listen, NULL, NULL, &e);
+        rc = resil_metrics_server_start_opts(&srv, resil_metrics_default(), NULL, NULL, &so, &e);
     } else {
         rc = -ENOMEM;
         resil_error_set(&e, rc, NULL, "cannot create the metrics registry: out of memory");
@@ -267,6 +317,7 @@ int resil_cli_metrics(int argc, char **argv)
     c.format = RESIL_METRICS_PROMETHEUS;
     bool only_operands = false;
     bool dir_given = false;
+    bool request_timeout_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!only_operands && strcmp(a, "--") == 0) {
@@ -278,7 +329,12 @@ int resil_cli_metrics(int argc, char **argv)
                 metrics_usage(stdout);
                 return fflush(stdout) == 0 ? RESIL_CLI_EXIT_OK : RESIL_CLI_EXIT_FAILURE;
             }
-            static const char *const with_value[] = {"--dir", "--format", "--listen"};
+            if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+                c.verbose = true;
+                continue;
+            }
+            static const char *const with_value[] = {"--dir", "--format", "--listen",
+                                                     "--request-timeout"};
             const char *val = NULL;
             int r = 0;
             size_t k;
@@ -302,11 +358,19 @@ int resil_cli_metrics(int argc, char **argv)
                                            "prometheus, openmetrics or json)",
                                        val);
                 c.format_name = val;
-            } else {
+            } else if (k == 2) {
                 if (val[0] == '\0')
                     return usage_error(&c, "--listen: the address is an empty string "
                                            "(expected HOST:PORT)");
                 c.listen = val;
+            } else {
+                double t;
+                if (!resil_cli_parse_seconds(val, &t) || t <= 0 || t > 86400)
+                    return usage_error(&c, "--request-timeout: '%s' is not a duration in "
+                                           "(0, 86400] seconds (for example 5, 500ms)",
+                                       val);
+                c.request_timeout_s = t;
+                request_timeout_given = true;
             }
             continue;
         }
@@ -326,6 +390,10 @@ int resil_cli_metrics(int argc, char **argv)
                                "scrape asks for (Accept header, or ?format=...)");
     if (!c.serve && c.listen)
         return usage_error(&c, "--listen is for 'resil metrics serve'");
+    if (!c.serve && request_timeout_given)
+        return usage_error(&c, "--request-timeout is for 'resil metrics serve'");
+    if (!c.serve && c.verbose)
+        return usage_error(&c, "--verbose is for 'resil metrics serve'");
     if (!dir_given) {
         const char *env = getenv("RESIL_METRICS_DIR");
         if (env && *env)
