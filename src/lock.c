@@ -277,10 +277,14 @@ static int read_table(int fd, char *table)
     return got > 0 ? (int)(got / REC_SIZE) : 0;
 }
 
+/* Record i is live while somebody holds exactly its slot byte (a lock over
+ * a wider range, e.g. an older resil's whole-file lock, is not a slot). */
 static bool slot_live(int fd, int slot)
 {
-    int t = getlk(fd, F_WRLCK, SLOT_BYTE(slot), 1);
-    return t == F_RDLCK || t == F_WRLCK;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SLOT_BYTE(slot), .l_len = 1};
+    if (resil__sys.fcntl_lock(fd, F_OFD_GETLK, &fl) != 0)
+        return false;
+    return fl.l_type != F_UNLCK && fl.l_start == SLOT_BYTE(slot) && fl.l_len == 1;
 }
 
 /* Takes a free slot (an exclusive lock on its byte); -1 when none is. */
