@@ -489,7 +489,7 @@ static int wait_queued(int fd, const resil__lock_wait_opts *w, resil_error *err)
      * but without a place in the queue, and never while somebody is queued.
      * Queueing costs about ten syscalls and makes every handoff wait for the
      * next waiter's wakeup: strict FIFO for microsecond holds cut the NDJSON
-     * 4-process append test's throughput by 9x.  Whoever waits longer queues,
+     * 4-process append test's throughput by about 40x.  Whoever waits longer queues,
      * so no wait is unfair by more than this window. */
     int64_t pause = 20000;
     for (int k = 0;; k++) {
