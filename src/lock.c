@@ -70,7 +70,7 @@
 #define STALL_MIN_NS 20000000LL   /* 20 ms */
 #define SPIN_TRIES 8              /* yields before a sleep (short holds) */
 #define HEAD_SPIN_NS 50000LL      /* the head yields (no sleep) for 50 us */
-#define QUEUE_AFTER_NS 1000000LL  /* 1 ms: a waiter queues after this */
+#define QUEUE_AFTER_NS 300000LL   /* 300 us: a waiter queues after this */
 
 static const resil_file_opts default_opts = RESIL_FILE_OPTS_INIT;
 
