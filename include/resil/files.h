@@ -88,7 +88,7 @@ typedef struct resil_lock resil_lock;
  * not exist).  The sidecar is always opened read-write, so a user who may only
  * read the data cannot hold a lock that blocks its writers.
  * Waits are fair: waiters queue in the sidecar first come, first served (a
- * wait shorter than 1 ms is retried without queueing), with writer
+ * wait shorter than 300 us is retried without queueing), with writer
  * preference (a shared request waits for exclusive ones queued before it); a
  * waiter that died is ignored and one that is stopped is passed after about
  * 20 ms.  Polls against opts->clock until opts->lock_timeout_s has passed:
