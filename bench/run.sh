@@ -11,12 +11,13 @@
 # as skipped.
 #
 # Knobs (environment):
-#   BENCH_ONLY=retry,files,breaker,metrics  the sections to run (comma-separated;
+#   BENCH_ONLY=retry,files,breaker,metrics,lockwait  the sections to run (comma-separated;
 #                         e.g. BENCH_ONLY=breaker runs bench_breaker and its peers only)
 #   BENCH_RUNS=7          runs per figure (median and min are reported)
 #   BENCH_SCALE=1         multiplies bench_retry's, bench_breaker's and bench_metrics'
 #                         iteration counts
 #   BENCH_PEER_SECONDS=0.25  target time of one peer run
+#   BENCH_LOCKWAIT_SECONDS=2  the time of each bench_lockwait config (N x hold x 4 at least)
 #   BENCH_FILES_QUICK=0   1: bench_files --quick and fewer ops for the file peers
 #   BENCH_BUILD_DIR=build/release  where the release preset is built (another
 #                         directory keeps a bench build apart from others' builds)
@@ -36,13 +37,13 @@ bdir="${BENCH_BUILD_DIR:-build/release}"
 out="$bdir/bench/results"
 files_quick="${BENCH_FILES_QUICK:-0}"
 files_dir="${BENCH_FILES_DIR:-$bdir/bench/tmp}"
-only="${BENCH_ONLY:-retry,files,breaker,metrics}"
+only="${BENCH_ONLY:-retry,files,breaker,metrics,lockwait}"
 want() { [[ ",$only," == *",$1,"* ]]; }
 for s in ${only//,/ }; do
   case "$s" in
-    retry | files | breaker | metrics) ;;
+    retry | files | breaker | metrics | lockwait) ;;
     *)
-      echo "bench/run.sh: BENCH_ONLY: unknown section '$s' (sections: retry, files, breaker, metrics)" >&2
+      echo "bench/run.sh: BENCH_ONLY: unknown section '$s' (sections: retry, files, breaker, metrics, lockwait)" >&2
       exit 2
       ;;
   esac
@@ -182,6 +183,16 @@ else
   peer_status[prom-client]="skipped (node not found)"
 fi
 fi # want metrics
+
+# ---- lock waits: bench_lockwait (resil's fair queue and flock(2), same run) --------------
+l_rc=0
+if want lockwait; then
+rm -f "$out/resil_lockwait.txt"
+mkdir -p "$files_dir"
+echo "== resil (C): $bdir/bench/bench_lockwait --seconds ${BENCH_LOCKWAIT_SECONDS:-2} --dir $files_dir"
+"$bdir/bench/bench_lockwait" --seconds "${BENCH_LOCKWAIT_SECONDS:-2}" --dir "$files_dir" |
+  tee "$out/resil_lockwait.txt" || l_rc=$?
+fi # want lockwait
 
 # ---- summary ------------------------------------------------------------------------
 if want retry; then
@@ -471,6 +482,16 @@ else
 fi
 fi # want metrics
 
+if want lockwait; then
+echo
+echo "== summary: lock waits (bench_lockwait; ms; fair bound = (N-1) x hold; target: resil max <= 2 x bound)"
+if [ -f "$out/resil_lockwait.txt" ]; then
+  grep -h '^lockwait \|^verdict ' "$out/resil_lockwait.txt" | sed 's/^lockwait //' || true
+else
+  echo "(bench_lockwait did not run)"
+fi
+fi # want lockwait
+
 echo "raw outputs: $out/"
 if [ "$f_rc" -ne 0 ]; then
   echo "bench_files exited with status $f_rc" >&2
@@ -493,4 +514,8 @@ if [ "$b_rc" -ne 0 ]; then
 fi
 if [ "$m_rc" -ne 0 ]; then
   exit "$m_rc"
+fi
+if [ "$l_rc" -ne 0 ]; then
+  echo "bench_lockwait exited with status $l_rc" >&2
+  exit "$l_rc"
 fi

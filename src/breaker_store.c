@@ -2,6 +2,7 @@
  * a memory-mapped file shared by the processes of one machine.  See
  * src/internal/store.h. */
 #define _GNU_SOURCE
+#include "internal/files.h"
 #include "internal/store.h"
 #include "resil/breaker.h"
 
@@ -338,37 +339,17 @@ static void fork_register(void)
 /* Takes an OFD lock on the whole file, waiting at most resil__cb_lock_wait_ns:
  * holders keep it for microseconds, so a longer wait means a holder that is
  * stopped (SIGSTOP, a debugger, a frozen cgroup), and never blocking forever
- * matters more.  Returns 0, RESIL_ETIMEDOUT or -errno. */
+ * matters more.  The one lock wait of resil (src/lock.c) in its plain-polling
+ * mode: no queue, the real clock, read only once the lock was found taken.
+ * Returns 0, RESIL_ETIMEDOUT or -errno. */
 static int ofd_lock(int fd, short type)
 {
-    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    struct timespec t0 = {0, 0};
-    long pause_ns = 2000;
-    for (int tries = 0;; tries++) {
-        if (resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl) == 0)
-            return 0;
-        int e = errno;
-        if (e != EAGAIN && e != EACCES && e != EINTR)
-            return -e;
-        /* The real clock, not the breaker's: this waits for other processes,
-         * and is read only once the lock was found taken. */
-        if (tries == 0)
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (tries < 4) {
-            sched_yield();
-            continue;
-        }
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t waited = (int64_t)(now.tv_sec - t0.tv_sec) * 1000000000LL +
-                         (now.tv_nsec - t0.tv_nsec);
-        if (waited >= resil__cb_lock_wait_ns)
-            return RESIL_ETIMEDOUT;
-        struct timespec ts = {0, pause_ns};
-        nanosleep(&ts, NULL);
-        if (pause_ns < 1000000)
-            pause_ns *= 2;
-    }
+    resil__lock_wait_opts w = {
+        .type = type,
+        .whole_file = true,
+        .timeout_ns = resil__cb_lock_wait_ns,
+    };
+    return resil__lock_wait_with(fd, &w, NULL);
 }
 
 /* Under the lock: the state file may have been truncated (by its owner or

@@ -96,9 +96,10 @@ int resil__resolve_target(char **out, const char *path, resil_error *err)
 #define TMP_TAG ".resil-tmp."
 
 /* Sweeps the temp files of `base` left by writers that died.  Runs under the
- * exclusive lock of the target, and only when the last exclusive holder
- * named in the sidecar is a process of this host that no longer exists
- * (resil__lock_take_note), so the directory is not scanned on every write.
+ * exclusive lock of the target, and only when the sidecar's "temp write in
+ * progress" marker is still set, i.e. the writer that set it died before it
+ * cleared it (resil__lock_take_note, resil__lock_temp_begin/_end): a clean
+ * release never makes the next writer scan the directory.
  * A temp is removed when its writer's pid is gone (same host) or it is older
  * than stale_temp_s (other hosts, pid reuse). */
 static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
@@ -427,7 +428,11 @@ static int write_file_atomic(const char *path, const void *data, size_t len,
     int rc = lock_checked_target(&target, &lk, path, o, err);
     if (rc)
         return rc;
+    /* The marker in the sidecar says "temp write in progress" until the temp
+     * is gone: only a writer that dies in between makes the next one sweep. */
+    resil__lock_temp_begin(lk);
     rc = replace_locked(target, data ? data : "", len, o, lk->holder_died, err);
+    resil__lock_temp_end(lk);
     resil_lock_release(lk);
     free(target);
     return rc;
@@ -774,7 +779,9 @@ static int update_doc(const char *path, resil_update_fn fn, void *arg, doc_forma
             size_t len = 0;
             rc = encode(&text, &len, doc, fmt, target, o, err);
             if (rc == 0) {
+                resil__lock_temp_begin(lk);
                 rc = replace_locked(target, text, len, o, lk->holder_died, err);
+                resil__lock_temp_end(lk);
                 free(text);
             }
         }

@@ -11,7 +11,8 @@
  *   - a writer killed at any instant leaves the old or the new content, and
  *     at most a temp file that the next writer sweeps;
  *   - no lock wait is endless: every acquire has a timeout (and can be
- *     cancelled), and a timeout names the lock file and its last holder.
+ *     cancelled), waits are first come, first served, and a timeout names the
+ *     lock file and the holder that blocks it.
  *
  * Locks live on a permanent sidecar file "<path>.lock" (created on first
  * use; never renamed or unlinked, so that every process locks the same
@@ -87,16 +88,28 @@ typedef enum resil_lock_mode {
 
 typedef struct resil_lock resil_lock;
 
-/* Acquires the lock of `path` (the sidecar "<path>.lock", created 0644 less
- * the umask if missing; `path` itself need not exist).  Polls with capped,
- * jittered backoff against the monotonic clock until opts->lock_timeout_s has
- * passed: no signals, no alarm().  An exclusive holder writes its pid and
- * host name into the sidecar, for diagnostics.
+/* Acquires the lock of `path` (the sidecar "<path>.lock", created if
+ * missing with the data file's write permissions, exactly: read-write for
+ * each class that may write `path`, 0600 at least, 0600 when `path` does not
+ * exist; as root, owned by the data file's owner and group; `path` itself need
+ * not exist).  The sidecar is always opened read-write, so a user who may only
+ * read the data cannot hold a lock that blocks its writers.
+ * Waits are fair: waiters queue in the sidecar first come, first served (a
+ * wait shorter than 300 us is retried without queueing), with writer
+ * preference (a shared request waits for exclusive ones queued before it); a
+ * waiter that died is ignored and one that is stopped is passed after about
+ * 20 ms.  Polls against opts->clock until opts->lock_timeout_s has passed:
+ * no signals, no alarm().  An exclusive holder writes its pid and host name
+ * into the sidecar, a shared holder a record, for diagnostics.
  * On success *out receives a new lock that the caller releases with
  * resil_lock_release.  Errors: RESIL_ETIMEDOUT (err->message names the lock
- * file and the last exclusive holder, e.g. "pid 4242 on host build-7"),
- * RESIL_ECANCELED, RESIL_EINVAL, -errno from open (e.g. -EACCES, -ENOENT for
- * a missing directory). */
+ * file and what blocks it: "held shared by pid 4242 on host build-7 and 2
+ * more", "held exclusively by pid 17 on host h", or "holder unknown"),
+ * RESIL_ECANCELED, RESIL_EINVAL (bad arguments, a sidecar that is not a
+ * regular file), -errno from open (-EACCES: the directory or the sidecar may
+ * not be written, even for a shared lock; -ENOENT: "the directory D does not
+ * exist"; -ELOOP: the sidecar is a symlink).
+ * Thread and process safe. */
 RESIL_EXPORT int resil_lock_acquire(resil_lock **out, const char *path, resil_lock_mode mode,
                                     const resil_file_opts *opts, resil_error *err);
 

@@ -4,34 +4,83 @@
 
 #include "resil/files.h"
 
+#include <stdint.h>
+
 #include <sys/stat.h>
 
 struct resil_lock {
     int fd;             /* the sidecar, one open file description */
     resil_lock_mode mode;
     char *path;         /* "<target>.lock" */
-    bool holder_died;   /* exclusive: the last holder recorded in the sidecar
-                           is a dead process of this host: its temp files may
-                           be lying around */
+    bool holder_died;   /* exclusive: a previous writer died in the middle
+                           of a temp-file write (resil__lock_take_note): its
+                           temp files may be lying around */
 };
 
 /* opts or the defaults (never NULL). */
 const resil_file_opts *resil__file_opts(const resil_file_opts *opts);
 
-/* Waits for an OFD lock of `type` (F_RDLCK / F_WRLCK) on the open sidecar fd
- * as resil_lock_acquire does (timeout, backoff, cancel).  lock_path is for
- * messages.  Returns 0 or an error (err filled). */
+/* Opens the lock sidecar "<data_path>.lock" of a data file, creating it when
+ * it is missing, and returns the descriptor (O_RDWR | O_CLOEXEC; the caller
+ * closes it) or a negative code with err set.
+ * Rules: O_NOFOLLOW (a symlinked sidecar is refused, -ELOOP); a new sidecar
+ * gets exactly resil__lock_mode_for(the data file's mode), or of opts->mode
+ * when the data file does not exist and opts->mode is set, else 0600; root
+ * gives it the data file's owner and group, and the sidecar's owner (or
+ * root) corrects the mode of an existing one.  No read-only fallback: a
+ * user who may not write the sidecar cannot lock (-EACCES, the message
+ * says whether the directory or the file refused); a missing parent
+ * directory is -ENOENT with "the directory D does not exist"; a sidecar
+ * that is not a regular file is RESIL_EINVAL.  opts may be NULL. */
+int resil__lock_open(const char *data_path, const resil_file_opts *opts, resil_error *err);
+
+/* How resil__lock_wait_with waits. */
+typedef struct resil__lock_wait_opts {
+    int type;                 /* F_RDLCK / F_WRLCK */
+    bool whole_file;          /* lock the whole file with plain polling and no
+                                 queue (the breaker's state files, whose holders
+                                 keep the lock for microseconds); otherwise the
+                                 sidecar's lock byte with the fair queue */
+    int64_t timeout_ns;       /* < 0: one try only */
+    const resil_clock *clock; /* NULL: the system clock */
+    resil_cancel *cancel;     /* NULL: none */
+    const char *lock_path;    /* for messages; NULL: no message (err untouched) */
+} resil__lock_wait_opts;
+
+/* The one lock wait: returns 0 with the lock held, RESIL_ETIMEDOUT (the
+ * message names what blocks: "held shared by pid N on host H and K more",
+ * "held exclusively by pid N on host H", or "holder unknown"),
+ * RESIL_ECANCELED, or -errno.  A shared holder of a sidecar keeps a record
+ * (and a slot byte) until resil__lock_unlock or close. */
+int resil__lock_wait_with(int fd, const resil__lock_wait_opts *w, resil_error *err);
+
+/* Waits for the lock of `type` (F_RDLCK / F_WRLCK) on the open sidecar fd as
+ * resil_lock_acquire does (fair queue, timeout, cancel; opts' timeout, clock
+ * and cancel), and records the wait in the metrics.  lock_path is for
+ * messages.  Returns 0 or an error (err filled).  The uncontended path is
+ * one F_OFD_GETLK and one F_OFD_SETLK. */
 int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *opts,
                      resil_error *err);
 
-/* Unlocks the description (F_UNLCK). */
+/* Unlocks everything the description holds (one F_UNLCK on the whole file). */
 int resil__lock_unlock(int fd);
 
 /* For a new exclusive holder: records "pid N on host H" in the sidecar (for
  * diagnostics) unless it is already there, and tells whether the previous
- * holder recorded there died (same host, pid gone): then its temp files may
- * be lying around. */
+ * writer died in the middle of a temp-file write (its marker, see
+ * resil__lock_temp_begin, is still set; for a sidecar of an older resil
+ * without that marker: the last holder of this host is gone): then its temp
+ * files may be lying around. */
 bool resil__lock_take_note(int fd);
+
+/* Around a write that makes a temp file under the exclusive lock lk: begin
+ * sets the "temp write in progress" marker before the temp file is created,
+ * end clears it once the temp is renamed or unlinked.  A clean release
+ * leaves it clear, so the next holder does not scan the directory; a writer
+ * that dies in between leaves it set.  One small pwrite each; no-ops for a
+ * shared lock. */
+void resil__lock_temp_begin(const resil_lock *lk);
+void resil__lock_temp_end(const resil_lock *lk);
 
 /* This machine's host name (cached; '/' and blanks replaced by '_'). */
 const char *resil__host_name(void);
