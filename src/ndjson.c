@@ -386,11 +386,11 @@ int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
         rc = resil_error_set(err, -e, path, "cannot stat %s: %s", path, strerror(e));
         goto fail;
     }
-    w->lock_fd = resil__sys.open(w->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* The sidecar gets the log's owner and a mode that lets only its writers
+     * lock it (resil__lock_open). */
+    w->lock_fd = resil__lock_open(w->path, o, err);
     if (w->lock_fd < 0) {
-        int e = errno;
-        rc = resil_error_set(err, -e, w->lock_path, "cannot open lock file %s: %s",
-                             w->lock_path, strerror(e));
+        rc = w->lock_fd;
         goto fail;
     }
     *out = w;

@@ -54,6 +54,12 @@ t_short_reals() {
     cmp -s out want || { echo "cat: $(cat out)"; return 1; }
 }
 
+t_sidecar_mode() {
+    (umask 022 && "${GUARD[@]}" "$RESIL" ndjson append modes.ndjson '{}') || return 1
+    expect "log mode" "$(stat -c %a modes.ndjson)" 644 || return 1
+    expect "sidecar mode (only writers of the log may lock it)" "$(stat -c %a modes.ndjson.lock)" 600
+}
+
 # ---- tails ---------------------------------------------------------------------------
 
 t_foreign_tail() {
@@ -187,6 +193,7 @@ if [ $ROOT -eq 1 ]; then
 else
     skip "a planted link in a sticky directory is refused" "needs root"
 fi
+check "the log's sidecar is 0600 for a 0644 log" t_sidecar_mode
 check "appended and printed reals keep their shortest text" t_short_reals
 check "a last line resil did not write is kept" t_foreign_tail
 check "a marked torn record is cut" t_marked_torn_tail
