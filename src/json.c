@@ -358,7 +358,7 @@ static void put_string(enc *e, const char *s, size_t n)
             case '\r': t = "\\r"; break;
             case '\t': t = "\\t"; break;
             default:
-                snprintf(seq, sizeof seq, "\\u%04X", (unsigned)cp);
+                snprintf(seq, sizeof seq, "\\u%04X", (unsigned)cp & 0xffffu); /* cp < 0x20 here */
                 tn = 6;
                 break;
             }
