@@ -10,7 +10,8 @@
  *           flock(1) does: the kernel's wait queue, no timeout.
  * A fair (FIFO) lock bounds a wait by (N-1) x hold; target: resil max <= 2 x
  * that bound.  Output: one "lockwait ..." line per method and config (p50,
- * p99, max in ms, acquires, the bound, max/bound) and "verdict ..." lines.
+ * p99, max in ms, acquires, the bound, max/bound, the processes' CPU time and the time the host
+ * stole from this VM's CPUs meanwhile) and "verdict ..." lines.
  *
  * Usage: bench_lockwait [--seconds S] [--dir DIR]
  *   S (default 2): the time of each config, at least 4 x N x hold.
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +57,33 @@ static void sleep_ns(int64_t ns)
     struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+/* The machine's stolen time so far (ms, all CPUs): /proc/stat's 8th "cpu"
+ * field, in USER_HZ ticks.  On a shared VM the host preempts the vCPUs; a
+ * waiter or a holder whose vCPU is stolen for a few ms makes a wait that
+ * long whatever the lock does, so every line says how much was stolen. */
+static double steal_ms(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                       &v[4], &v[5], &v[6], &v[7])
+              : 0;
+    if (f)
+        fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    return n == 8 && hz > 0 ? (double)v[7] * 1000.0 / (double)hz : 0;
+}
+
+/* User + system time of the reaped children so far (ms). */
+static double children_cpu_ms(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_CHILDREN, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static int cmp64(const void *a, const void *b)
@@ -116,6 +145,7 @@ static double run(shared *sh, const char *dir, int use_flock, int procs, int hol
     sh->start_ns = now_ns() + 50000000LL; /* everybody forked by then */
     int64_t end_ns = sh->start_ns + (int64_t)(secs * 1e9);
     pid_t kids[MAX_PROCS];
+    double steal0 = steal_ms(), cpu0 = children_cpu_ms();
     for (int k = 0; k < procs; k++) {
         kids[k] = fork();
         if (kids[k] == 0)
@@ -127,6 +157,7 @@ static double run(shared *sh, const char *dir, int use_flock, int procs, int hol
         waitpid(kids[k], &st, 0);
         failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
     }
+    double stolen = steal_ms() - steal0, cpu = children_cpu_ms() - cpu0;
     size_t total = 0;
     for (int k = 0; k < procs; k++)
         total += (size_t)sh->n[k];
@@ -145,9 +176,9 @@ static double run(shared *sh, const char *dir, int use_flock, int procs, int hol
     free(all);
     double bound = (double)(procs - 1) * hold_ms;
     printf("lockwait method=%s procs=%d hold_ms=%d seconds=%.1f acquires=%zu p50_ms=%.2f "
-           "p99_ms=%.2f max_ms=%.2f fair_bound_ms=%.0f max_over_bound=%.2f over_2x_bound=%zu%s\n",
+           "p99_ms=%.2f max_ms=%.2f fair_bound_ms=%.0f max_over_bound=%.2f over_2x_bound=%zu cpu_ms=%.0f steal_ms=%.0f%s\n",
            use_flock ? "flock" : "resil", procs, hold_ms, secs, total, p50, p99, mx, bound,
-           mx / bound, over, failed ? " FAILED" : sh->overlap ? " OVERLAP" : "");
+           mx / bound, over, cpu, stolen, failed ? " FAILED" : sh->overlap ? " OVERLAP" : "");
     fflush(stdout);
     return failed || sh->overlap ? -1 : mx / bound;
 }

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,17 +256,47 @@ static void clear_rec(int fd, int slot)
     (void)!resil__sys.pwrite(fd, buf, REC_SIZE, REC_OFF + (off_t)slot * REC_SIZE);
 }
 
+/* Reads an unsigned decimal at *p (advancing it); false when there is none or
+ * it does not fit. */
+static bool parse_num(const char **p, const char *end, long long *out)
+{
+    const char *q = *p;
+    long long v = 0;
+    if (q >= end || *q < '0' || *q > '9')
+        return false;
+    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+        if (v > (LLONG_MAX - (*q - '0')) / 10)
+            return false;
+        v = v * 10 + (*q - '0');
+    }
+    *p = q;
+    *out = v;
+    return true;
+}
+
+/* "<W|H> <S|X> pid t host": by hand, not sscanf, because a waiter parses
+ * every slot on every poll (sscanf made that most of a waiter's CPU time).
+ * A free slot (blanks) is rejected at its first byte. */
 static bool parse_rec(const char *p, rec *r)
 {
-    char line[REC_SIZE + 1];
-    memcpy(line, p, REC_SIZE);
-    line[REC_SIZE] = '\0';
-    long long t;
-    r->host[0] = '\0';
-    if (sscanf(line, "%c %c %ld %lld %63s", &r->state, &r->mode, &r->pid, &t, r->host) < 4)
+    const char *end = p + REC_SIZE;
+    if ((p[0] != 'W' && p[0] != 'H') || p[1] != ' ' || (p[2] != 'S' && p[2] != 'X') || p[3] != ' ')
         return false;
-    if ((r->state != 'W' && r->state != 'H') || (r->mode != 'S' && r->mode != 'X'))
+    r->state = p[0];
+    r->mode = p[2];
+    const char *q = p + 4;
+    long long pid, t;
+    if (!parse_num(&q, end, &pid) || pid > LONG_MAX || q >= end || *q != ' ')
         return false;
+    q++;
+    if (!parse_num(&q, end, &t))
+        return false;
+    size_t n = 0;
+    if (q < end && *q == ' ')
+        for (q++; q < end && n < sizeof r->host - 1 && *q != ' ' && *q != '\n'; q++)
+            r->host[n++] = *q;
+    r->host[n] = '\0';
+    r->pid = (long)pid;
     r->t = (int64_t)t;
     return true;
 }
@@ -538,6 +569,10 @@ static int wait_queued(int fd, const resil__lock_wait_opts *w, resil_error *err)
     bool head = false;
     int head_tries = 0;
     int64_t head_since = 0, head_real = 0, free_since = 0;
+    /* How long a holder keeps the lock, as seen from here: the time it takes
+     * the queue ahead of this waiter to move by one (0: not seen yet). */
+    int last_ahead = -1;
+    int64_t last_move = 0, hold_est = 0;
     char table[NSLOTS * REC_SIZE];
     for (;;) {
         int64_t now = clk->monotonic_ns(clk->ctx);
@@ -564,6 +599,14 @@ static int wait_queued(int fd, const resil__lock_wait_opts *w, resil_error *err)
                     first = i;
                     fr = r;
                 }
+            }
+            if (last_ahead >= 0 && ahead < last_ahead) {
+                int64_t per = (now - last_move) / (last_ahead - ahead);
+                hold_est = hold_est ? (hold_est + per) / 2 : per;
+            }
+            if (ahead != last_ahead) {
+                last_ahead = ahead;
+                last_move = now;
             }
             if (ahead > 0) {
                 /* Is the earliest of them stalled: the lock free for its
@@ -623,9 +666,16 @@ static int wait_queued(int fd, const resil__lock_wait_opts *w, resil_error *err)
             if (pause_ns > HEAD_MAX_NS)
                 pause_ns = HEAD_MAX_NS;
         } else {
+            /* Behind others: nothing to do before the one just ahead takes
+             * the lock, after which a whole hold remains to notice being
+             * head.  So poll at a quarter of the hold seen (long holds: few
+             * wakeups; a waiter's polls were most of its CPU time), or by
+             * the number ahead before a hold has been seen. */
             pause_ns = ahead == 1 ? HEAD_MIN_NS : BEHIND_STEP_NS * ahead;
             if (pause_ns > BEHIND_MAX_NS)
                 pause_ns = BEHIND_MAX_NS;
+            if (hold_est / 4 > pause_ns)
+                pause_ns = hold_est / 4 < HEAD_MAX_NS ? hold_est / 4 : HEAD_MAX_NS;
         }
         if (pause_ns > deadline - now)
             pause_ns = deadline - now;
