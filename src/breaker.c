@@ -25,6 +25,13 @@
 
 enum { K_CLOSED = 1, K_DISABLED, K_TRIAL, K_SPENT };
 
+/* Out of line and cold, so the fast paths around them need no stack frame. */
+#if defined(__GNUC__)
+#define RESIL_COLD_FN __attribute__((noinline, cold))
+#else
+#define RESIL_COLD_FN
+#endif
+
 #define MAX_LISTENERS 8
 #define DEFAULT_THRESHOLD 5
 #define DEFAULT_TIMEOUT_S 60.0
@@ -42,14 +49,18 @@ struct listener {
 static _Thread_local const struct listener *running_listener;
 
 struct resil_breaker {
-    struct resil__cb_state *st; /* hot: first */
-    bool simple;                /* consecutive rule only: the fast path applies */
-    bool timed;                 /* a slow-call rule: acquire reads the clock */
-    bool guarded;               /* the store's: every call locks (and checks size) first */
+    /* hot: first.  The store's fast-path record (NULL when the backend has
+     * none, or the store is guarded: then everything goes through the
+     * store's operations) */
+    struct resil__cb_state *st;
+    bool fast_call; /* st and simple: resil_breaker_call's closed fast path */
+    bool fast_acq;  /* st and not timed: acquire's closed fast path */
+    bool simple;    /* consecutive rule only: the fast path applies */
+    bool timed;     /* a slow-call rule: acquire reads the clock */
     resil_breaker_classifier classify;
     void *classify_arg;
     const resil_clock *clock;
-    resil__store *store;
+    resil__store *store;  /* reached only through its operations (and st) */
     resil_breaker_opts o; /* resolved */
     int64_t recovery_ns, lease_ns, slow_ns, max_open_ns;
     resil_rng rng; /* under the store's lock */
@@ -341,6 +352,51 @@ static const char *state_dir_of(const resil_breaker_opts *o)
     return e && *e ? e : NULL;
 }
 
+/* Records this handle's configuration and window size in the state. */
+static int record_cfg(struct resil__cb_state *st, void *arg)
+{
+    const resil_breaker *b = arg;
+    atomic_store_explicit(&st->cfg_failure_threshold, b->o.failure_threshold,
+                          memory_order_relaxed);
+    atomic_store_explicit(&st->cfg_recovery_ns, b->recovery_ns, memory_order_relaxed);
+    if (b->o.window_size > 0 && atomic_load(&st->window_size) != b->o.window_size) {
+        atomic_store(&st->window_size, b->o.window_size);
+        atomic_store(&st->window_head, 0);
+        atomic_store(&st->window_count, 0);
+        atomic_store(&st->window_failures, 0);
+        atomic_store(&st->window_slow, 0);
+    }
+    return 0;
+}
+
+/* After the store is open: the fast paths, and this handle's configuration
+ * written into the state (or, attach_only, the configuration read from it). */
+static int adopt_state(resil_breaker *b, uint64_t *word, resil_error *err)
+{
+    b->st = b->store->st;
+    b->fast_call = b->st && b->simple;
+    b->fast_acq = b->st && !b->timed;
+    int rc = 0;
+    if (!b->o.attach_only &&
+        (rc = b->store->ops->apply(b->store, RESIL__STORE_ANY, record_cfg, b)) != 0)
+        return resil_error_set(err, rc, b->store->path, "cannot lock the breaker state: %s",
+                               resil_strerror(rc));
+    resil__store_view v;
+    if ((rc = b->store->ops->read(b->store, 0, &v)) != 0)
+        return resil_error_set(err, rc, b->store->path, "cannot read the breaker state: %s",
+                               resil_strerror(rc));
+    *word = v.word;
+    if (!b->o.attach_only)
+        return 0;
+    if (v.cfg_failure_threshold != 0)
+        b->o.failure_threshold = v.cfg_failure_threshold;
+    if (v.cfg_recovery_ns > 0) {
+        b->recovery_ns = v.cfg_recovery_ns;
+        b->o.recovery_timeout_s = resil__ns_to_s(v.cfg_recovery_ns);
+    }
+    return 0;
+}
+
 int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker_opts *opts,
                       resil_error *err)
 {
@@ -398,53 +454,19 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
                  "state_trust RESIL_BREAKER_TRUST_SHARED");
         goto fail;
     }
-    if (dir)
-        rc = resil__store_open_file_cfg(&b->store, dir, name, o.attach_only, &cfg,
-                                        resil_clock_monotonic_ns(b->clock),
-                                        resil_clock_wall_ns(b->clock), err);
-    else
-        rc = resil__store_open_local(&b->store, name);
-    if (rc) {
-        if (rc == -ENOMEM && !dir)
-            resil_error_set(err, rc, NULL, "out of memory");
+    resil__store_spec spec = {.name = name,
+                              .dir = dir,
+                              .attach_only = o.attach_only,
+                              .guard_every_call = o.guard_every_call,
+                              .cfg = cfg,
+                              .now_ns = dir ? resil_clock_monotonic_ns(b->clock) : 0,
+                              .wall_ns = dir ? resil_clock_wall_ns(b->clock) : 0};
+    if ((rc = resil__store_open(&b->store, &spec, err)) != 0)
         goto fail;
-    }
-    b->st = b->store->st;
-    if (o.guard_every_call && b->store->shared)
-        b->store->guarded = true;
-    b->guarded = b->store->guarded;
-    /* Record this handle's configuration and window size in the state. */
-    if (!o.attach_only) {
-        rc = resil__store_lock(b->store);
-        if (rc) {
-            resil_error_set(err, rc, b->store->path, "cannot lock the breaker state: %s",
-                            resil_strerror(rc));
-            goto fail;
-        }
-        struct resil__cb_state *st = b->st;
-        atomic_store_explicit(&st->cfg_failure_threshold, o.failure_threshold,
-                              memory_order_relaxed);
-        atomic_store_explicit(&st->cfg_recovery_ns, b->recovery_ns, memory_order_relaxed);
-        if (o.window_size > 0 && atomic_load(&st->window_size) != o.window_size) {
-            atomic_store(&st->window_size, o.window_size);
-            atomic_store(&st->window_head, 0);
-            atomic_store(&st->window_count, 0);
-            atomic_store(&st->window_failures, 0);
-            atomic_store(&st->window_slow, 0);
-        }
-        resil__store_unlock(b->store);
-    } else {
-        b->o.failure_threshold = atomic_load(&b->st->cfg_failure_threshold);
-        if (b->o.failure_threshold == 0)
-            b->o.failure_threshold = o.failure_threshold;
-        int64_t r = atomic_load(&b->st->cfg_recovery_ns);
-        if (r > 0) {
-            b->recovery_ns = r;
-            b->o.recovery_timeout_s = resil__ns_to_s(r);
-        }
-    }
-    resil__metrics_breaker_init(&b->metrics, name,
-                                RESIL__CB_STATE(atomic_load(&b->st->word)));
+    uint64_t first_word = 0;
+    if ((rc = adopt_state(b, &first_word, err)) != 0)
+        goto fail;
+    resil__metrics_breaker_init(&b->metrics, name, RESIL__CB_STATE(first_word));
     live_add(b);
     *out = b;
     return 0;
@@ -476,63 +498,48 @@ const char *resil_breaker_name(const resil_breaker *b)
 
 bool resil_breaker_is_shared(const resil_breaker *b)
 {
-    return b->store->shared || b->store->readonly;
+    return (b->store->caps & RESIL__STORE_CAP_SHARED) != 0;
 }
 
 /* ---- counters ----------------------------------------------------------------- */
 
-static _Atomic unsigned stripe_next;
-static _Thread_local unsigned stripe_of_thread
-#if defined(__GNUC__)
-    __attribute__((tls_model("initial-exec")))
-#endif
-    ;
-
-/* A thread's stripe: threads of one process are dealt stripes in turn,
- * starting from a place drawn from the process id, so that the first threads
- * of different processes sharing a breaker do not all write stripe 0. */
-static unsigned first_stripe(void)
+static inline _Atomic int64_t *stripe_counter(struct resil__cb_stripe *s, resil_breaker_verdict v)
 {
-    unsigned k = atomic_fetch_add_explicit(&stripe_next, 1, memory_order_relaxed);
-    unsigned base = (unsigned)getpid() * 2654435761u >> 26; /* 0..63 */
-    return (base + k) % RESIL__CB_STRIPES + 1;
+    return v == RESIL_BREAKER_SUCCESS ? &s->successful
+           : v == RESIL_BREAKER_FAILURE ? &s->failed
+                                        : &s->ignored;
 }
 
-/* A forked child draws its own stripe (it would share its parent's). */
-static void stripe_atfork_child(void)
+/* A store without a fast-path record (or a guarded one) counts through its
+ * operations. */
+RESIL_COLD_FN static int count_op(resil_breaker *b, resil_breaker_verdict v, bool refused)
 {
-    stripe_of_thread = 0;
+    resil__store_delta d = {0, 0, 0, 0};
+    if (refused)
+        d.not_permitted = 1;
+    else if (v == RESIL_BREAKER_SUCCESS)
+        d.successful = 1;
+    else if (v == RESIL_BREAKER_FAILURE)
+        d.failed = 1;
+    else
+        d.ignored = 1;
+    return b->store->ops->add(b->store, &d);
 }
 
-static void stripe_atfork_register(void)
+static inline int count(resil_breaker *b, resil_breaker_verdict v)
 {
-    pthread_atfork(NULL, NULL, stripe_atfork_child);
-}
-
-static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
-
-static inline struct resil__cb_stripe *stripe(struct resil__cb_state *st)
-{
-    unsigned i = stripe_of_thread;
-    if (RESIL_UNLIKELY(i == 0)) {
-        pthread_once(&stripe_once, stripe_atfork_register);
-        stripe_of_thread = i = first_stripe();
-    }
-    return &st->stripes[i - 1];
-}
-
-static inline void count(resil_breaker *b, resil_breaker_verdict v)
-{
-    struct resil__cb_stripe *s = stripe(b->st);
-    _Atomic int64_t *c = v == RESIL_BREAKER_SUCCESS   ? &s->successful
-                         : v == RESIL_BREAKER_FAILURE ? &s->failed
-                                                      : &s->ignored;
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+    int rc = 0;
+    if (RESIL_LIKELY(b->st != NULL))
+        atomic_fetch_add_explicit(stripe_counter(resil__rec_stripe(b->st), v), 1,
+                                  memory_order_relaxed);
+    else if ((rc = count_op(b, v, false)) != 0)
+        return rc;
     resil_counter *m = v == RESIL_BREAKER_SUCCESS   ? b->metrics.successful
                        : v == RESIL_BREAKER_FAILURE ? b->metrics.failed
                                                     : b->metrics.ignored;
     if (m)
         resil_counter_inc(m);
+    return 0;
 }
 
 /* A call's duration, when the breaker has one (given, or measured for the
@@ -546,7 +553,11 @@ static inline void observe_duration(const resil_breaker *b, resil_breaker_verdic
 
 static void count_refused(resil_breaker *b)
 {
-    atomic_fetch_add_explicit(&stripe(b->st)->not_permitted, 1, memory_order_relaxed);
+    if (b->st)
+        atomic_fetch_add_explicit(&resil__rec_stripe(b->st)->not_permitted, 1,
+                                  memory_order_relaxed);
+    else
+        (void)count_op(b, RESIL_BREAKER_IGNORE, true); /* refused all the same */
     if (b->metrics.not_permitted)
         resil_counter_inc(b->metrics.not_permitted);
 }
@@ -558,10 +569,9 @@ struct event {
     resil_breaker_transition t;
 };
 
-static void set_state(resil_breaker *b, resil_breaker_state to, const char *reason,
-                      struct event *ev, double open_for_s)
+static void set_state(resil_breaker *b, struct resil__cb_state *st, resil_breaker_state to,
+                      const char *reason, struct event *ev, double open_for_s)
 {
-    struct resil__cb_state *st = b->st;
     uint64_t w = atomic_load_explicit(&st->word, memory_order_relaxed);
     resil_breaker_state from = (resil_breaker_state)RESIL__CB_STATE(w);
     atomic_store_explicit(&st->word, (uint64_t)to | ((RESIL__CB_EPOCH(w) + 1) << 8),
@@ -596,9 +606,9 @@ static void clear_leases(struct resil__cb_state *st)
     atomic_store_explicit(&st->half_open_successes, 0, memory_order_relaxed);
 }
 
-static void go_open(resil_breaker *b, int64_t now, const char *reason, struct event *ev)
+static void go_open(resil_breaker *b, struct resil__cb_state *st, int64_t now, const char *reason,
+                    struct event *ev)
 {
-    struct resil__cb_state *st = b->st;
     int32_t streak = atomic_load_explicit(&st->open_streak, memory_order_relaxed) + 1;
     if (streak > 1000000)
         streak = 1000000;
@@ -620,22 +630,22 @@ static void go_open(resil_breaker *b, int64_t now, const char *reason, struct ev
     atomic_store_explicit(&st->open_until_ns, resil__add_sat(now, dn), memory_order_relaxed);
     clear_leases(st);
     clear_window(st);
-    set_state(b, RESIL_BREAKER_OPEN, reason, ev, d);
+    set_state(b, st, RESIL_BREAKER_OPEN, reason, ev, d);
     /* After the state word: a holder killed before this line leaves the old
      * streak (a shorter next open), never one of a trip that did not happen. */
     atomic_store_explicit(&st->open_streak, streak, memory_order_relaxed);
 }
 
-static void go_closed(resil_breaker *b, const char *reason, struct event *ev)
+static void go_closed(resil_breaker *b, struct resil__cb_state *st, const char *reason,
+                      struct event *ev)
 {
-    struct resil__cb_state *st = b->st;
     atomic_store_explicit(&st->consecutive_failures, 0, memory_order_relaxed);
     atomic_store_explicit(&st->open_streak, 0, memory_order_relaxed);
     atomic_store_explicit(&st->open_until_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&st->open_until_wall_ns, 0, memory_order_relaxed);
     clear_window(st);
     clear_leases(st);
-    set_state(b, RESIL_BREAKER_CLOSED, reason, ev, 0);
+    set_state(b, st, RESIL_BREAKER_CLOSED, reason, ev, 0);
 }
 
 /* Calls the listeners, each only if it is still registered when its turn
@@ -669,9 +679,9 @@ static void fire(resil_breaker *b, const struct event *ev)
 }
 
 /* Pushes one outcome into the window and says whether a rate now trips. */
-static const char *window_push(resil_breaker *b, bool failed, bool slow)
+static const char *window_push(const resil_breaker *b, struct resil__cb_state *st, bool failed,
+                               bool slow)
 {
-    struct resil__cb_state *st = b->st;
     int32_t ws = atomic_load_explicit(&st->window_size, memory_order_relaxed);
     if (ws == 0) { /* a fresh record (reset_file of an old one): use ours */
         ws = b->o.window_size;
@@ -734,21 +744,94 @@ static double secs_until(int64_t until, int64_t now)
     return until > now ? resil__ns_to_s(until - now) : 0.0;
 }
 
-/* Out of line and cold, so the fast paths around them need no stack frame. */
-#if defined(__GNUC__)
-#define RESIL_COLD __attribute__((noinline, cold))
-#else
-#define RESIL_COLD
-#endif
-
-RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, double *retry_in_s)
+/* Refuses a call: counted, the wait until a trial may start in *retry_in_s. */
+static int refuse(resil_breaker *b, resil_breaker_permit *p, double *retry_in_s, double wait_s)
 {
-    struct resil__cb_state *st = b->st;
+    count_refused(b);
+    if (retry_in_s)
+        *retry_in_s = wait_s;
+    p->kind = K_SPENT;
+    return RESIL_ECIRCUIT_OPEN;
+}
+
+struct half_open_arg {
+    resil_breaker *b;
+    int64_t now;
+    struct event ev;
+};
+
+/* OPEN whose time is over -> HALF_OPEN (under the store's atomicity). */
+static int to_half_open(struct resil__cb_state *st, void *arg)
+{
+    struct half_open_arg *a = arg;
+    a->ev.fired = false;
+    if (RESIL__CB_STATE(atomic_load_explicit(&st->word, memory_order_relaxed)) ==
+            RESIL_BREAKER_OPEN &&
+        a->now >= atomic_load_explicit(&st->open_until_ns, memory_order_relaxed)) {
+        clear_leases(st);
+        set_state(a->b, st, RESIL_BREAKER_HALF_OPEN, "recovery_timeout", &a->ev, 0);
+    }
+    return 0;
+}
+
+/* HALF_OPEN with every trial slot of this handle leased (as read): refuse
+ * without taking a lease. */
+static bool trials_busy(const resil_breaker *b, const resil__store_view *v, int64_t now)
+{
+    for (int i = 0; i < b->o.half_open_max_calls; i++) {
+        int64_t e = v->lease_expires[i];
+        if (e == 0 || e <= now)
+            return false;
+    }
+    return true;
+}
+
+/* HALF_OPEN: a trial lease, or a refusal.  Returns 0 (a trial permit),
+ * RESIL_ECIRCUIT_OPEN, an error, or RESIL__STORE_CONFLICT (look again). */
+static int take_trial(resil_breaker *b, resil_breaker_permit *p, double *retry_in_s,
+                      uint64_t w, int64_t now)
+{
+    resil__store_view v;
+    int rc = b->store->ops->read(b->store, RESIL__VIEW_LEASES, &v);
+    if (rc) {
+        p->kind = K_SPENT;
+        return rc;
+    }
+    if (v.word != w)
+        return RESIL__STORE_CONFLICT;
+    if (trials_busy(b, &v, now))
+        return refuse(b, p, retry_in_s, 0);
+    resil__store_lease l;
+    rc = b->store->ops->lease_take(b->store, w, b->o.half_open_max_calls, now, b->lease_ns, &l);
+    if (rc == RESIL__STORE_BUSY)
+        return refuse(b, p, retry_in_s, 0);
+    if (rc) {
+        if (rc < 0)
+            p->kind = K_SPENT;
+        return rc;
+    }
+    p->word = l.word;
+    p->kind = K_TRIAL;
+    p->slot = l.slot + 1;
+    p->gen = l.gen;
+    p->start_ns = now;
+    return 0;
+}
+
+RESIL_COLD_FN static int acquire_slow(resil_breaker *b, resil_breaker_permit *p,
+                                      double *retry_in_s)
+{
     p->start_ns = 0;
     p->slot = 0;
     p->gen = 0;
     for (int round = 0;; round++) {
-        uint64_t w = atomic_load_explicit(&st->word, memory_order_acquire);
+        resil__store_view v;
+        int rc = b->store->ops->read(b->store, 0, &v);
+        if (rc) {
+            p->kind = K_SPENT;
+            return rc;
+        }
+        uint64_t w = v.word;
         int s = RESIL__CB_STATE(w);
         p->word = w;
         if (s == RESIL_BREAKER_CLOSED || s == RESIL_BREAKER_DISABLED) {
@@ -757,201 +840,151 @@ RESIL_COLD static int acquire_slow(resil_breaker *b, resil_breaker_permit *p, do
                 p->start_ns = resil_clock_monotonic_ns(b->clock);
             return 0;
         }
-        if (s == RESIL_BREAKER_FORCED_OPEN) {
-            count_refused(b);
-            if (retry_in_s)
-                *retry_in_s = -1;
-            p->kind = K_SPENT;
-            return RESIL_ECIRCUIT_OPEN;
-        }
+        if (s == RESIL_BREAKER_FORCED_OPEN)
+            return refuse(b, p, retry_in_s, -1);
         int64_t now = resil_clock_monotonic_ns(b->clock);
         if (s == RESIL_BREAKER_OPEN) {
-            int64_t until = atomic_load_explicit(&st->open_until_ns, memory_order_relaxed);
-            if (now < until || round > 3) {
-                count_refused(b);
-                if (retry_in_s)
-                    *retry_in_s = secs_until(until, now);
+            if (now < v.open_until_ns || round > 3)
+                return refuse(b, p, retry_in_s, secs_until(v.open_until_ns, now));
+            /* its time is over: HALF_OPEN, then look again */
+            struct half_open_arg a = {b, now, {0}};
+            rc = b->store->ops->apply(b->store, w, to_half_open, &a);
+            if (rc < 0) {
                 p->kind = K_SPENT;
-                return RESIL_ECIRCUIT_OPEN;
+                return rc;
             }
+            if (rc == 0)
+                fire(b, &a.ev);
+        } else {
+            rc = take_trial(b, p, retry_in_s, w, now);
+            if (rc != RESIL__STORE_CONFLICT)
+                return rc;
         }
-        /* OPEN whose time is over, or HALF_OPEN: under the lock. */
-        /* HALF_OPEN with every trial slot leased: refuse without the lock. */
-        if (s == RESIL_BREAKER_HALF_OPEN) {
-            bool busy = true;
-            for (int i = 0; i < b->o.half_open_max_calls && busy; i++) {
-                int64_t e = atomic_load_explicit(&st->slots[i].expires_ns, memory_order_relaxed);
-                busy = e != 0 && e > now;
-            }
-            if (busy && atomic_load_explicit(&st->word, memory_order_acquire) == w) {
-                count_refused(b);
-                if (retry_in_s)
-                    *retry_in_s = 0;
-                p->kind = K_SPENT;
-                return RESIL_ECIRCUIT_OPEN;
-            }
-        }
-        int rc = resil__store_lock(b->store);
-        if (rc) {
-            p->kind = K_SPENT;
-            return rc;
-        }
-        struct event ev = {0};
-        uint64_t w2 = atomic_load_explicit(&st->word, memory_order_relaxed);
-        int s2 = RESIL__CB_STATE(w2);
-        if (s2 == RESIL_BREAKER_OPEN &&
-            now >= atomic_load_explicit(&st->open_until_ns, memory_order_relaxed)) {
-            clear_leases(st);
-            set_state(b, RESIL_BREAKER_HALF_OPEN, "recovery_timeout", &ev, 0);
-            w2 = atomic_load_explicit(&st->word, memory_order_relaxed);
-            s2 = RESIL_BREAKER_HALF_OPEN;
-        }
-        if (s2 != RESIL_BREAKER_HALF_OPEN) {
-            resil__store_unlock(b->store);
-            fire(b, &ev);
-            if (round < 8)
-                continue; /* someone else moved it: look again */
-            count_refused(b); /* a state that keeps changing under us: refuse */
-            if (retry_in_s)
-                *retry_in_s = 0;
-            p->kind = K_SPENT;
-            return RESIL_ECIRCUIT_OPEN;
-        }
-        int got = -1;
-        for (int i = 0; i < b->o.half_open_max_calls; i++) {
-            int64_t e = atomic_load_explicit(&st->slots[i].expires_ns, memory_order_relaxed);
-            if (e == 0 || e <= now) {
-                got = i;
-                break;
-            }
-        }
-        if (got >= 0) {
-            struct resil__cb_slot *sl = &st->slots[got];
-            uint32_t gen = atomic_load_explicit(&sl->gen, memory_order_relaxed) + 1;
-            atomic_store_explicit(&sl->gen, gen, memory_order_relaxed);
-            atomic_store_explicit(&sl->expires_ns, resil__add_sat(now, b->lease_ns) | 1,
-                                  memory_order_relaxed);
-            p->word = w2;
-            p->kind = K_TRIAL;
-            p->slot = (uint32_t)got + 1;
-            p->gen = gen;
-            p->start_ns = now;
-        }
-        resil__store_unlock(b->store);
-        fire(b, &ev);
-        if (got >= 0)
-            return 0;
-        count_refused(b);
-        if (retry_in_s)
-            *retry_in_s = 0;
-        p->kind = K_SPENT;
-        return RESIL_ECIRCUIT_OPEN;
+        if (round >= 8) /* a state that keeps changing under us: refuse */
+            return refuse(b, p, retry_in_s, 0);
     }
 }
 
-/* A guarded store (trust opted in on a directory or file others may write)
- * takes the lock, which checks the file's size, before any access. */
-#define GUARD(b, on_error)                                                                   \
-    do {                                                                                     \
-        if (RESIL_UNLIKELY((b)->guarded)) {                                                  \
-            int guard_rc_ = resil__store_guard((b)->store);                                  \
-            if (guard_rc_) {                                                                 \
-                on_error;                                                                    \
-            }                                                                                \
-        }                                                                                    \
-    } while (0)
-
 int resil_breaker_acquire(resil_breaker *b, resil_breaker_permit *p, double *retry_in_s)
 {
-    GUARD(b, p->kind = K_SPENT; return guard_rc_);
-    uint64_t w = atomic_load_explicit(&b->st->word, memory_order_acquire);
-    if (RESIL_LIKELY(RESIL__CB_STATE(w) == RESIL_BREAKER_CLOSED && !b->timed)) {
-        p->word = w;
-        p->start_ns = 0;
-        p->slot = 0;
-        p->gen = 0;
-        p->kind = K_CLOSED;
-        return 0;
+    if (RESIL_LIKELY(b->fast_acq)) {
+        uint64_t w = atomic_load_explicit(&b->st->word, memory_order_acquire);
+        if (RESIL_LIKELY(RESIL__CB_STATE(w) == RESIL_BREAKER_CLOSED)) {
+            p->word = w;
+            p->start_ns = 0;
+            p->slot = 0;
+            p->gen = 0;
+            p->kind = K_CLOSED;
+            return 0;
+        }
     }
     return acquire_slow(b, p, retry_in_s);
 }
 
-RESIL_COLD static int record_slow(resil_breaker *b, resil_breaker_permit *p,
-                                  resil_breaker_verdict v, double duration_s)
+struct outcome_arg {
+    resil_breaker *b;
+    resil_breaker_verdict v;
+    bool slow;
+    int64_t now;
+    struct event ev;
+};
+
+/* A CLOSED-state outcome (the permit's epoch still current). */
+static int closed_outcome(struct resil__cb_state *st, void *arg)
 {
-    struct resil__cb_state *st = b->st;
+    struct outcome_arg *a = arg;
+    resil_breaker *b = a->b;
+    a->ev.fired = false;
+    const char *why = NULL;
+    int64_t cf = 0;
+    if (a->v != RESIL_BREAKER_SUCCESS)
+        cf = atomic_load_explicit(&st->consecutive_failures, memory_order_relaxed) + 1;
+    atomic_store_explicit(&st->consecutive_failures, cf, memory_order_relaxed);
+    if (b->o.failure_threshold > 0 && cf >= b->o.failure_threshold)
+        why = "consecutive_failures";
+    /* Only handles with a window feed it: the others do not see their
+     * lock-free successes here, and would skew its rates. */
+    const char *wwhy =
+        b->o.window_size > 0 ? window_push(b, st, a->v == RESIL_BREAKER_FAILURE, a->slow) : NULL;
+    if (!why)
+        why = wwhy;
+    if (why) {
+        if (!a->now)
+            a->now = resil_clock_monotonic_ns(b->clock);
+        go_open(b, st, a->now, why, &a->ev);
+    }
+    return 0;
+}
+
+/* A trial's outcome, its lease still live and the epoch current. */
+static int trial_outcome(struct resil__cb_state *st, void *arg)
+{
+    struct outcome_arg *a = arg;
+    resil_breaker *b = a->b;
+    a->ev.fired = false;
+    if (a->v == RESIL_BREAKER_FAILURE) {
+        atomic_store_explicit(
+            &st->consecutive_failures,
+            atomic_load_explicit(&st->consecutive_failures, memory_order_relaxed) + 1,
+            memory_order_relaxed);
+        go_open(b, st, a->now, "half_open_failure", &a->ev);
+    } else {
+        int32_t n = atomic_load_explicit(&st->half_open_successes, memory_order_relaxed) + 1;
+        atomic_store_explicit(&st->half_open_successes, n, memory_order_relaxed);
+        if (n >= b->o.success_threshold)
+            go_closed(b, st, "half_open_success", &a->ev);
+    }
+    return 0;
+}
+
+RESIL_COLD_FN static int record_slow(resil_breaker *b, resil_breaker_permit *p,
+                                     resil_breaker_verdict v, double duration_s)
+{
     int kind = p->kind;
     p->kind = K_SPENT;
     if (kind == K_SPENT || kind == 0)
         return 0;
-    bool slow = false;
-    int64_t now = 0;
+    struct outcome_arg a = {b, v, false, 0, {0}};
     if (b->timed || kind == K_TRIAL) {
-        now = resil_clock_monotonic_ns(b->clock);
+        a.now = resil_clock_monotonic_ns(b->clock);
         /* acquire read the clock into start_ns for these kinds of permit */
-        int64_t d = duration_s >= 0 ? resil__s_to_ns(duration_s) : now - p->start_ns;
+        int64_t d = duration_s >= 0 ? resil__s_to_ns(duration_s) : a.now - p->start_ns;
         if (!(duration_s >= 0)) /* a given one was observed by record */
             observe_duration(b, v, resil__ns_to_s(d > 0 ? d : 0));
-        slow = b->timed && d > b->slow_ns;
+        a.slow = b->timed && d > b->slow_ns;
     }
     if (kind == K_DISABLED || (kind == K_CLOSED && v == RESIL_BREAKER_IGNORE))
         return 0;
-    int rc = resil__store_lock(b->store);
-    if (rc)
-        return rc;
-    struct event ev = {0};
-    uint64_t w = atomic_load_explicit(&st->word, memory_order_relaxed);
+    int rc;
     if (kind == K_CLOSED) {
-        if (w == p->word) { /* same CLOSED epoch */
-            const char *why = NULL;
-            int64_t cf;
-            if (v == RESIL_BREAKER_SUCCESS) {
-                cf = 0;
-                atomic_store_explicit(&st->consecutive_failures, 0, memory_order_relaxed);
-            } else {
-                cf = atomic_load_explicit(&st->consecutive_failures, memory_order_relaxed) + 1;
-                atomic_store_explicit(&st->consecutive_failures, cf, memory_order_relaxed);
-            }
-            if (b->o.failure_threshold > 0 && cf >= b->o.failure_threshold)
-                why = "consecutive_failures";
-            /* Only handles with a window feed it: the others do not see their
-             * lock-free successes here, and would skew its rates. */
-            const char *wwhy =
-                b->o.window_size > 0 ? window_push(b, v == RESIL_BREAKER_FAILURE, slow) : NULL;
-            if (!why)
-                why = wwhy;
-            if (why) {
-                if (!now)
-                    now = resil_clock_monotonic_ns(b->clock);
-                go_open(b, now, why, &ev);
-            }
-        }
-    } else { /* K_TRIAL */
-        struct resil__cb_slot *sl = &st->slots[(p->slot - 1) % RESIL__CB_SLOTS];
-        bool live = atomic_load_explicit(&sl->gen, memory_order_relaxed) == p->gen &&
-                    atomic_load_explicit(&sl->expires_ns, memory_order_relaxed) > now;
-        if (live) {
-            atomic_store_explicit(&sl->expires_ns, 0, memory_order_relaxed);
-            if (w == p->word && v != RESIL_BREAKER_IGNORE) {
-                if (v == RESIL_BREAKER_FAILURE) {
-                    atomic_store_explicit(
-                        &st->consecutive_failures,
-                        atomic_load_explicit(&st->consecutive_failures, memory_order_relaxed) + 1,
-                        memory_order_relaxed);
-                    go_open(b, now, "half_open_failure", &ev);
-                } else {
-                    int32_t n =
-                        atomic_load_explicit(&st->half_open_successes, memory_order_relaxed) + 1;
-                    atomic_store_explicit(&st->half_open_successes, n, memory_order_relaxed);
-                    if (n >= b->o.success_threshold)
-                        go_closed(b, "half_open_success", &ev);
-                }
-            }
-        }
+        /* only in the same CLOSED epoch (a conflict: nothing to do) */
+        rc = b->store->ops->apply(b->store, p->word, closed_outcome, &a);
+    } else { /* K_TRIAL: the lease back, and the outcome when it was live */
+        resil__store_lease l = {p->slot - 1, p->gen, p->word};
+        rc = b->store->ops->lease_return(b->store, &l, a.now,
+                                         v == RESIL_BREAKER_IGNORE ? NULL : trial_outcome, &a);
     }
-    resil__store_unlock(b->store);
-    fire(b, &ev);
+    if (rc < 0)
+        return rc;
+    fire(b, &a.ev);
     return 0;
+}
+
+/* resil_breaker_record without a fast-path record: counts through the
+ * store's operations. */
+RESIL_COLD_FN static int record_ops(resil_breaker *b, resil_breaker_permit *p,
+                                    resil_breaker_verdict v, double duration_s)
+{
+    if (p->kind != K_SPENT && p->kind != 0) {
+        int rc = count(b, v);
+        if (rc) {
+            p->kind = K_SPENT;
+            return rc;
+        }
+        if (duration_s >= 0) /* false for NaN */
+            observe_duration(b, v, duration_s);
+    }
+    return record_slow(b, p, v, duration_s);
 }
 
 int resil_breaker_record(resil_breaker *b, resil_breaker_permit *p, resil_breaker_verdict v,
@@ -959,9 +992,10 @@ int resil_breaker_record(resil_breaker *b, resil_breaker_permit *p, resil_breake
 {
     if (v != RESIL_BREAKER_SUCCESS && v != RESIL_BREAKER_IGNORE)
         v = RESIL_BREAKER_FAILURE;
-    GUARD(b, p->kind = K_SPENT; return guard_rc_);
+    if (RESIL_UNLIKELY(!b->st))
+        return record_ops(b, p, v, duration_s);
     if (p->kind != K_SPENT && p->kind != 0) {
-        count(b, v);
+        (void)count(b, v); /* with a record: cannot fail */
         if (duration_s >= 0) /* false for NaN */
             observe_duration(b, v, duration_s);
     }
@@ -979,15 +1013,39 @@ int resil_breaker_report(resil_breaker *b, resil_breaker_permit *p, int result, 
     return resil_breaker_record(b, p, classify(b, result), duration_s);
 }
 
-int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
+/* A refused or failed acquire of resil_breaker_call_ex, in err. */
+static void open_error(const resil_breaker *b, int rc, double wait_s, resil_error *err)
+{
+    if (!err)
+        return;
+    if (rc != RESIL_ECIRCUIT_OPEN)
+        resil_error_set(err, rc, b->name, "circuit breaker '%s': %s", b->name,
+                        resil_strerror(rc));
+    else if (wait_s < 0)
+        resil_error_set(err, rc, b->name, "circuit breaker '%s' is forced open (until reset)",
+                        b->name);
+    else if (wait_s == 0)
+        resil_error_set(err, rc, b->name,
+                        "circuit breaker '%s' is half-open and all its trial calls are taken",
+                        b->name);
+    else
+        resil_error_set(err, rc, b->name, "circuit breaker '%s' is open: half-open in %.3f s",
+                        b->name, wait_s);
+}
+
+/* resil_breaker_call and resil_breaker_call_ex: retry_in_s and err may be
+ * NULL. */
+static inline __attribute__((always_inline)) int call(resil_breaker *b, int (*op)(void *arg),
+                                                      void *arg, double *retry_in_s,
+                                                      resil_error *err)
 {
     struct resil__cb_state *st = b->st;
-    if (RESIL_LIKELY(b->simple && !b->guarded)) {
+    if (RESIL_LIKELY(b->fast_call)) {
         uint64_t w = atomic_load_explicit(&st->word, memory_order_acquire);
         if (RESIL_LIKELY(RESIL__CB_STATE(w) == RESIL_BREAKER_CLOSED)) {
             int r = op(arg);
             resil_breaker_verdict v = classify(b, r);
-            count(b, v);
+            (void)count(b, v);
             if (RESIL_LIKELY(v == RESIL_BREAKER_SUCCESS &&
                              atomic_load_explicit(&st->consecutive_failures,
                                                   memory_order_relaxed) == 0))
@@ -998,33 +1056,64 @@ int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
         }
     }
     resil_breaker_permit p;
-    int rc = resil_breaker_acquire(b, &p, NULL);
-    if (rc)
+    double wait_s = 0;
+    int rc = resil_breaker_acquire(b, &p, &wait_s);
+    if (rc) {
+        if (retry_in_s)
+            *retry_in_s = rc == RESIL_ECIRCUIT_OPEN ? wait_s : 0;
+        open_error(b, rc, wait_s, err);
         return rc;
+    }
     int r = op(arg);
     (void)resil_breaker_report(b, &p, r, -1); /* op ran: its result is what counts */
     return r;
 }
 
+int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg)
+{
+    return call(b, op, arg, NULL, NULL);
+}
+
+int resil_breaker_call_ex(resil_breaker *b, int (*op)(void *arg), void *arg, double *retry_in_s,
+                          resil_error *err)
+{
+    if (retry_in_s)
+        *retry_in_s = 0;
+    return call(b, op, arg, retry_in_s, err);
+}
+
 /* ---- manual control ------------------------------------------------------------------ */
+
+struct manual_arg {
+    resil_breaker *b;
+    resil_breaker_state to;
+    const char *reason;
+    struct event ev;
+};
+
+static int manual_apply(struct resil__cb_state *st, void *arg)
+{
+    struct manual_arg *a = arg;
+    a->ev.fired = false;
+    if (a->to == RESIL_BREAKER_CLOSED) {
+        go_closed(a->b, st, a->reason, &a->ev);
+        atomic_store_explicit(&st->open_duration_ns, 0, memory_order_relaxed);
+    } else {
+        clear_leases(st);
+        set_state(a->b, st, a->to, a->reason, &a->ev, 0);
+    }
+    return 0;
+}
 
 static int manual(resil_breaker *b, resil_breaker_state to, const char *reason)
 {
-    int rc = resil__store_lock(b->store);
+    struct manual_arg a = {b, to, reason, {0}};
+    int rc = b->store->ops->apply(b->store, RESIL__STORE_ANY, manual_apply, &a);
     if (rc)
         return rc;
-    struct event ev = {0};
-    if (to == RESIL_BREAKER_CLOSED) {
-        go_closed(b, reason, &ev);
-        atomic_store_explicit(&b->st->open_duration_ns, 0, memory_order_relaxed);
-    } else {
-        clear_leases(b->st);
-        set_state(b, to, reason, &ev, 0);
-    }
-    resil__store_unlock(b->store);
-    if (ev.t.from == ev.t.to)
-        ev.fired = false;
-    fire(b, &ev);
+    if (a.ev.t.from == a.ev.t.to)
+        a.ev.fired = false;
+    fire(b, &a.ev);
     return 0;
 }
 
@@ -1045,68 +1134,57 @@ int resil_breaker_reset(resil_breaker *b)
 
 /* ---- observation ----------------------------------------------------------------------- */
 
-int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out)
+/* The rates of a snapshot, from the window when this handle and the state
+ * have one, else from the totals. */
+static void snapshot_rates(const resil_breaker *b, const resil__store_view *v,
+                           resil_breaker_snapshot *out)
 {
-    struct resil__cb_state *st = b->st;
-    memset(out, 0, sizeof *out);
-    GUARD(b, return guard_rc_);
-    uint64_t w = atomic_load_explicit(&st->word, memory_order_acquire);
-    int s = RESIL__CB_STATE(w);
-    int64_t now = 0;
-    if (s == RESIL_BREAKER_OPEN || s == RESIL_BREAKER_HALF_OPEN)
-        now = resil_clock_monotonic_ns(b->clock);
-    if (s == RESIL_BREAKER_OPEN) {
-        int64_t until = atomic_load_explicit(&st->open_until_ns, memory_order_relaxed);
-        if (now >= until)
-            s = RESIL_BREAKER_HALF_OPEN;
-        else
-            out->time_until_half_open_s = secs_until(until, now);
-    }
-    if (s == RESIL_BREAKER_FORCED_OPEN)
-        out->time_until_half_open_s = -1;
-    out->state = (resil_breaker_state)s;
-    out->epoch = RESIL__CB_EPOCH(w);
-    out->consecutive_failures =
-        atomic_load_explicit(&st->consecutive_failures, memory_order_relaxed);
-    /* Summed unsigned (a scribbled file cannot make this overflow a signed
-     * integer), then clamped. */
-    uint64_t sum[4] = {0, 0, 0, 0};
-    for (int i = 0; i < RESIL__CB_STRIPES; i++) {
-        const struct resil__cb_stripe *sp = &st->stripes[i];
-        sum[0] += (uint64_t)atomic_load_explicit(&sp->successful, memory_order_relaxed);
-        sum[1] += (uint64_t)atomic_load_explicit(&sp->failed, memory_order_relaxed);
-        sum[2] += (uint64_t)atomic_load_explicit(&sp->ignored, memory_order_relaxed);
-        sum[3] += (uint64_t)atomic_load_explicit(&sp->not_permitted, memory_order_relaxed);
-    }
-    int64_t *dst[4] = {&out->successful, &out->failed, &out->ignored, &out->not_permitted};
-    for (int k = 0; k < 4; k++)
-        *dst[k] = sum[k] > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)sum[k];
-    int32_t wc = atomic_load_explicit(&st->window_count, memory_order_relaxed);
+    int32_t wc = v->window_count;
     out->window_calls = wc;
-    if (atomic_load_explicit(&st->window_size, memory_order_relaxed) > 0 && b->o.window_size > 0) {
+    if (v->window_size > 0 && b->o.window_size > 0) {
         /* the counts are read one by one: a rate is clamped to [0, 1] */
-        out->failure_rate =
-            wc ? fmin(1.0, (double)atomic_load_explicit(&st->window_failures,
-                                                        memory_order_relaxed) / wc)
-               : -1;
-        out->slow_call_rate =
-            wc && b->timed
-                ? fmin(1.0, (double)atomic_load_explicit(&st->window_slow,
-                                                         memory_order_relaxed) / wc)
-                : -1;
+        out->failure_rate = wc ? fmin(1.0, (double)v->window_failures / wc) : -1;
+        out->slow_call_rate = wc && b->timed ? fmin(1.0, (double)v->window_slow / wc) : -1;
     } else {
         int64_t n = out->successful + out->failed;
         out->failure_rate = n ? (double)out->failed / (double)n : -1;
         out->slow_call_rate = -1;
     }
-    out->open_duration_s =
-        resil__ns_to_s(atomic_load_explicit(&st->open_duration_ns, memory_order_relaxed));
-    out->open_streak = atomic_load_explicit(&st->open_streak, memory_order_relaxed);
+}
+
+int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    resil__store_view v;
+    int rc = b->store->ops->read(b->store, RESIL__VIEW_COUNTS | RESIL__VIEW_LEASES, &v);
+    if (rc)
+        return rc;
+    uint64_t w = v.word;
+    int s = RESIL__CB_STATE(w);
+    int64_t now = 0;
+    if (s == RESIL_BREAKER_OPEN || s == RESIL_BREAKER_HALF_OPEN)
+        now = resil_clock_monotonic_ns(b->clock);
+    if (s == RESIL_BREAKER_OPEN) {
+        if (now >= v.open_until_ns)
+            s = RESIL_BREAKER_HALF_OPEN;
+        else
+            out->time_until_half_open_s = secs_until(v.open_until_ns, now);
+    }
+    if (s == RESIL_BREAKER_FORCED_OPEN)
+        out->time_until_half_open_s = -1;
+    out->state = (resil_breaker_state)s;
+    out->epoch = RESIL__CB_EPOCH(w);
+    out->consecutive_failures = v.consecutive_failures;
+    out->successful = v.counts[0];
+    out->failed = v.counts[1];
+    out->ignored = v.counts[2];
+    out->not_permitted = v.counts[3];
+    snapshot_rates(b, &v, out);
+    out->open_duration_s = resil__ns_to_s(v.open_duration_ns);
+    out->open_streak = v.open_streak;
     if (RESIL__CB_STATE(w) == RESIL_BREAKER_HALF_OPEN)
-        for (int i = 0; i < RESIL__CB_SLOTS; i++) {
-            int64_t e = atomic_load_explicit(&st->slots[i].expires_ns, memory_order_relaxed);
-            out->half_open_in_flight += e != 0 && e > now;
-        }
+        for (int i = 0; i < RESIL__CB_SLOTS; i++)
+            out->half_open_in_flight += v.lease_expires[i] != 0 && v.lease_expires[i] > now;
     out->failure_threshold = b->o.failure_threshold;
     out->recovery_timeout_s = b->o.recovery_timeout_s;
     out->shared = resil_breaker_is_shared(b);
@@ -1115,27 +1193,26 @@ int resil_breaker_snapshot_get(resil_breaker *b, resil_breaker_snapshot *out)
 
 resil_breaker_state resil_breaker_get_state(resil_breaker *b)
 {
-    GUARD(b, return RESIL_BREAKER_OPEN); /* cannot read it: as if open */
-    uint64_t w = atomic_load_explicit(&b->st->word, memory_order_acquire);
-    int s = RESIL__CB_STATE(w);
-    if (s == RESIL_BREAKER_OPEN &&
-        resil_clock_monotonic_ns(b->clock) >=
-            atomic_load_explicit(&b->st->open_until_ns, memory_order_relaxed))
+    resil__store_view v;
+    if (b->store->ops->read(b->store, 0, &v) != 0)
+        return RESIL_BREAKER_OPEN; /* cannot read it: as if open */
+    int s = RESIL__CB_STATE(v.word);
+    if (s == RESIL_BREAKER_OPEN && resil_clock_monotonic_ns(b->clock) >= v.open_until_ns)
         s = RESIL_BREAKER_HALF_OPEN;
     return (resil_breaker_state)s;
 }
 
 double resil_breaker_time_until_half_open(resil_breaker *b)
 {
-    GUARD(b, return 0);
-    uint64_t w = atomic_load_explicit(&b->st->word, memory_order_acquire);
-    int s = RESIL__CB_STATE(w);
+    resil__store_view v;
+    if (b->store->ops->read(b->store, 0, &v) != 0)
+        return 0;
+    int s = RESIL__CB_STATE(v.word);
     if (s == RESIL_BREAKER_FORCED_OPEN)
         return -1;
     if (s != RESIL_BREAKER_OPEN)
         return 0;
-    return secs_until(atomic_load_explicit(&b->st->open_until_ns, memory_order_relaxed),
-                      resil_clock_monotonic_ns(b->clock));
+    return secs_until(v.open_until_ns, resil_clock_monotonic_ns(b->clock));
 }
 
 int resil_breaker_add_listener(resil_breaker *b, resil_breaker_listener fn, void *arg)
@@ -1275,6 +1352,24 @@ int resil_with_circuit_breaker(const char *name, int (*op)(void *arg), void *arg
     return resil_breaker_call(b, op, arg);
 }
 
+int resil_with_circuit_breaker_ex(const char *name, int (*op)(void *arg), void *arg,
+                                  int failure_threshold, double recovery_timeout_s,
+                                  double *retry_in_s, resil_error *err)
+{
+    if (retry_in_s)
+        *retry_in_s = 0;
+    if (!op)
+        return resil_error_set(err, RESIL_EINVAL, "op", "op is NULL");
+    resil_breaker_opts o = RESIL_BREAKER_OPTS_INIT;
+    o.failure_threshold = failure_threshold;
+    o.recovery_timeout_s = recovery_timeout_s;
+    resil_breaker *b;
+    int rc = resil_breaker_get(&b, name, &o, err);
+    if (rc)
+        return rc;
+    return resil_breaker_call_ex(b, op, arg, retry_in_s, err);
+}
+
 int resil_breaker_registry_foreach(int (*fn)(resil_breaker *b, void *arg), void *arg)
 {
     int rc = 0;
@@ -1300,60 +1395,19 @@ void resil_breaker_registry_clear(void)
 
 /* ---- state directory listing ------------------------------------------------------------------ */
 
-#include <dirent.h>
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int resil_breaker_list_dir(const char *dir, int (*fn)(const char *name, void *arg), void *arg,
                            resil_error *err)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return resil_error_set(err, -errno, dir, "cannot read the state directory %s: %s", dir,
-                               strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    char name[RESIL__CB_NAME_MAX + 1];
-    while ((e = readdir(d)) != NULL) {
-        size_t bl = strlen(e->d_name);
-        if (bl < 4 || strcmp(e->d_name + bl - 3, ".cb") != 0)
-            continue;
-        if (!resil__cb_read_name(name, dirfd(d), e->d_name) &&
-            !resil__cb_decode_name(name, e->d_name))
-            continue; /* neither a header nor a file name says whose it is */
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                rc = -ENOMEM;
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(name))) {
-            rc = -ENOMEM;
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (rc == 0) {
-        if (n > 1)
-            qsort(names, n, sizeof *names, cmp_str);
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = fn(names[i], arg);
-    } else {
-        resil_error_set(err, rc, dir, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
+    return resil__store_list(dir, fn, arg, err);
+}
+
+int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err)
+{
+    resil__store_cfg cfg = {0};
+    int rc = resil__cb_trust_from_env(&cfg.trust_shared, err);
+    if (rc)
+        return rc;
+    return resil__store_reset(dir, name, &cfg, err);
 }
 
 /* ---- retry around a breaker ------------------------------------------------------------------- */

@@ -4,7 +4,8 @@
  *
  * A breaker watches the outcomes of calls to one service.  While CLOSED every
  * call is allowed.  When failures reach a trip rule it goes OPEN and refuses
- * calls (RESIL_ECIRCUIT_OPEN, with the time until half-open) for the open
+ * calls (RESIL_ECIRCUIT_OPEN, with the time until half-open: see
+ * resil_breaker_acquire's retry_in_s and resil_breaker_call_ex) for the open
  * duration.  Then it is HALF_OPEN: at most half_open_max_calls trial calls at
  * once are let through; success_threshold successes in a row close it, any
  * failure opens it again (for a longer time when open_multiplier > 1).
@@ -325,6 +326,20 @@ RESIL_EXPORT int resil_breaker_record(resil_breaker *b, resil_breaker_permit *pe
  * error of resil_breaker_acquire without calling op. */
 RESIL_EXPORT int resil_breaker_call(resil_breaker *b, int (*op)(void *arg), void *arg);
 
+/* resil_breaker_call that says why a call was refused (the original's
+ * CircuitBreakerOpen.time_until_half_open).  When it returns
+ * RESIL_ECIRCUIT_OPEN, *retry_in_s (may be NULL) is the time until
+ * half-open, as resil_breaker_acquire gives it: seconds (> 0) while OPEN, 0
+ * when half-open with every trial permit taken, -1 when forced open; and
+ * err (may be NULL; caller-owned) has code RESIL_ECIRCUIT_OPEN, path the
+ * breaker's name and a message that names the breaker and the wait ("...
+ * is open: half-open in 12.500 s").  On another error of acquire (a shared
+ * breaker's lock), err describes it and *retry_in_s is 0.  Whenever op ran,
+ * op's result is returned, *retry_in_s is 0 and err is untouched.  Costs
+ * what resil_breaker_call costs (the closed fast path is the same). */
+RESIL_EXPORT int resil_breaker_call_ex(resil_breaker *b, int (*op)(void *arg), void *arg,
+                                       double *retry_in_s, resil_error *err);
+
 /* ---- manual control ------------------------------------------------------- */
 
 /* FORCED_OPEN: every call is refused until resil_breaker_reset. */
@@ -407,6 +422,14 @@ RESIL_EXPORT int resil_breaker_get(resil_breaker **out, const char *name,
  * resil_breaker_time_until_half_open), or an error of resil_breaker_get. */
 RESIL_EXPORT int resil_with_circuit_breaker(const char *name, int (*op)(void *arg), void *arg,
                                             int failure_threshold, double recovery_timeout_s);
+
+/* resil_with_circuit_breaker with the refusal's details: *retry_in_s (may be
+ * NULL) and err (may be NULL) as resil_breaker_call_ex fills them; an error
+ * of resil_breaker_get (a bad option, the state file) is described in err
+ * too. */
+RESIL_EXPORT int resil_with_circuit_breaker_ex(const char *name, int (*op)(void *arg), void *arg,
+                                               int failure_threshold, double recovery_timeout_s,
+                                               double *retry_in_s, resil_error *err);
 
 /* Calls fn for every breaker in the registry (in creation order) until fn
  * returns non-zero, which is then returned.  The registry's lock is held:

@@ -31,6 +31,7 @@
  * the default, RESIL_CRASH_MAX_DELAY_US=D stretches the delays to 0-D us,
  * RESIL_CRASH_SEED=S picks the seed, default 1). */
 #include "internal/store.h"
+#include "internal/store_mmap.h"
 #include "resil/breaker.h"
 #include "resil/clock.h"
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal/store.h"
+#include "internal/store_mmap.h"
 #include "internal/sys.h"
 #include "resil/breaker.h"
 
@@ -1248,11 +1249,11 @@ static void test_two_handles_one_process(void **state)
                      0);
     assert_int_equal(resil__store_lock(a), 0);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    assert_int_equal(fcntl(c->fd, F_OFD_GETLK, &fl), 0);
+    assert_int_equal(fcntl(resil__store_mmap_fd(c), F_OFD_GETLK, &fl), 0);
     assert_int_equal(fl.l_type, F_WRLCK);
     resil__store_unlock(a);
     fl = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    assert_int_equal(fcntl(c->fd, F_OFD_GETLK, &fl), 0);
+    assert_int_equal(fcntl(resil__store_mmap_fd(c), F_OFD_GETLK, &fl), 0);
     assert_int_equal(fl.l_type, F_UNLCK);
     resil__store_close(a);
     resil__store_close(c);

@@ -1,11 +1,12 @@
-/* src/breaker_store.c - the stores of breaker state: process-local memory, or
- * a memory-mapped file shared by the processes of one machine.  See
- * src/internal/store.h. */
+/* src/store_mmap.c - the one-machine backend of the store interface: the
+ * state of a name is a record in the memory-mapped file <dir>/<enc(name)>.cb,
+ * shared by the processes of the machine.  See src/internal/store.h,
+ * src/internal/store_mmap.h and docs/store.md. */
 #define _GNU_SOURCE
 #include "internal/files.h"
-#include "internal/store.h"
-#include "resil/breaker.h"
+#include "internal/store_mmap.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,197 +21,6 @@
 
 #include "internal/sys.h"
 #include "internal/trust.h"
-
-/* ---- the record ------------------------------------------------------------ */
-
-static void read_boot_id(char *out, size_t n)
-{
-    static char cached[48];
-    static _Atomic int state; /* 0 unread, 1 reading, 2 read */
-    int expect = 0;
-    if (atomic_compare_exchange_strong(&state, &expect, 1)) {
-        int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t r = read(fd, cached, sizeof cached - 1);
-            if (r > 0) {
-                cached[r] = 0;
-                cached[strcspn(cached, "\n")] = 0;
-            }
-            close(fd);
-        }
-        atomic_store(&state, 2);
-    }
-    while (atomic_load(&state) != 2)
-        ;
-    snprintf(out, n, "%s", cached);
-}
-
-void resil__cb_state_init(struct resil__cb_state *st, const char *name)
-{
-    /* In place and field by field, so processes that have the record mapped
-     * never see a torn atomic; the magic goes last. */
-    /* A reset keeps the window's size (processes that run with a window
-     * rely on it) and moves lease generations on, so that no permit of
-     * before the reset matches a lease granted after it. */
-    bool had = st->magic == RESIL__CB_MAGIC;
-    int32_t ws = had ? atomic_load(&st->window_size) : 0;
-    if (ws < 0 || ws > RESIL__CB_WINDOW_MAX)
-        ws = 0;
-    st->magic = 0;
-    atomic_store(&st->word, (uint64_t)0 | ((RESIL__CB_EPOCH(atomic_load(&st->word)) + 1) << 8));
-    atomic_store(&st->consecutive_failures, 0);
-    atomic_store(&st->open_until_ns, 0);
-    atomic_store(&st->open_until_wall_ns, 0);
-    atomic_store(&st->open_duration_ns, 0);
-    atomic_store(&st->open_streak, 0);
-    atomic_store(&st->half_open_successes, 0);
-    atomic_store(&st->window_size, ws);
-    atomic_store(&st->window_head, 0);
-    atomic_store(&st->window_count, 0);
-    atomic_store(&st->window_failures, 0);
-    atomic_store(&st->window_slow, 0);
-    atomic_store(&st->cfg_failure_threshold, 0);
-    atomic_store(&st->cfg_recovery_ns, 0);
-    atomic_store(&st->last_change_wall_ns, 0);
-    for (int i = 0; i < RESIL__CB_SLOTS; i++) {
-        atomic_store(&st->slots[i].gen, atomic_load(&st->slots[i].gen) + 1);
-        st->slots[i].pad = 0;
-        atomic_store(&st->slots[i].expires_ns, 0);
-    }
-    for (int i = 0; i < RESIL__CB_STRIPES; i++) {
-        atomic_store(&st->stripes[i].successful, 0);
-        atomic_store(&st->stripes[i].failed, 0);
-        atomic_store(&st->stripes[i].ignored, 0);
-        atomic_store(&st->stripes[i].not_permitted, 0);
-    }
-    memset(st->ring, 0, sizeof st->ring);
-    char copy[sizeof st->name]; /* name may point into st->name */
-    snprintf(copy, sizeof copy, "%s", name);
-    memset(st->name, 0, sizeof st->name);
-    memcpy(st->name, copy, sizeof copy);
-    read_boot_id(st->boot_id, sizeof st->boot_id);
-    st->version = RESIL__CB_VERSION;
-    st->size = (uint32_t)sizeof *st;
-    atomic_store(&st->dirty, 0);
-    atomic_thread_fence(memory_order_seq_cst);
-    st->magic = RESIL__CB_MAGIC;
-}
-
-const char *resil__cb_state_check(const struct resil__cb_state *st)
-{
-    if (st->magic != RESIL__CB_MAGIC)
-        return "not a resil breaker state (bad magic number)";
-    if (st->version != RESIL__CB_VERSION)
-        return "written by another version of resil (unknown layout version)";
-    if (st->size != sizeof *st)
-        return "wrong record size in the header";
-    if (memchr(st->name, 0, sizeof st->name) == NULL)
-        return "the name in the header is not terminated";
-    if (memchr(st->boot_id, 0, sizeof st->boot_id) == NULL)
-        return "the boot id in the header is not terminated";
-    uint64_t w = atomic_load(&st->word);
-    if (RESIL__CB_STATE(w) > 4)
-        return "impossible state";
-    int64_t cf = atomic_load(&st->consecutive_failures);
-    if (cf < 0 || cf > RESIL__CB_COUNT_MAX)
-        return "consecutive failure count out of range";
-    int32_t streak = atomic_load(&st->open_streak), hos = atomic_load(&st->half_open_successes);
-    if (streak < 0 || streak > 1000000 || hos < 0 || hos > 1000000)
-        return "open streak or half-open count out of range";
-    if (atomic_load(&st->open_until_ns) < 0 || atomic_load(&st->open_duration_ns) < 0 ||
-        atomic_load(&st->open_until_wall_ns) < 0 ||
-        atomic_load(&st->open_until_ns) > RESIL__CB_TIME_MAX ||
-        atomic_load(&st->open_duration_ns) > RESIL__CB_TIME_MAX ||
-        atomic_load(&st->open_until_wall_ns) > RESIL__CB_TIME_MAX)
-        return "open time out of range";
-    int32_t ws = atomic_load(&st->window_size);
-    if (ws < 0 || ws > RESIL__CB_WINDOW_MAX)
-        return "window size out of range";
-    int32_t head = atomic_load(&st->window_head), count = atomic_load(&st->window_count);
-    if (head < 0 || (ws > 0 && head >= ws) || (ws == 0 && head != 0) || count < 0 || count > ws)
-        return "window position out of range";
-    int32_t f = atomic_load(&st->window_failures), s = atomic_load(&st->window_slow);
-    if (f < 0 || f > count || s < 0 || s > count)
-        return "window counts out of range";
-    for (int i = 0; i < RESIL__CB_SLOTS; i++)
-        if (atomic_load(&st->slots[i].expires_ns) < 0 ||
-            atomic_load(&st->slots[i].expires_ns) > RESIL__CB_TIME_MAX)
-            return "trial lease expiry out of range";
-    for (int i = 0; i < RESIL__CB_STRIPES; i++) {
-        const struct resil__cb_stripe *sp = &st->stripes[i];
-        int64_t a = atomic_load(&sp->successful), b = atomic_load(&sp->failed),
-                c = atomic_load(&sp->ignored), d = atomic_load(&sp->not_permitted);
-        if (a < 0 || b < 0 || c < 0 || d < 0 || a > RESIL__CB_COUNT_MAX ||
-            b > RESIL__CB_COUNT_MAX || c > RESIL__CB_COUNT_MAX || d > RESIL__CB_COUNT_MAX)
-            return "call counter out of range";
-    }
-    return NULL;
-}
-
-void resil__cb_state_repair(struct resil__cb_state *st)
-{
-    uint64_t w = atomic_load(&st->word);
-    if (RESIL__CB_STATE(w) > 4)
-        atomic_store(&st->word, (RESIL__CB_EPOCH(w) + 1) << 8);
-    /* header strings terminated */
-    st->name[sizeof st->name - 1] = 0;
-    st->boot_id[sizeof st->boot_id - 1] = 0;
-    int64_t cf = atomic_load(&st->consecutive_failures);
-    if (cf < 0 || cf > RESIL__CB_COUNT_MAX)
-        atomic_store(&st->consecutive_failures, 0);
-    /* Only go_open raises the streak and only go_closed (or init) makes the
-     * state CLOSED, clearing it: a CLOSED record with a streak is a trip
-     * that died before its state word was stored. */
-    if (atomic_load(&st->open_streak) < 0 || atomic_load(&st->open_streak) > 1000000 ||
-        RESIL__CB_STATE(atomic_load(&st->word)) == RESIL_BREAKER_CLOSED)
-        atomic_store(&st->open_streak, 0);
-    if (atomic_load(&st->half_open_successes) < 0 ||
-        atomic_load(&st->half_open_successes) > 1000000)
-        atomic_store(&st->half_open_successes, 0);
-    if (atomic_load(&st->open_until_ns) < 0 || atomic_load(&st->open_until_ns) > RESIL__CB_TIME_MAX)
-        atomic_store(&st->open_until_ns, 0);
-    if (atomic_load(&st->open_duration_ns) < 0 ||
-        atomic_load(&st->open_duration_ns) > RESIL__CB_TIME_MAX)
-        atomic_store(&st->open_duration_ns, 0);
-    if (atomic_load(&st->open_until_wall_ns) < 0 ||
-        atomic_load(&st->open_until_wall_ns) > RESIL__CB_TIME_MAX)
-        atomic_store(&st->open_until_wall_ns, 0);
-    int32_t ws = atomic_load(&st->window_size);
-    int32_t head = atomic_load(&st->window_head), count = atomic_load(&st->window_count);
-    if (ws < 0 || ws > RESIL__CB_WINDOW_MAX || head < 0 || (ws > 0 && head >= ws) ||
-        (ws == 0 && head != 0) || count < 0 || count > ws) {
-        atomic_store(&st->window_head, 0);
-        atomic_store(&st->window_count, 0);
-        if (ws < 0 || ws > RESIL__CB_WINDOW_MAX)
-            atomic_store(&st->window_size, 0);
-        count = 0;
-        ws = atomic_load(&st->window_size);
-        head = 0;
-    }
-    /* Recount the window from the ring: the last `count` entries before head. */
-    int32_t f = 0, s = 0;
-    for (int32_t i = 0; i < count; i++) {
-        int32_t at = (head - 1 - i + ws) % ws;
-        f += st->ring[at] & 1;
-        s += (st->ring[at] >> 1) & 1;
-    }
-    atomic_store(&st->window_failures, f);
-    atomic_store(&st->window_slow, s);
-    for (int i = 0; i < RESIL__CB_SLOTS; i++)
-        if (atomic_load(&st->slots[i].expires_ns) < 0 ||
-            atomic_load(&st->slots[i].expires_ns) > RESIL__CB_TIME_MAX)
-            atomic_store(&st->slots[i].expires_ns, 0);
-    for (int i = 0; i < RESIL__CB_STRIPES; i++) {
-        struct resil__cb_stripe *sp = &st->stripes[i];
-        _Atomic int64_t *c[4] = {&sp->successful, &sp->failed, &sp->ignored, &sp->not_permitted};
-        for (int k = 0; k < 4; k++) {
-            int64_t v = atomic_load(c[k]);
-            if (v < 0 || v > RESIL__CB_COUNT_MAX)
-                atomic_store(c[k], 0);
-        }
-    }
-    atomic_store(&st->dirty, 0);
-}
 
 /* ---- names ------------------------------------------------------------------- */
 
@@ -336,6 +146,22 @@ static void fork_register(void)
     pthread_atfork(NULL, NULL, fork_child);
 }
 
+/* The mmap backend's store. */
+struct mmap_store {
+    resil__store base;          /* base.rec: the mapping (or a private copy) */
+    pthread_mutex_t mu;
+    int fd;                     /* the state file (-1 for a readonly copy) */
+    unsigned fork_gen;          /* forks seen when fd was opened */
+    dev_t dev;                  /* the state file's identity */
+    ino_t ino;
+    /* times the state file was found shorter than the record under the lock
+     * and was sized back and reinitialised (a reset) */
+    _Atomic unsigned long shrink_resets;
+    /* the epoch this store last saw under the lock (a reset after a shrink
+     * goes on from it: the page that held it may be gone) */
+    uint64_t epoch_seen;
+};
+
 /* Takes an OFD lock on the whole file, waiting at most resil__cb_lock_wait_ns:
  * holders keep it for microseconds, so a longer wait means a holder that is
  * stopped (SIGSTOP, a debugger, a frozen cgroup), and never blocking forever
@@ -359,143 +185,148 @@ static int ofd_lock(int fd, short type)
  * back (the lost pages come back zero) and its record reinitialised, which
  * is a reset of the breaker (its epoch moves on, so no permit of before
  * counts).  Returns 0 or -errno. */
-static int check_size(resil__store *s)
+static int check_size(struct mmap_store *m)
 {
     struct stat sb;
-    if (resil__sys.fstat(s->fd, &sb) != 0)
+    if (resil__sys.fstat(m->fd, &sb) != 0)
         return -errno;
     if (sb.st_size >= (off_t)sizeof(struct resil__cb_state))
         return 0;
-    if (resil__sys.ftruncate(s->fd, (off_t)sizeof(struct resil__cb_state)) != 0)
+    if (resil__sys.ftruncate(m->fd, (off_t)sizeof(struct resil__cb_state)) != 0)
         return -errno;
-    resil__cb_state_init(s->st, s->name);
+    resil__cb_state_init(m->base.rec, m->base.name);
     /* The lost page held the epoch: go on from the last one this store saw,
      * so that no permit of before the reset matches the new state. */
-    uint64_t w = atomic_load(&s->st->word);
-    if (RESIL__CB_EPOCH(w) <= s->epoch_seen)
-        atomic_store(&s->st->word, (w & 0xffu) | ((s->epoch_seen + 1) << 8));
-    atomic_fetch_add_explicit(&s->shrink_resets, 1, memory_order_relaxed);
+    uint64_t w = atomic_load(&m->base.rec->word);
+    if (RESIL__CB_EPOCH(w) <= m->epoch_seen)
+        atomic_store(&m->base.rec->word, (w & 0xffu) | ((m->epoch_seen + 1) << 8));
+    atomic_fetch_add_explicit(&m->shrink_resets, 1, memory_order_relaxed);
     return 0;
 }
 
-int resil__store_guard(resil__store *s)
+unsigned long resil__store_mmap_shrink_resets(const resil__store *s)
 {
-    if (!s->guarded)
-        return 0;
-    int rc = resil__store_lock(s);
-    if (rc == 0)
-        resil__store_unlock(s);
-    return rc;
+    const struct mmap_store *m = (const struct mmap_store *)s;
+    return atomic_load_explicit(&m->shrink_resets, memory_order_relaxed);
+}
+
+int resil__store_mmap_fd(const resil__store *s)
+{
+    return ((const struct mmap_store *)s)->fd;
+}
+
+/* A handle inherited across fork shares the parent's open file description,
+ * and so its OFD lock: get our own.  Under m->mu. */
+static int reopen_after_fork(struct mmap_store *m)
+{
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", m->fd); /* the same inode */
+    int fd = resil__sys.open(self, O_RDWR | O_CLOEXEC, 0);
+    struct stat sb;
+    if (fd >= 0 && (resil__sys.fstat(fd, &sb) != 0 || sb.st_dev != m->dev ||
+                    sb.st_ino != m->ino)) {
+        /* the child closed that fd, and it now is another file */
+        resil__sys.close(fd);
+        fd = -1;
+        errno = ESTALE;
+    }
+    if (fd < 0)
+        return -errno;
+    resil__sys.close(m->fd);
+    m->fd = fd;
+    m->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+    return 0;
+}
+
+static void ofd_unlock(int fd)
+{
+    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    (void)resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl);
 }
 
 int resil__store_lock(resil__store *s)
 {
     if (s->readonly)
         return -EACCES; /* a copy of a file this process may not write */
-    pthread_mutex_lock(&s->mu);
-    if (s->shared && s->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed)) {
-        /* A handle inherited across fork shares the parent's open file
-         * description, and so its OFD lock: get our own. */
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", s->fd); /* the same inode */
-        int fd = resil__sys.open(self, O_RDWR | O_CLOEXEC, 0);
-        struct stat sb;
-        if (fd >= 0 && (resil__sys.fstat(fd, &sb) != 0 || sb.st_dev != s->dev ||
-                        sb.st_ino != s->ino)) {
-            /* the child closed that fd, and it now is another file */
-            resil__sys.close(fd);
-            fd = -1;
-            errno = ESTALE;
-        }
-        if (fd < 0) {
-            int rc = -errno;
-            pthread_mutex_unlock(&s->mu);
-            return rc;
-        }
-        resil__sys.close(s->fd);
-        s->fd = fd;
-        s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+    struct mmap_store *m = (struct mmap_store *)s;
+    struct resil__cb_state *st = s->rec;
+    pthread_mutex_lock(&m->mu);
+    int rc = 0;
+    if (m->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed))
+        rc = reopen_after_fork(m);
+    if (rc == 0)
+        rc = ofd_lock(m->fd, F_WRLCK);
+    if (rc < 0) {
+        pthread_mutex_unlock(&m->mu);
+        return rc;
     }
-    if (s->shared) {
-        int rc = ofd_lock(s->fd, F_WRLCK);
-        if (rc < 0) {
-            pthread_mutex_unlock(&s->mu);
-            return rc;
-        }
-        if ((rc = check_size(s)) != 0) {
-            struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-            (void)resil__sys.fcntl_lock(s->fd, F_OFD_SETLK, &fl);
-            pthread_mutex_unlock(&s->mu);
-            return rc;
-        }
-        /* A holder killed mid-update (or a reset_file in another process
-         * that found garbage) leaves dirty set: make the record sane. */
-        /* Anything may have written the file; a holder killed mid-update
-         * leaves dirty set: make the record sane before using it. */
-        if (atomic_load_explicit(&s->st->dirty, memory_order_relaxed) ||
-            resil__cb_state_check(s->st) != NULL) {
-            if (s->st->magic != RESIL__CB_MAGIC || s->st->version != RESIL__CB_VERSION ||
-                s->st->size != sizeof *s->st ||
-                memchr(s->st->name, 0, sizeof s->st->name) == NULL)
-                resil__cb_state_init(s->st, s->name);
-            resil__cb_state_repair(s->st);
-        }
+    if ((rc = check_size(m)) != 0) {
+        ofd_unlock(m->fd);
+        pthread_mutex_unlock(&m->mu);
+        return rc;
+    }
+    /* Anything may have written the file; a holder killed mid-update (or a
+     * reset_file in another process that found garbage) leaves dirty set:
+     * make the record sane before using it. */
+    if (atomic_load_explicit(&st->dirty, memory_order_relaxed) ||
+        resil__cb_state_check(st) != NULL) {
+        if (st->magic != RESIL__CB_MAGIC || st->version != RESIL__CB_VERSION ||
+            st->size != sizeof *st || memchr(st->name, 0, sizeof st->name) == NULL)
+            resil__cb_state_init(st, s->name);
+        resil__cb_state_repair(st);
     }
     /* The mark matters only to other processes, after this one died: its
      * stores are then all in memory, so only the compiler could put an
      * update before the mark, and a signal fence stops that. */
-    if (s->shared) {
-        atomic_store_explicit(&s->st->dirty, 1, memory_order_relaxed);
-        atomic_signal_fence(memory_order_seq_cst);
-    }
+    atomic_store_explicit(&st->dirty, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
     return 0;
 }
 
 void resil__store_unlock(resil__store *s)
 {
-    if (s->shared) {
-        s->epoch_seen = RESIL__CB_EPOCH(atomic_load_explicit(&s->st->word, memory_order_relaxed));
-        atomic_signal_fence(memory_order_seq_cst);
-        atomic_store_explicit(&s->st->dirty, 0, memory_order_relaxed);
-        struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-        (void)resil__sys.fcntl_lock(s->fd, F_OFD_SETLK, &fl);
-    }
-    pthread_mutex_unlock(&s->mu);
+    struct mmap_store *m = (struct mmap_store *)s;
+    m->epoch_seen = RESIL__CB_EPOCH(atomic_load_explicit(&s->rec->word, memory_order_relaxed));
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&s->rec->dirty, 0, memory_order_relaxed);
+    ofd_unlock(m->fd);
+    pthread_mutex_unlock(&m->mu);
 }
 
-/* ---- the stores ----------------------------------------------------------------- */
+/* ---- the store ----------------------------------------------------------------- */
 
-static resil__store *store_alloc(void)
+static void mmap_close(resil__store *s);
+
+static const resil__store_ops mmap_ops = {
+    .kind = "mmap",
+    .read = resil__rec_read,
+    .apply = resil__rec_apply,
+    .add = resil__rec_add,
+    .lease_take = resil__rec_lease_take,
+    .lease_return = resil__rec_lease_return,
+    .close = mmap_close,
+    .lock = resil__store_lock,
+    .unlock = resil__store_unlock,
+};
+
+static struct mmap_store *store_alloc(const char *name, char *path)
 {
-    resil__store *s = calloc(1, sizeof *s);
-    if (!s)
+    struct mmap_store *m = calloc(1, sizeof *m);
+    if (!m)
         return NULL;
-    pthread_mutex_init(&s->mu, NULL);
-    s->fd = -1;
-    return s;
-}
-
-int resil__store_open_local(resil__store **out, const char *name)
-{
-    resil__store *s = store_alloc();
-    if (!s)
-        return -ENOMEM;
-    s->st = aligned_alloc(128, sizeof *s->st);
-    if (!s->st) {
-        free(s);
-        return -ENOMEM;
-    }
-    memset(s->st, 0, sizeof *s->st);
-    snprintf(s->name, sizeof s->name, "%s", name);
-    resil__cb_state_init(s->st, name);
-    *out = s;
-    return 0;
+    pthread_mutex_init(&m->mu, NULL);
+    m->fd = -1;
+    m->base.ops = &mmap_ops;
+    m->base.caps = RESIL__STORE_CAP_RECORD | RESIL__STORE_CAP_SHARED | RESIL__STORE_CAP_PERSISTENT;
+    m->base.path = path;
+    snprintf(m->base.name, sizeof m->base.name, "%s", name);
+    return m;
 }
 
 static void rebase_after_boot(struct resil__cb_state *st, int64_t now_ns, int64_t wall_ns)
 {
     char boot[48];
-    read_boot_id(boot, sizeof boot);
+    resil__store_boot_id(boot, sizeof boot);
     if (boot[0] == 0 || strcmp(boot, st->boot_id) == 0)
         return;
     /* Monotonic times of another boot mean nothing here: an OPEN breaker
@@ -803,6 +634,53 @@ int resil__store_open_file(resil__store **out, const char *dir, const char *name
     return resil__store_open_file_cfg(out, dir, name, attach_only, NULL, now_ns, wall_ns, err);
 }
 
+/* Opens a readonly store: a private copy of a file the caller may read but
+ * not write.  Takes fd and path. */
+static int open_copy(resil__store **out, int fd, char *path, const char *dir, const char *name,
+                     off_t size, int64_t now_ns, int64_t wall_ns, resil_error *err)
+{
+    struct resil__cb_state *copy = NULL;
+    int rc = read_copy(fd, path, dir, name, size, &copy, err);
+    resil__sys.close(fd);
+    struct mmap_store *m = rc ? NULL : store_alloc(name, path);
+    if (!rc && !m)
+        rc = resil_error_set(err, -ENOMEM, NULL, "out of memory");
+    if (rc) {
+        free(copy);
+        free(path);
+        return rc;
+    }
+    rebase_after_boot(copy, now_ns, wall_ns);
+    m->base.rec = m->base.st = copy;
+    m->base.readonly = true;
+    *out = &m->base;
+    return 0;
+}
+
+/* Under the creation lock: a fresh or a zeroed record is initialised, a
+ * dirty one repaired, then judged.  Returns 0 or RESIL_EPARSE. */
+static int settle_record(struct resil__cb_state *st, bool fresh, const char *path,
+                         const char *name, int64_t now_ns, int64_t wall_ns, resil_error *err)
+{
+    /* init writes the magic last: 0 means a creation or reset that did not
+     * finish (whatever of the rest landed). */
+    if (fresh || st->magic == 0) {
+        resil__cb_state_init(st, name);
+        return 0;
+    }
+    /* A holder killed mid-update left dirty set: repair, then judge. */
+    if (st->magic == RESIL__CB_MAGIC && st->version == RESIL__CB_VERSION &&
+        st->size == sizeof *st && atomic_load(&st->dirty))
+        resil__cb_state_repair(st);
+    const char *defect = resil__cb_state_check(st);
+    if (!defect && strcmp(st->name, name) != 0)
+        defect = "it holds another breaker's state";
+    if (defect)
+        return resil_error_set(err, RESIL_EPARSE, path, "%s is corrupt: %s", path, defect);
+    rebase_after_boot(st, now_ns, wall_ns);
+    return 0;
+}
+
 int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *name,
                                bool attach_only, const resil__store_cfg *cfg, int64_t now_ns,
                                int64_t wall_ns, resil_error *err)
@@ -815,35 +693,15 @@ int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *
                          &readonly, err);
     if (rc)
         return rc;
+    if (readonly)
+        return open_copy(out, fd, path, dir, name, sb.st_size, now_ns, wall_ns, err);
     void *map = MAP_FAILED;
-    if (readonly) {
-        struct resil__cb_state *copy = NULL;
-        rc = read_copy(fd, path, dir, name, sb.st_size, &copy, err);
-        resil__sys.close(fd);
-        fd = -1;
-        resil__store *s = rc ? NULL : store_alloc();
-        if (!rc && !s)
-            rc = resil_error_set(err, -ENOMEM, NULL, "out of memory");
-        if (rc) {
-            free(copy);
-            free(path);
-            return rc;
-        }
-        rebase_after_boot(copy, now_ns, wall_ns);
-        s->st = copy;
-        snprintf(s->name, sizeof s->name, "%s", name);
-        s->readonly = true;
-        s->path = path;
-        *out = s;
-        return 0;
-    }
     if (sb.st_size == 0 && attach_only) {
         rc = resil_error_set(err, -ENOENT, path, "no breaker %s in %s (its state file is empty: "
                              "being created, or its creator died)", name, dir);
         goto fail;
     }
     bool fresh = sb.st_size == 0;
-    bool zeroed = false; /* right size, header all zero: a creator died before init */
     if (fresh && resil__sys.ftruncate(fd, (off_t)sizeof(struct resil__cb_state)) != 0) {
         rc = resil_error_set(err, -errno, path, "cannot size %s: %s", path, strerror(errno));
         goto fail;
@@ -857,46 +715,25 @@ int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *
     }
     if ((rc = map_record(fd, path, &map, err)) != 0)
         goto fail;
-    struct resil__cb_state *st = map;
-    /* init writes the magic last: 0 means a creation or reset that did not
-     * finish (whatever of the rest landed). */
-    if (!fresh && st->magic == 0)
-        zeroed = true;
-    if (fresh || zeroed) {
-        resil__cb_state_init(st, name);
-    } else {
-        /* A holder killed mid-update left dirty set: repair, then judge. */
-        if (st->magic == RESIL__CB_MAGIC && st->version == RESIL__CB_VERSION &&
-            st->size == sizeof *st && atomic_load(&st->dirty))
-            resil__cb_state_repair(st);
-        const char *defect = resil__cb_state_check(st);
-        if (!defect && strcmp(st->name, name) != 0)
-            defect = "it holds another breaker's state";
-        if (defect) {
-            rc = resil_error_set(err, RESIL_EPARSE, path, "%s is corrupt: %s", path, defect);
-            goto fail;
-        }
-        rebase_after_boot(st, now_ns, wall_ns);
-    }
-    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    (void)resil__sys.fcntl_lock(fd, F_OFD_SETLK, &fl);
-    resil__store *s = store_alloc();
-    if (!s) {
+    if ((rc = settle_record(map, fresh, path, name, now_ns, wall_ns, err)) != 0)
+        goto fail;
+    ofd_unlock(fd);
+    struct mmap_store *m = store_alloc(name, path);
+    if (!m) {
         rc = resil_error_set(err, -ENOMEM, NULL, "out of memory");
         goto fail;
     }
-    s->st = st;
-    snprintf(s->name, sizeof s->name, "%s", name);
+    struct resil__cb_state *st = map;
     pthread_once(&fork_once, fork_register);
-    s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
-    s->dev = sb.st_dev;
-    s->ino = sb.st_ino;
-    s->shared = true;
-    s->guarded = guarded;
-    s->epoch_seen = RESIL__CB_EPOCH(atomic_load(&st->word));
-    s->fd = fd;
-    s->path = path;
-    *out = s;
+    m->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+    m->dev = sb.st_dev;
+    m->ino = sb.st_ino;
+    m->base.rec = st;
+    m->base.st = guarded ? NULL : st;
+    m->base.guarded = guarded;
+    m->epoch_seen = RESIL__CB_EPOCH(atomic_load(&st->word));
+    m->fd = fd;
+    *out = &m->base;
     return 0;
 fail:
     if (map != MAP_FAILED)
@@ -906,19 +743,18 @@ fail:
     return rc;
 }
 
-void resil__store_close(resil__store *s)
+static void mmap_close(resil__store *s)
 {
-    if (!s)
-        return;
-    if (s->shared) {
-        munmap(s->st, sizeof *s->st);
-        resil__sys.close(s->fd);
+    struct mmap_store *m = (struct mmap_store *)s;
+    if (s->readonly) {
+        free(s->rec);
     } else {
-        free(s->st);
+        munmap(s->rec, sizeof *s->rec);
+        resil__sys.close(m->fd);
     }
-    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&m->mu);
     free(s->path);
-    free(s);
+    free(m);
 }
 
 int resil__cb_reset_file(const char *dir, const char *name, const resil__store_cfg *cfg,
@@ -952,15 +788,6 @@ out:
     return rc;
 }
 
-int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err)
-{
-    resil__store_cfg cfg = {0};
-    int rc = resil__cb_trust_from_env(&cfg.trust_shared, err);
-    if (rc)
-        return rc;
-    return resil__cb_reset_file(dir, name, &cfg, err);
-}
-
 bool resil__cb_read_name(char *name, int dirfd, const char *base)
 {
     int fd = openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -988,4 +815,71 @@ bool resil__cb_read_name(char *name, int dirfd, const char *base)
     if (ok)
         memcpy(name, h.name, strlen(h.name) + 1);
     return ok;
+}
+
+/* ---- listing ------------------------------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of dir's state files, malloc'd (*out, *n).  0 or -errno. */
+static int collect_names(DIR *d, char ***out, size_t *n_out)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    char name[RESIL__CB_NAME_MAX + 1];
+    int rc = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t bl = strlen(e->d_name);
+        if (bl < 4 || strcmp(e->d_name + bl - 3, ".cb") != 0)
+            continue;
+        if (!resil__cb_read_name(name, dirfd(d), e->d_name) &&
+            !resil__cb_decode_name(name, e->d_name))
+            continue; /* neither a header nor a file name says whose it is */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) {
+                rc = -ENOMEM;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(name))) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    *out = names;
+    *n_out = n;
+    return rc;
+}
+
+int resil__store_mmap_list(const char *dir, int (*fn)(const char *name, void *arg), void *arg,
+                           resil_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return resil_error_set(err, -errno, dir, "cannot read the state directory %s: %s", dir,
+                               strerror(errno));
+    char **names;
+    size_t n;
+    int rc = collect_names(d, &names, &n);
+    closedir(d);
+    if (rc == 0) {
+        if (n > 1)
+            qsort(names, n, sizeof *names, cmp_str);
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = fn(names[i], arg);
+    } else {
+        resil_error_set(err, rc, dir, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
 }
