@@ -1008,9 +1008,32 @@ int resil_breaker_record(resil_breaker *b, resil_breaker_permit *p, resil_breake
     return record_slow(b, p, v, duration_s);
 }
 
-int resil_breaker_report(resil_breaker *b, resil_breaker_permit *p, int result, double duration_s)
+/* resil_breaker_report beyond its fast path. */
+RESIL_COLD_FN static int report_slow(resil_breaker *b, resil_breaker_permit *p, int result,
+                                     double duration_s)
 {
     return resil_breaker_record(b, p, classify(b, result), duration_s);
+}
+
+int resil_breaker_report(resil_breaker *b, resil_breaker_permit *p, int result, double duration_s)
+{
+    /* The closed state's success with the default classifier and no
+     * duration, on a record: written as a leaf (everything else is a tail
+     * call), so it needs no stack frame: the two-step form's cost. */
+    if (RESIL_LIKELY(result == 0 && p->kind == K_CLOSED && b->fast_call && !b->classify &&
+                     !(duration_s >= 0) && resil__store_stripe_tls != 0)) {
+        atomic_fetch_add_explicit(&b->st->stripes[resil__store_stripe_tls - 1].successful, 1,
+                                  memory_order_relaxed);
+        if (b->metrics.successful)
+            resil_counter_inc(b->metrics.successful);
+        if (RESIL_LIKELY(atomic_load_explicit(&b->st->consecutive_failures,
+                                              memory_order_relaxed) == 0)) {
+            p->kind = K_SPENT;
+            return 0;
+        }
+        return record_slow(b, p, RESIL_BREAKER_SUCCESS, duration_s);
+    }
+    return report_slow(b, p, result, duration_s);
 }
 
 /* A refused or failed acquire of resil_breaker_call_ex, in err. */
