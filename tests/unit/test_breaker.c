@@ -2247,6 +2247,75 @@ static void test_with_circuit_breaker(void **state)
     resil_breaker_registry_clear();
 }
 
+/* The refusal's details: resil_breaker_call_ex and
+ * resil_with_circuit_breaker_ex give the time until half-open (the
+ * original's CircuitBreakerOpen.time_until_half_open) and a resil_error. */
+static void test_call_ex_time_until_half_open(void **state)
+{
+    (void)state;
+    clear_env();
+    resil_breaker_registry_clear();
+    resil_fake_clock fc;
+    resil_fake_clock_init(&fc, 1000 * S, 0);
+    resil_breaker_opts o = base_opts(&fc); /* 3 failures, 10 s open */
+    resil_breaker *b = NULL;
+    assert_int_equal(resil_breaker_get(&b, "cx", &o, NULL), 0);
+    struct op_ctx c = {-5, 0};
+    double wait_s = 123;
+    resil_error e;
+    memset(&e, 0, sizeof e);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(resil_breaker_call_ex(b, op_fn, &c, &wait_s, &e), -5);
+        assert_near(wait_s, 0); /* op ran */
+        assert_int_equal(e.code, 0); /* untouched */
+    }
+    assert_int_equal(c.calls, 3);
+    assert_state(b, RESIL_BREAKER_OPEN);
+    adv(&fc, 2.5);
+    assert_int_equal(resil_breaker_call_ex(b, op_fn, &c, &wait_s, &e), RESIL_ECIRCUIT_OPEN);
+    assert_int_equal(c.calls, 3);
+    assert_near(wait_s, 7.5);
+    assert_int_equal(e.code, RESIL_ECIRCUIT_OPEN);
+    assert_string_equal(e.path, "cx");
+    assert_non_null(strstr(e.message, "'cx' is open: half-open in 7.500 s"));
+    /* the registry's form, same breaker (opts ignored for an existing one) */
+    adv(&fc, 7.25);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(resil_with_circuit_breaker_ex("cx", op_fn, &c, 3, 10, &wait_s, &e),
+                     RESIL_ECIRCUIT_OPEN);
+    assert_near(wait_s, 0.25);
+    assert_int_equal(e.code, RESIL_ECIRCUIT_OPEN);
+    assert_int_equal(resil_with_circuit_breaker_ex("cx", op_fn, &c, 3, 10, NULL, NULL),
+                     RESIL_ECIRCUIT_OPEN); /* both may be NULL */
+    /* half-open, its one trial taken: 0 */
+    adv(&fc, 0.25);
+    resil_breaker_permit p;
+    assert_int_equal(resil_breaker_acquire(b, &p, NULL), 0);
+    assert_int_equal(resil_breaker_call_ex(b, op_fn, &c, &wait_s, &e), RESIL_ECIRCUIT_OPEN);
+    assert_near(wait_s, 0);
+    assert_non_null(strstr(e.message, "half-open and all its trial calls are taken"));
+    assert_int_equal(resil_breaker_record(b, &p, RESIL_BREAKER_SUCCESS, -1), 0);
+    assert_state(b, RESIL_BREAKER_CLOSED);
+    /* forced open: -1 */
+    assert_int_equal(resil_breaker_trip(b), 0);
+    assert_int_equal(resil_breaker_call_ex(b, op_fn, &c, &wait_s, &e), RESIL_ECIRCUIT_OPEN);
+    assert_near(wait_s, -1);
+    assert_non_null(strstr(e.message, "forced open"));
+    assert_int_equal(c.calls, 3);
+    /* a closed call: op's result, wait 0 */
+    assert_int_equal(resil_breaker_reset(b), 0);
+    c.ret = 0;
+    wait_s = 99;
+    assert_int_equal(resil_breaker_call_ex(b, op_fn, &c, &wait_s, NULL), 0);
+    assert_near(wait_s, 0);
+    assert_int_equal(c.calls, 4);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(resil_with_circuit_breaker_ex("cx", NULL, NULL, 0, 0, &wait_s, &e),
+                     RESIL_EINVAL);
+    assert_int_equal(e.code, RESIL_EINVAL);
+    resil_breaker_registry_clear();
+}
+
 /* ---- threads ----------------------------------------------------------------------------------------- */
 
 struct ho_stress {
@@ -2576,6 +2645,7 @@ int main(void)
         cmocka_unit_test(test_registry_same_pointer),
         cmocka_unit_test(test_registry_concurrent),
         cmocka_unit_test(test_with_circuit_breaker),
+        cmocka_unit_test(test_call_ex_time_until_half_open),
         cmocka_unit_test(test_threads_half_open_limit),
         cmocka_unit_test(test_threads_closed_totals),
         cmocka_unit_test(test_retry_with_breaker_wait),
