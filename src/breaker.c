@@ -824,6 +824,19 @@ RESIL_COLD_FN static int acquire_slow(resil_breaker *b, resil_breaker_permit *p,
     p->start_ns = 0;
     p->slot = 0;
     p->gen = 0;
+    if (b->st) { /* a record: a refusal reads it directly (no call, no copy) */
+        struct resil__cb_state *st = b->st;
+        uint64_t w = atomic_load_explicit(&st->word, memory_order_acquire);
+        p->word = w;
+        if (RESIL__CB_STATE(w) == RESIL_BREAKER_FORCED_OPEN)
+            return refuse(b, p, retry_in_s, -1);
+        if (RESIL__CB_STATE(w) == RESIL_BREAKER_OPEN) {
+            int64_t now = resil_clock_monotonic_ns(b->clock);
+            int64_t until = atomic_load_explicit(&st->open_until_ns, memory_order_relaxed);
+            if (now < until)
+                return refuse(b, p, retry_in_s, secs_until(until, now));
+        }
+    }
     for (int round = 0;; round++) {
         resil__store_view v;
         int rc = b->store->ops->read(b->store, 0, &v);
