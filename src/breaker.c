@@ -28,8 +28,10 @@ enum { K_CLOSED = 1, K_DISABLED, K_TRIAL, K_SPENT };
 /* Out of line and cold, so the fast paths around them need no stack frame. */
 #if defined(__GNUC__)
 #define RESIL_COLD_FN __attribute__((noinline, cold))
+#define RESIL_ALWAYS_INLINE __attribute__((always_inline))
 #else
 #define RESIL_COLD_FN
+#define RESIL_ALWAYS_INLINE
 #endif
 
 #define MAX_LISTENERS 8
@@ -1071,7 +1073,7 @@ static void open_error(const resil_breaker *b, int rc, double wait_s, resil_erro
 
 /* resil_breaker_call and resil_breaker_call_ex: retry_in_s and err may be
  * NULL. */
-static inline __attribute__((always_inline)) int call(resil_breaker *b, int (*op)(void *arg),
+static inline RESIL_ALWAYS_INLINE int call(resil_breaker *b, int (*op)(void *arg),
                                                       void *arg, double *retry_in_s,
                                                       resil_error *err)
 {
