@@ -2324,10 +2324,64 @@ static void test_dead_retrip_not_in_streak(void **state)
     resil_breaker_free(b);
 }
 
+/* A breaker whose store gives no fast-path record (a guarded one: the path
+ * a network backend takes) behaves as one that has it: the same sequence
+ * of calls on both gives the same states, refusals, waits and counts. */
+static void run_cycle(resil_breaker *b, resil_breaker_snapshot *out, int *refused)
+{
+    *refused = 0;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(resil_breaker_call(b, ok_op, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(resil_breaker_call(b, fail_op, NULL), 1);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_OPEN);
+    double wait_s = 0;
+    resil_breaker_permit p;
+    advance(10 * S_NS);
+    assert_int_equal(resil_breaker_acquire(b, &p, &wait_s), RESIL_ECIRCUIT_OPEN);
+    (*refused)++;
+    assert_true(wait_s > 19.99 && wait_s <= 20.0);
+    advance(20 * S_NS);
+    assert_int_equal(resil_breaker_acquire(b, &p, &wait_s), 0); /* the trial */
+    resil_breaker_permit q;
+    assert_int_equal(resil_breaker_acquire(b, &q, &wait_s), RESIL_ECIRCUIT_OPEN);
+    (*refused)++;
+    assert_true(wait_s == 0);
+    assert_int_equal(resil_breaker_report(b, &p, 0, -1), 0);
+    assert_int_equal(resil_breaker_get_state(b), RESIL_BREAKER_CLOSED);
+    assert_int_equal(resil_breaker_snapshot_get(b, out), 0);
+}
+
+static void test_without_fast_record(void **state)
+{
+    (void)state;
+    resil_breaker_opts o = base_opts();
+    resil_breaker *fast = NULL, *slow = NULL;
+    assert_int_equal(resil_breaker_new(&fast, "with-record", &o, NULL), 0);
+    o.guard_every_call = true;
+    assert_int_equal(resil_breaker_new(&slow, "without-record", &o, NULL), 0);
+    resil_breaker_snapshot a, b;
+    int ra, rb;
+    run_cycle(fast, &a, &ra);
+    run_cycle(slow, &b, &rb);
+    assert_int_equal(ra, rb);
+    assert_int_equal(a.state, b.state);
+    assert_int_equal(a.successful, 3);
+    assert_int_equal(b.successful, 3);
+    assert_int_equal(a.failed, b.failed);
+    assert_int_equal(a.not_permitted, 2);
+    assert_int_equal(b.not_permitted, 2);
+    assert_int_equal(a.epoch, b.epoch);
+    assert_int_equal(a.open_streak, b.open_streak);
+    resil_breaker_free(fast);
+    resil_breaker_free(slow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_trip_seen_by_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_without_fast_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exact_totals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trial_holder_killed, setup, teardown),
