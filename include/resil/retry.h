@@ -514,14 +514,14 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
                                     const resil_retry_opts *opts, resil_retry_result *result)
 {
     /* Eligible: an op, a config without deadline, no time, no after_attempt
-     * hook, no cancel token.  The config check is conservative: for doubles
+     * hook, no cancel token, no gate.  The config check is conservative: for doubles
      * >= +0.0 and finite, the IEEE bits read as an unsigned integer lie below
      * +inf's and order like the values, so each "finite and >= x" test is one
      * integer comparison; anything it refuses goes to resil_retry_continue,
      * which validates properly. */
     if (op && config &&
         (!opts || (((uintptr_t)opts->after_attempt | (uintptr_t)opts->cancel |
-                    (uintptr_t)opts->measure_time) == 0))) {
+                    (uintptr_t)opts->measure_time | (uintptr_t)opts->gate) == 0))) {
         union {
             double d;
             uint64_t u;
@@ -532,7 +532,7 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
                        ((unsigned)config->max_retries >> 31) |
                        ((unsigned)config->jitter_kind > (unsigned)RESIL_JITTER_DECORRELATED);
         if (bad == 0) {
-            resil_retry_call call = {1, name, 0, -1.0};
+            resil_retry_call call = {1, name, 0, -1.0, RESIL_GATE_AUTO, -1.0};
             resil_outcome outcome = op(&call, arg);
             if (outcome == RESIL_OUTCOME_SUCCESS) {
                 if (opts && opts->budget)
