@@ -145,3 +145,18 @@ int resil_guard_retry(resil_guard *g, resil_retry_op op, void *arg, const char *
         return RESIL_EINVAL;
     return guarded_retry(g, op, arg, name, config, opts, result);
 }
+
+int resil_retry_with_breaker(resil_breaker *b, resil_breaker_open_policy policy, resil_retry_op op,
+                             void *arg, const char *name, const resil_retry_config *config,
+                             const resil_retry_opts *opts, resil_retry_result *result)
+{
+    if (!b || !op)
+        return RESIL_EINVAL;
+    resil_guard_opts go = RESIL_GUARD_OPTS_INIT;
+    go.open_policy = policy;
+    struct resil_guard g;
+    int rc = guard_setup(&g, b, &go, NULL);
+    if (rc)
+        return rc;
+    return guarded_retry(&g, op, arg, name, config, opts, result);
+}

@@ -38,7 +38,16 @@
 extern "C" {
 #endif
 
-/* (resil_breaker_open_policy is still declared in resil/breaker.h.) */
+/* What a retry does when the breaker refuses an attempt. */
+typedef enum resil_breaker_open_policy {
+    RESIL_BREAKER_OPEN_WAIT = 0, /* ask again when the breaker goes half-open:
+                                    the time until half-open is the retry's
+                                    retry-after hint (bounded by its deadline
+                                    like any hint; half-open with every trial
+                                    taken: the backoff's delay; forced open:
+                                    stop) */
+    RESIL_BREAKER_OPEN_STOP      /* stop at once (RESIL_STOP_PERMANENT) */
+} resil_breaker_open_policy;
 
 /* What the guard tells its listener. */
 typedef enum resil_guard_event_kind {
@@ -107,6 +116,18 @@ RESIL_EXPORT const resil_retry_gate *resil_guard_gate(const resil_guard *g);
 RESIL_EXPORT int resil_guard_retry(resil_guard *g, resil_retry_op op, void *arg, const char *name,
                                    const resil_retry_config *config, const resil_retry_opts *opts,
                                    resil_retry_result *result);
+
+/* resil_retry with every attempt guarded by b, with open policy `policy`
+ * and no listener: resil_guard_retry over a guard made for this one call
+ * (nothing is allocated).  An attempt the breaker refuses does not run op
+ * and is not counted as an attempt (see above); its error,
+ * RESIL_ECIRCUIT_OPEN, is result->last_error when the breaker had the last
+ * word.  Returns as resil_retry; RESIL_EINVAL for a NULL b or op. */
+RESIL_EXPORT int resil_retry_with_breaker(resil_breaker *b, resil_breaker_open_policy policy,
+                                          resil_retry_op op, void *arg, const char *name,
+                                          const resil_retry_config *config,
+                                          const resil_retry_opts *opts,
+                                          resil_retry_result *result);
 
 #ifdef __cplusplus
 }
