@@ -6,6 +6,7 @@
 #include "internal/metrics.h"
 #include "internal/util.h"
 
+#include <errno.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -179,27 +180,94 @@ int resil_stop_reason_error(resil_stop_reason r)
     return reason_error(r);
 }
 
-/* ---- state machine ------------------------------------------------------------ */
+/* ---- outcomes from error codes ------------------------------------------------ */
+
+resil_outcome resil_outcome_from_errno(int e)
+{
+    if (e == 0)
+        return RESIL_OUTCOME_SUCCESS;
+    switch (e) {
+    case RESIL_ETIMEDOUT:
+    case RESIL_ECIRCUIT_OPEN:
+    case RESIL_EBUDGET:
+    case RESIL_EDURABILITY:
+        return RESIL_OUTCOME_TRANSIENT;
+    default:
+        break;
+    }
+    if (e < 0)
+        e = e == INT_MIN ? 0 : -e;
+    switch (e) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+#if EDEADLOCK != EDEADLK
+    case EDEADLOCK:
+#endif
+    case EINTR:
+    case EBUSY:
+    case ETIMEDOUT:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+    case ENETUNREACH:
+    case ENETDOWN:
+    case ENETRESET:
+    case EPIPE:
+    case ENOBUFS:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case EINPROGRESS:
+    case EALREADY:
+    case ETXTBSY:
+    case EDEADLK:
+    case ENOLCK:
+    case ESTALE:
+    case EPROTO:
+        return RESIL_OUTCOME_TRANSIENT;
+    default:
+        return RESIL_OUTCOME_PERMANENT;
+    }
+}
+
+/* ---- options -------------------------------------------------------------------- */
 
 static const resil_retry_opts default_opts = RESIL_RETRY_OPTS_INIT;
+
+/* The options' version is one this library knows (0 means 1).  Version 1 is
+ * the first with a version field: every field is read. */
+static int opts_check(const resil_retry_opts *o, resil_error *err)
+{
+    if (o->version > RESIL_RETRY_OPTS_VERSION)
+        return resil_error_set(err, RESIL_EINVAL, "version",
+                               "resil_retry_opts version %u is newer than this library's (%d): "
+                               "the program was built against a newer resil/retry.h",
+                               o->version, RESIL_RETRY_OPTS_VERSION);
+    return 0;
+}
+
+/* ---- state machine ------------------------------------------------------------ */
 
 /* init without validation: resil_retry validates once itself. */
 static inline void state_start(resil_retry_state *st, const resil_retry_config *c,
                                const resil_retry_opts *o)
 {
-    st->config = c;
-    st->clock = o->clock ? o->clock : resil_clock_system();
-    st->rng = o->rng;
-    st->cancel = o->cancel;
-    st->budget = o->budget;
-    st->start_ns = -1;
-    st->deadline_ns = 0;
-    st->has_deadline = false;
-    st->attempts = 0;
-    st->last_error = 0;
-    st->prev_delay_s = 0;
-    st->total_delay_s = 0;
-    st->reason = RESIL_STOP_NONE;
+    *st = (resil_retry_state){
+        .config = c,
+        .clock = o->clock ? o->clock : resil_clock_system(),
+        .rng = o->rng,
+        .cancel = o->cancel,
+        .budget = o->budget,
+        .start_ns = -1,
+        .reason = RESIL_STOP_NONE,
+        .after_attempt = o->after_attempt,
+        .before_sleep = o->before_sleep,
+        .hook_arg = o->hook_arg,
+    };
     if (c->max_elapsed_s > 0 || o->measure_time) {
         st->start_ns = st->clock->monotonic_ns(st->clock->ctx);
         if (c->max_elapsed_s > 0) {
@@ -216,7 +284,16 @@ int resil_retry_state_init(resil_retry_state *st, const resil_retry_config *conf
     int r = resil_retry_config_validate(config, err);
     if (r)
         return r;
-    state_start(st, config, opts ? opts : &default_opts);
+    if (!opts)
+        opts = &default_opts;
+    if ((r = opts_check(opts, err)) != 0)
+        return r;
+    if (opts->gate)
+        return resil_error_set(err, RESIL_EINVAL, "gate",
+                               "the retry state does not make the attempts, so it cannot ask "
+                               "a gate: ask it yourself and feed refusals with "
+                               "resil_retry_state_refused");
+    state_start(st, config, opts);
     return 0;
 }
 
@@ -253,29 +330,30 @@ static bool fits_deadline(const resil_retry_state *st, double delay_s)
     return now < st->deadline_ns && resil__s_to_ns(delay_s) < st->deadline_ns - now;
 }
 
-/* The decision after a failed attempt (kept out of line: the success path
- * stays small). */
-static void feed_failure(resil_retry_decision *out, resil_retry_state *st, resil_outcome outcome,
-                         double retry_after_s)
+/* Turns used: attempts made plus attempts refused (each refusal uses one of
+ * the 1 + max_retries turns). */
+static inline long long turns(const resil_retry_state *st)
+{
+    return (long long)st->attempts + st->refused;
+}
+
+/* The decision to go on after a transient failure or refusal: cancel, turns
+ * left, the delay (a hint or the backoff's), the deadline. */
+static void go_on(resil_retry_decision *out, resil_retry_state *st, double retry_after_s)
 {
     const resil_retry_config *c = st->config;
-    if (st->budget)
-        resil_retry_budget_on_failure(st->budget);
-    if (outcome != RESIL_OUTCOME_TRANSIENT)
-        return stop(out, st, RESIL_STOP_PERMANENT);
     if (resil_cancel_is_cancelled(st->cancel))
         return stop(out, st, RESIL_STOP_CANCELLED);
-    if (st->attempts > c->max_retries)
+    if (turns(st) > c->max_retries)
         return stop(out, st, RESIL_STOP_EXHAUSTED);
-    if (st->budget && !resil_retry_budget_allows(st->budget))
-        return stop(out, st, RESIL_STOP_BUDGET);
 
     double delay;
     if (retry_after_s >= 0) { /* false for NaN */
         delay = retry_after_s;
     } else {
         resil_rng *rng = jitter_of(c) ? state_rng(st) : NULL;
-        delay = resil_backoff_delay(c, st->attempts, st->prev_delay_s, rng);
+        long long k = turns(st);
+        delay = resil_backoff_delay(c, k > INT_MAX ? INT_MAX : (int)k, st->prev_delay_s, rng);
         st->prev_delay_s = delay;
     }
     if (st->has_deadline && !fits_deadline(st, delay))
@@ -284,6 +362,24 @@ static void feed_failure(resil_retry_decision *out, resil_retry_state *st, resil
     out->retry = true;
     out->delay_s = delay;
     out->reason = RESIL_STOP_NONE;
+}
+
+/* The decision after a failed attempt (kept out of line: the success path
+ * stays small). */
+static void feed_failure(resil_retry_decision *out, resil_retry_state *st, resil_outcome outcome,
+                         double retry_after_s)
+{
+    if (st->budget)
+        resil_retry_budget_on_failure(st->budget);
+    if (outcome != RESIL_OUTCOME_TRANSIENT)
+        return stop(out, st, RESIL_STOP_PERMANENT);
+    if (resil_cancel_is_cancelled(st->cancel))
+        return stop(out, st, RESIL_STOP_CANCELLED);
+    if (turns(st) > st->config->max_retries)
+        return stop(out, st, RESIL_STOP_EXHAUSTED);
+    if (st->budget && !resil_retry_budget_allows(st->budget))
+        return stop(out, st, RESIL_STOP_BUDGET);
+    go_on(out, st, retry_after_s);
 }
 
 static inline void state_feed(resil_retry_decision *out, resil_retry_state *st,
@@ -302,21 +398,17 @@ static inline void state_feed(resil_retry_decision *out, resil_retry_state *st,
     feed_failure(out, st, outcome, retry_after_s);
 }
 
-void resil_retry_state_feed(resil_retry_decision *out, resil_retry_state *st,
-                            resil_outcome outcome, int error, double retry_after_s)
+static void state_refused(resil_retry_decision *out, resil_retry_state *st,
+                          resil_outcome outcome, int error, double retry_after_s)
 {
-    state_feed(out, st, outcome, error, retry_after_s);
-}
-
-void resil_retry_state_cancel(resil_retry_state *st)
-{
-    if (st->reason == RESIL_STOP_NONE)
-        st->reason = RESIL_STOP_CANCELLED;
-}
-
-int resil_retry_state_attempts(const resil_retry_state *st)
-{
-    return st->attempts;
+    if (st->reason != RESIL_STOP_NONE)
+        return stop(out, st, st->reason);
+    if (st->refused < INT_MAX)
+        st->refused++;
+    st->last_error = error;
+    if (outcome != RESIL_OUTCOME_TRANSIENT)
+        return stop(out, st, RESIL_STOP_PERMANENT);
+    go_on(out, st, retry_after_s);
 }
 
 static inline double state_elapsed(const resil_retry_state *st)
@@ -326,15 +418,8 @@ static inline double state_elapsed(const resil_retry_state *st)
     return resil__ns_to_s(st->clock->monotonic_ns(st->clock->ctx) - st->start_ns);
 }
 
-double resil_retry_state_elapsed(const resil_retry_state *st)
-{
-    return state_elapsed(st);
-}
-
-/* ---- the blocking loop ---------------------------------------------------------- */
-
-static void run_hook(resil_retry_hook hook, const resil_retry_opts *o, const resil_retry_state *st,
-                     const char *name, resil_outcome outcome, const resil_retry_decision *d)
+static void run_hook(resil_retry_hook hook, const resil_retry_state *st, const char *name,
+                     resil_outcome outcome, bool refusal, const resil_retry_decision *d)
 {
     resil_attempt_info info = {
         .name = name,
@@ -344,18 +429,186 @@ static void run_hook(resil_retry_hook hook, const resil_retry_opts *o, const res
         .delay_s = d->retry ? d->delay_s : 0,
         .reason = d->retry ? RESIL_STOP_NONE : d->reason,
         .elapsed_s = state_elapsed(st),
+        .refused = st->refused,
+        .refusal = refusal,
     };
-    hook(&info, o->hook_arg);
+    hook(&info, st->hook_arg);
 }
+
+/* The hooks after a decision, shared by the state machine and the blocking
+ * loop: after_attempt after an attempt (not a refusal), then before_sleep
+ * when a sleep follows, after which the deadline is checked again (the
+ * hooks took time; the blocking loop always checks it: the op's report to
+ * a gate took time too). */
+static void after_decision(resil_retry_decision *d, resil_retry_state *st, const char *name,
+                           resil_outcome outcome, bool refusal, bool recheck)
+{
+    if (!refusal && st->attempts > 0 && st->after_attempt) {
+        run_hook(st->after_attempt, st, name, outcome, false, d);
+        recheck = true;
+    }
+    if (!d->retry)
+        return;
+    if (st->before_sleep) {
+        run_hook(st->before_sleep, st, name, outcome, refusal, d);
+        recheck = true;
+    }
+    if (recheck && st->has_deadline && !fits_deadline(st, d->delay_s)) {
+        st->total_delay_s -= d->delay_s;
+        stop(d, st, RESIL_STOP_DEADLINE);
+    }
+}
+
+void resil_retry_state_feed(resil_retry_decision *out, resil_retry_state *st,
+                            resil_outcome outcome, int error, double retry_after_s)
+{
+    bool stopped = st->reason != RESIL_STOP_NONE;
+    state_feed(out, st, outcome, error, retry_after_s);
+    if (!stopped)
+        after_decision(out, st, NULL, outcome, false, false);
+}
+
+void resil_retry_state_refused(resil_retry_decision *out, resil_retry_state *st,
+                               resil_outcome outcome, int error, double retry_after_s)
+{
+    bool stopped = st->reason != RESIL_STOP_NONE;
+    state_refused(out, st, outcome, error, retry_after_s);
+    if (!stopped)
+        after_decision(out, st, NULL, outcome, true, false);
+}
+
+void resil_retry_state_cancel(resil_retry_state *st)
+{
+    if (st->reason == RESIL_STOP_NONE)
+        st->reason = RESIL_STOP_CANCELLED;
+}
+
+void resil_retry_state_cancel_now(resil_retry_decision *out, resil_retry_state *st)
+{
+    resil_retry_state_cancel(st);
+    stop(out, st, st->reason);
+}
+
+int resil_retry_state_attempts(const resil_retry_state *st)
+{
+    return st->attempts;
+}
+
+int resil_retry_state_refusals(const resil_retry_state *st)
+{
+    return st->refused;
+}
+
+double resil_retry_state_elapsed(const resil_retry_state *st)
+{
+    return state_elapsed(st);
+}
+
+/* ---- the blocking loop ---------------------------------------------------------- */
 
 static const resil_retry_config transient_config = RESIL_RETRY_TRANSIENT;
 
 /* Records an attempt that started at t0 (the state measures time: a
- * deadline or measure_time; without either no clock is read for this). */
-static void attempt_timed(const resil_retry_state *st, const char *name, int64_t t0)
+ * deadline or measure_time; without either no clock is read for this).
+ * Returns its duration in seconds. */
+static double attempt_timed(const resil_retry_state *st, const char *name, int64_t t0)
 {
     int64_t t1 = st->clock->monotonic_ns(st->clock->ctx);
-    resil__metrics_retry_attempt_duration(name, resil__ns_to_s(t1 > t0 ? t1 - t0 : 0));
+    double s = resil__ns_to_s(t1 > t0 ? t1 - t0 : 0);
+    resil__metrics_retry_attempt_duration(name, s);
+    return s;
+}
+
+/* resil_retry_attempts_total{name,result="not_permitted"}: an attempt the
+ * gate refused.  Off the hot path (a refusal): the family is looked up
+ * through the public registry API on each one. */
+static void count_not_permitted(const char *name)
+{
+    if (!resil__metrics_enabled())
+        return;
+    static const char *const labels[] = {"name", "result"};
+    const char *values[] = {name ? name : "", "not_permitted"};
+    resil_metrics_registry *r = resil_metrics_default();
+    resil_metric *m;
+    resil_counter *c;
+    if (r &&
+        resil_metrics_counter_new(&m, r, "resil_retry_attempts_total",
+                                  "Attempts made by retries, by result.", labels, 2, NULL) == 0 &&
+        resil_counter_get(&c, m, values) == 0)
+        resil_counter_inc(c);
+}
+
+/* One run of the blocking loop. */
+struct run {
+    resil_retry_op op;
+    void *arg;
+    const char *name;
+    const resil_retry_gate *gate;
+    bool timed;
+    resil_retry_state st;
+};
+
+/* Asks the gate (when there is one) for the next attempt, makes it when
+ * allowed, reports it to the gate, and feeds the state.  Sets *refused when
+ * the gate refused it (the op was not called).  Returns the outcome (a
+ * refusal's: its refusal outcome). */
+static resil_outcome next_attempt(struct run *r, resil_retry_decision *d, bool *refused)
+{
+    resil_gate_ticket ticket;
+    *refused = false;
+    if (r->gate) {
+        resil_gate_refusal no = {RESIL_OUTCOME_PERMANENT, -1.0};
+        int e = r->gate->acquire(r->gate->arg, &ticket, &no);
+        if (e != 0) {
+            *refused = true;
+            count_not_permitted(r->name);
+            resil_outcome o = no.outcome == RESIL_OUTCOME_TRANSIENT ? RESIL_OUTCOME_TRANSIENT
+                                                                    : RESIL_OUTCOME_PERMANENT;
+            state_refused(d, &r->st, o, e, no.retry_after_s);
+            return o;
+        }
+    }
+    resil_retry_call call = {r->st.attempts + 1, r->name, 0, -1.0, RESIL_GATE_AUTO, -1.0};
+    /* The first attempt starts when the state did (one clock read less). */
+    int64_t t0 = 0;
+    if (r->timed)
+        t0 = turns(&r->st) == 0 ? r->st.start_ns : r->st.clock->monotonic_ns(r->st.clock->ctx);
+    resil_outcome outcome = r->op(&call, r->arg);
+    double took = r->timed ? attempt_timed(&r->st, r->name, t0) : -1.0;
+    if (r->gate) {
+        resil_gate_report rep = {outcome, call.verdict, call.error,
+                                 call.duration_s >= 0 ? call.duration_s : took};
+        r->gate->report(r->gate->arg, &ticket, &rep);
+    }
+    state_feed(d, &r->st, outcome, call.error, call.retry_after_s);
+    return outcome;
+}
+
+static void fill_result(resil_retry_result *result, const resil_retry_state *st,
+                        resil_outcome outcome)
+{
+    if (!result)
+        return;
+    result->attempts = st->attempts;
+    result->reason = st->reason;
+    result->last_outcome = outcome;
+    result->last_error = st->last_error;
+    result->total_delay_s = st->total_delay_s;
+    result->elapsed_s = state_elapsed(st);
+}
+
+/* Refuses bad arguments (op not called). */
+static int bad_arguments(resil_retry_op op, const resil_retry_config *config,
+                         const resil_retry_opts *opts, resil_retry_result *result)
+{
+    if (result)
+        *result = (resil_retry_result){.elapsed_s = -1, .last_error = RESIL_EINVAL};
+    if (!op)
+        return resil_error_set(opts->err, RESIL_EINVAL, "op", "the retry's op is NULL");
+    if (opts_check(opts, opts->err) != 0)
+        return RESIL_EINVAL;
+    resil_retry_config_validate(config, opts->err);
+    return RESIL_EINVAL;
 }
 
 /* The external definition of the inline resil_retry (C11 6.7.4). */
@@ -372,74 +625,48 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
         config = &transient_config;
     if (!opts)
         opts = &default_opts;
-    if (first_outcome < 0 && (!op || !config_ok(config))) {
-        if (result)
-            *result = (resil_retry_result){.elapsed_s = -1, .last_error = RESIL_EINVAL};
-        return RESIL_EINVAL;
-    }
+    if (first_outcome < 0 &&
+        (!op || !config_ok(config) || opts->version > RESIL_RETRY_OPTS_VERSION))
+        return bad_arguments(op, config, opts, result);
 
-    resil_retry_state st;
-    state_start(&st, config, opts);
+    struct run r = {op, arg, name, opts->gate, false, {0}};
+    state_start(&r.st, config, opts);
     resil_retry_decision d;
     resil_outcome outcome;
+    bool refused = false;
     /* Attempts are timed when asked to measure time (measure_time: the
      * start is read already) and metrics are on; a deadline alone does not
      * time them (one clock read per retry that succeeds at once is all a
      * deadline costs).  A first attempt made before this call
      * (first_outcome >= 0) is not timed: its start is not known here. */
-    bool timed = st.start_ns >= 0 && opts && opts->measure_time && resil__metrics_enabled();
+    r.timed = r.st.start_ns >= 0 && opts->measure_time && resil__metrics_enabled();
 
     if (first_outcome >= 0) {
         outcome = (resil_outcome)first_outcome;
-        state_feed(&d, &st, outcome, first_error, first_retry_after_s);
+        state_feed(&d, &r.st, outcome, first_error, first_retry_after_s);
     } else if (resil_cancel_is_cancelled(opts->cancel)) {
         outcome = RESIL_OUTCOME_SUCCESS;
-        stop(&d, &st, RESIL_STOP_CANCELLED);
+        stop(&d, &r.st, RESIL_STOP_CANCELLED);
     } else {
-        resil_retry_call call = {1, name, 0, -1.0};
-        outcome = op(&call, arg);
-        if (timed)
-            attempt_timed(&st, name, st.start_ns);
-        state_feed(&d, &st, outcome, call.error, call.retry_after_s);
+        outcome = next_attempt(&r, &d, &refused);
     }
     for (;;) {
         /* a failed attempt is counted as it happens (before the hook, which
          * may flush metrics): a process killed later keeps it */
-        if (st.attempts > 0 && outcome != RESIL_OUTCOME_SUCCESS)
+        if (!refused && r.st.attempts > 0 && outcome != RESIL_OUTCOME_SUCCESS)
             resil__metrics_retry_failed_attempt(name);
-        if (st.attempts > 0 && opts->after_attempt)
-            run_hook(opts->after_attempt, opts, &st, name, outcome, &d);
+        after_decision(&d, &r.st, name, outcome, refused, true);
         if (!d.retry)
             break;
-        if (opts->before_sleep)
-            run_hook(opts->before_sleep, opts, &st, name, outcome, &d);
-        /* The hooks took time: the deadline is checked again. */
-        if (st.has_deadline && !fits_deadline(&st, d.delay_s)) {
-            st.total_delay_s -= d.delay_s;
-            stop(&d, &st, RESIL_STOP_DEADLINE);
+        if (r.st.clock->sleep_ns(r.st.clock->ctx, resil__s_to_ns(d.delay_s), r.st.cancel) != 0 ||
+            resil_cancel_is_cancelled(r.st.cancel)) {
+            stop(&d, &r.st, RESIL_STOP_CANCELLED);
             break;
         }
-        if (st.clock->sleep_ns(st.clock->ctx, resil__s_to_ns(d.delay_s), st.cancel) != 0 ||
-            resil_cancel_is_cancelled(st.cancel)) {
-            stop(&d, &st, RESIL_STOP_CANCELLED);
-            break;
-        }
-        resil_retry_call call = {st.attempts + 1, name, 0, -1.0};
-        int64_t t0 = timed ? st.clock->monotonic_ns(st.clock->ctx) : 0;
-        outcome = op(&call, arg);
-        if (timed)
-            attempt_timed(&st, name, t0);
-        state_feed(&d, &st, outcome, call.error, call.retry_after_s);
+        outcome = next_attempt(&r, &d, &refused);
     }
 
-    resil__metrics_retry_done(name, st.attempts, st.reason == RESIL_STOP_SUCCESS);
-    if (result) {
-        result->attempts = st.attempts;
-        result->reason = st.reason;
-        result->last_outcome = outcome;
-        result->last_error = st.last_error;
-        result->total_delay_s = st.total_delay_s;
-        result->elapsed_s = state_elapsed(&st);
-    }
-    return reason_error(st.reason);
+    resil__metrics_retry_done(name, r.st.attempts, r.st.reason == RESIL_STOP_SUCCESS);
+    fill_result(result, &r.st, outcome);
+    return reason_error(r.st.reason);
 }

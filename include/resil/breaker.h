@@ -79,7 +79,6 @@
 
 #include "resil/clock.h"
 #include "resil/common.h"
-#include "resil/retry.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -458,28 +457,8 @@ RESIL_EXPORT int resil_breaker_list_dir(const char *dir, int (*fn)(const char *n
  * RESIL_STATE_DIR_TRUST, or -errno (err names the file). */
 RESIL_EXPORT int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err);
 
-/* ---- retry around a breaker ------------------------------------------------ */
-
-/* What a retry does when the breaker refuses an attempt. */
-typedef enum resil_breaker_open_policy {
-    RESIL_BREAKER_OPEN_WAIT = 0, /* a transient failure whose retry-after hint is
-                                    the time until half-open (bounded by the
-                                    retry's deadline like any hint) */
-    RESIL_BREAKER_OPEN_STOP      /* a permanent failure: stop at once */
-} resil_breaker_open_policy;
-
-/* resil_retry with every attempt guarded by b: an attempt the breaker allows
- * runs op and reports to b (SUCCESS as success, otherwise the classifier's
- * verdict on call->error, or FAILURE when it is 0); a refused attempt does not
- * run op, counts as an attempt with error RESIL_ECIRCUIT_OPEN and is handled
- * by `policy`.  Arguments, result and returns as resil_retry
- * (result->last_error is RESIL_ECIRCUIT_OPEN when the breaker had the last
- * word). */
-RESIL_EXPORT int resil_retry_with_breaker(resil_breaker *b, resil_breaker_open_policy policy,
-                                          resil_retry_op op, void *arg, const char *name,
-                                          const resil_retry_config *config,
-                                          const resil_retry_opts *opts,
-                                          resil_retry_result *result);
+/* (A retry around a breaker, resil_retry_with_breaker, is the policy layer's:
+ * resil/guard.h.) */
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 #include "resil/files.h"
 #include "resil/proc.h"
 #include "resil/breaker.h"
+#include "resil/guard.h"
 #include "resil/metrics.h"
 
 #endif /* RESIL_RESIL_H */

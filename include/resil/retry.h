@@ -128,6 +128,21 @@ typedef enum resil_outcome {
     RESIL_OUTCOME_PERMANENT  /* failed; retrying is pointless: stop now */
 } resil_outcome;
 
+/* The outcome an error code suggests, so that an op returning -errno (or
+ * errno) meets resil_retry_op and the breaker's classifier without
+ * boilerplate.  e and -e mean the same; 0 is SUCCESS.
+ *   TRANSIENT: EAGAIN/EWOULDBLOCK, EINTR, EBUSY, ETIMEDOUT, ECONNREFUSED,
+ *              ECONNRESET, ECONNABORTED, EHOSTUNREACH, EHOSTDOWN, ENETUNREACH,
+ *              ENETDOWN, ENETRESET, EPIPE, ENOBUFS, ENOMEM, EMFILE, ENFILE,
+ *              EINPROGRESS, EALREADY, ETXTBSY, EDEADLK, ENOLCK, ESTALE,
+ *              EPROTO, and resil's RESIL_ETIMEDOUT, RESIL_ECIRCUIT_OPEN,
+ *              RESIL_EBUDGET, RESIL_EDURABILITY;
+ *   PERMANENT: everything else (EINVAL, EPERM, EACCES, ENOENT, EEXIST,
+ *              ENOTDIR, EISDIR, EROFS, ENOSPC, EBADF, ENOSYS, ENOTSUP, ...
+ *              and resil's other codes).
+ * A pure function: thread- and async-signal-safe. */
+RESIL_EXPORT resil_outcome resil_outcome_from_errno(int e);
+
 /* Why a retry stopped (RESIL_STOP_NONE: it has not). */
 typedef enum resil_stop_reason {
     RESIL_STOP_NONE = 0,
@@ -157,15 +172,110 @@ typedef struct resil_attempt_info {
     double delay_s;           /* the sleep before the next attempt; 0 if none */
     resil_stop_reason reason; /* NONE if another attempt follows */
     double elapsed_s;         /* since the start; -1 when time is not measured */
+    /* Added with RESIL_RETRY_OPTS_VERSION 1 (the library fills them, so a
+     * caller built against an older header simply does not see them): */
+    int refused;              /* attempts the gate refused so far (they did
+                                 not run and are not counted in `attempt`) */
+    bool refusal;             /* before_sleep only: this sleep follows a
+                                 refusal by the gate, not a failed attempt */
 } resil_attempt_info;
 
 /* A hook.  Runs on the retrying thread; must not call back into the same
  * retry state. */
 typedef void (*resil_retry_hook)(const resil_attempt_info *info, void *arg);
 
+/* ---- the gate: a guard around every attempt ------------------------------- */
+
+/* A gate is asked before every attempt of a retry and told how each attempt
+ * it let run went.  retry.c knows nothing else of it: a circuit breaker
+ * (resil/guard.h fills a gate from a resil_breaker), a rate limiter or a
+ * bulkhead may stand behind it.  An attempt the gate refuses never ran: it is
+ * not an attempt (not in result->attempts, call->attempt, info.attempt nor
+ * in resil_retry_attempts_total{result="success"|"failure"}; it is counted in
+ * resil_retry_attempts_total{result="not_permitted"} and info.refused), but
+ * it uses up one of the 1 + max_retries turns, so a retry whose gate never
+ * lets anything through still ends. */
+
+/* How an attempt counts for the gate (a breaker: for its trip rules). */
+typedef enum resil_gate_verdict {
+    RESIL_GATE_AUTO = 0, /* the default: from the outcome and call->error (a
+                            breaker: SUCCESS counts as success, a failure as
+                            its classifier says of call->error, as failure
+                            when that is 0) */
+    RESIL_GATE_SUCCESS,
+    RESIL_GATE_FAILURE,
+    RESIL_GATE_IGNORE    /* counts for neither side (e.g. the caller's own
+                            error, or a cancellation) */
+} resil_gate_verdict;
+
+/* Room for what a gate keeps between acquire and report for one attempt
+ * (a breaker's permit).  Owned by the retry loop, one per attempt in
+ * flight, so one gate may serve any number of retries at once. */
+typedef union resil_gate_ticket {
+    uint64_t u64[8];
+    void *ptr[8];
+    double dbl[8];
+} resil_gate_ticket;
+
+/* What acquire fills when it refuses an attempt (preset to PERMANENT, -1). */
+typedef struct resil_gate_refusal {
+    resil_outcome outcome; /* TRANSIENT: ask again later (the retry goes on
+                              as after a transient failure); PERMANENT (or
+                              anything else): the retry stops now with
+                              RESIL_STOP_PERMANENT */
+    double retry_after_s;  /* with TRANSIENT: ask again after this many
+                              seconds (a hint, bounded by the deadline like
+                              the op's); < 0: after the backoff's delay */
+} resil_gate_refusal;
+
+/* What report is told about an attempt the gate let run. */
+typedef struct resil_gate_report {
+    resil_outcome outcome;      /* what the op returned */
+    resil_gate_verdict verdict; /* call->verdict as the op left it */
+    int error;                  /* call->error */
+    double duration_s;          /* call->duration_s when the op set it
+                                   (>= 0), else the retry's own measure
+                                   when it timed the attempt (measure_time),
+                                   else -1: the gate measures it if it wants */
+} resil_gate_report;
+
+typedef struct resil_retry_gate {
+    /* Before every attempt.  Returns 0: the attempt runs, and report will be
+     * called once with the same ticket.  Anything else refuses it: the op
+     * is not called, the return value becomes the retry's last error (e.g.
+     * RESIL_ECIRCUIT_OPEN) and *refusal says what the retry does next. */
+    int (*acquire)(void *arg, resil_gate_ticket *ticket, resil_gate_refusal *refusal);
+    /* After every attempt acquire let run, before the retry's hooks. */
+    void (*report)(void *arg, resil_gate_ticket *ticket, const resil_gate_report *report);
+    void *arg;
+} resil_retry_gate;
+
+/* ---- options ------------------------------------------------------------ */
+
+/* Option structs that may grow (this one, resil_guard_opts) follow one
+ * pattern, libgit2's:
+ *   - the first field is `unsigned version`, and the *_INIT macro sets it to
+ *     the header's *_OPTS_VERSION; new fields are only ever added at the
+ *     end, and the version is then incremented;
+ *   - the library reads only the fields that the caller's version has (a
+ *     program built against an older header keeps working with a newer
+ *     library), and refuses a version newer than its own with RESIL_EINVAL
+ *     (err->path "version"): a newer header over an older library;
+ *   - version 0 (a struct zeroed by memset or `= {0}`) means version 1, so
+ *     that code written before the field existed keeps working;
+ *   - *_INIT works in a static initializer and in an automatic one, in C
+ *     (a designated initializer: no -Wmissing-field-initializers) and in
+ *     C++ (an inline function returning the initialized value, since g++
+ *     warns about designated and positional initializers that leave fields
+ *     out).
+ * Structs the library fills (resil_attempt_info, resil_retry_call, the gate's
+ * report) grow at the end without a version: callers only read them. */
+#define RESIL_RETRY_OPTS_VERSION 1
+
 /* Options for resil_retry and resil_retry_state_init.  Zero means default:
- * start from RESIL_RETRY_OPTS_INIT (all zero). */
+ * start from RESIL_RETRY_OPTS_INIT. */
 typedef struct resil_retry_opts {
+    unsigned version;             /* RESIL_RETRY_OPTS_VERSION (0 means 1) */
     const resil_clock *clock;     /* NULL: the system clock */
     resil_rng *rng;               /* NULL: a per-thread generator, seeded from the
                                      kernel the first time a thread needs a
@@ -182,9 +292,29 @@ typedef struct resil_retry_opts {
      * is timed (a deadline alone reads the clock at the start and before
      * each sleep only). */
     bool measure_time;
+    /* Asked before every attempt and told after it (see above); borrowed,
+     * must outlive the retry.  NULL: none.  The non-blocking state refuses
+     * a gate (it does not make the attempts: call the gate yourself and feed
+     * a refusal with resil_retry_state_refused). */
+    const resil_retry_gate *gate;
+    /* When resil_retry refuses its arguments (RESIL_EINVAL: a bad config, a
+     * NULL op, a bad opts version), the details: err->path names the field,
+     * err->message says what is wrong.  NULL: none.  Borrowed; written only
+     * on that failure, by the retrying thread. */
+    resil_error *err;
 } resil_retry_opts;
 
-#define RESIL_RETRY_OPTS_INIT {0}
+#ifdef __cplusplus
+static inline resil_retry_opts resil__retry_opts_init(void)
+{
+    resil_retry_opts o = {};
+    o.version = RESIL_RETRY_OPTS_VERSION;
+    return o;
+}
+#define RESIL_RETRY_OPTS_INIT resil__retry_opts_init()
+#else
+#define RESIL_RETRY_OPTS_INIT {.version = RESIL_RETRY_OPTS_VERSION}
+#endif
 
 /* ---- the non-blocking state machine ------------------------------------- */
 
@@ -204,6 +334,11 @@ typedef struct resil_retry_state {
     double prev_delay_s;
     double total_delay_s;
     resil_stop_reason reason;
+    int refused;                   /* refusals fed (resil_retry_state_refused) */
+    resil_retry_hook after_attempt; /* opts' hooks, run by the public feed */
+    resil_retry_hook before_sleep;
+    void *hook_arg;
+    void *reserved[4];             /* room to grow without a new layout */
 } resil_retry_state;
 
 /* The state machine's answer. */
@@ -215,7 +350,13 @@ typedef struct resil_retry_decision {
 
 /* Starts a retry.  `config` is borrowed and must outlive the state; opts may be
  * NULL.  Reads the clock only if config has a deadline or opts->measure_time.
- * Returns 0 or RESIL_EINVAL (bad config; err says which field). */
+ * Of the options, the state honours clock, rng, cancel (checked after every
+ * failure), budget, measure_time (elapsed times; the state does not time
+ * attempts, which it does not make) and the hooks: resil_retry_state_feed
+ * runs after_attempt, then before_sleep when it answers a retry, as
+ * resil_retry does (with info.name NULL).  It refuses opts->gate.
+ * Returns 0 or RESIL_EINVAL (bad config, a gate, or a version newer than
+ * the library's; err says which field: "gate", "version", or the config's). */
 RESIL_EXPORT int resil_retry_state_init(resil_retry_state *st, const resil_retry_config *config,
                                         const resil_retry_opts *opts, resil_error *err);
 
@@ -232,9 +373,31 @@ RESIL_EXPORT int resil_retry_state_init(resil_retry_state *st, const resil_retry
 RESIL_EXPORT void resil_retry_state_feed(resil_retry_decision *out, resil_retry_state *st,
                                          resil_outcome outcome, int error, double retry_after_s);
 
+/* An attempt was refused by a gate the caller asks itself (a breaker): it
+ * did not run, so it is not counted as an attempt, but it uses up one of the
+ * 1 + max_retries turns.  outcome TRANSIENT: ask again after retry_after_s
+ * (>= 0; < 0 or NaN: the backoff's delay), bounded by the deadline; anything
+ * else stops with RESIL_STOP_PERMANENT.  `error` is kept as the last error.
+ * The budget is not charged (nothing was called).  Runs before_sleep (with
+ * info.refusal set) when it answers a retry; never after_attempt.  Never
+ * blocks. */
+RESIL_EXPORT void resil_retry_state_refused(resil_retry_decision *out, resil_retry_state *st,
+                                            resil_outcome outcome, int error,
+                                            double retry_after_s);
+
 /* Marks the retry cancelled (for event loops that watch the token's fd
- * themselves): the next feed answers CANCELLED. */
+ * themselves): the next feed answers CANCELLED.  Prefer
+ * resil_retry_state_cancel_now, which also gives the decision. */
 RESIL_EXPORT void resil_retry_state_cancel(resil_retry_state *st);
+
+/* Cancels the retry and fills *out with its final decision at once, so that
+ * an event loop cancelling during a back-off needs no further feed: stop
+ * with CANCELLED, or the stop already answered (a retry that ended keeps
+ * its reason).  Later feeds answer the same stop.  No hook runs. */
+RESIL_EXPORT void resil_retry_state_cancel_now(resil_retry_decision *out, resil_retry_state *st);
+
+/* Refusals fed so far. */
+RESIL_EXPORT int resil_retry_state_refusals(const resil_retry_state *st);
 
 /* Attempts fed so far. */
 RESIL_EXPORT int resil_retry_state_attempts(const resil_retry_state *st);
@@ -251,6 +414,10 @@ typedef struct resil_retry_call {
     int error;            /* out: the error of a failed attempt (optional) */
     double retry_after_s; /* out: a retry-after hint in seconds; preset to -1
                              (no hint) before each attempt */
+    /* out, for the gate (opts->gate; ignored without one): */
+    resil_gate_verdict verdict; /* how this attempt counts; preset to AUTO */
+    double duration_s;    /* the attempt's own duration in seconds; preset to
+                             -1 (the retry's measure, or the gate's) */
 } resil_retry_call;
 
 /* One attempt.  Returns its outcome and may set call->error and
@@ -298,7 +465,7 @@ RESIL_EXPORT extern __thread struct resil__retry_seen resil_retry_tls_seen;
 
 /* The part of resil_retry that follows a first attempt which did not simply
  * succeed, or that makes every attempt when the fast path does not apply
- * (deadline, measure_time, an after_attempt hook or a cancel token).
+ * (deadline, measure_time, an after_attempt hook, a cancel token or a gate).
  * first_outcome < 0 means no attempt was made yet (the config is then
  * validated and the first attempt made here); otherwise it is the outcome of
  * attempt 1, with first_error and first_retry_after_s as the op reported them,
@@ -320,7 +487,10 @@ RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *
  * Returns 0 on success; otherwise resil_stop_reason_error(reason)
  * (RESIL_EEXHAUSTED, RESIL_EDEADLINE, RESIL_EPERMANENT, RESIL_ECANCELED,
  * RESIL_EBUDGET) with the op's own error in result->last_error; RESIL_EINVAL
- * for a bad config or a NULL op (op not called).
+ * for a bad config, a NULL op or an opts version newer than the library's
+ * (op not called; the details in opts->err when given).  With opts->gate,
+ * every attempt asks the gate first (see "the gate" above): a refused
+ * attempt is not an attempt, and the retry's last error is the gate's.
  *
  * Hot path: this is a C99/C11 inline function, so that a first attempt that
  * succeeds costs a few nanoseconds over calling op directly; it allocates
@@ -344,14 +514,14 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
                                     const resil_retry_opts *opts, resil_retry_result *result)
 {
     /* Eligible: an op, a config without deadline, no time, no after_attempt
-     * hook, no cancel token.  The config check is conservative: for doubles
+     * hook, no cancel token, no gate.  The config check is conservative: for doubles
      * >= +0.0 and finite, the IEEE bits read as an unsigned integer lie below
      * +inf's and order like the values, so each "finite and >= x" test is one
      * integer comparison; anything it refuses goes to resil_retry_continue,
      * which validates properly. */
     if (op && config &&
         (!opts || (((uintptr_t)opts->after_attempt | (uintptr_t)opts->cancel |
-                    (uintptr_t)opts->measure_time) == 0))) {
+                    (uintptr_t)opts->measure_time | (uintptr_t)opts->gate) == 0))) {
         union {
             double d;
             uint64_t u;
@@ -362,7 +532,7 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
                        ((unsigned)config->max_retries >> 31) |
                        ((unsigned)config->jitter_kind > (unsigned)RESIL_JITTER_DECORRELATED);
         if (bad == 0) {
-            resil_retry_call call = {1, name, 0, -1.0};
+            resil_retry_call call = {1, name, 0, -1.0, RESIL_GATE_AUTO, -1.0};
             resil_outcome outcome = op(&call, arg);
             if (outcome == RESIL_OUTCOME_SUCCESS) {
                 if (opts && opts->budget)
