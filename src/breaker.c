@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal/metrics.h"
+#include "internal/breaker_metrics.h"
 #include "internal/store.h"
 #include "internal/util.h"
 
@@ -283,7 +283,7 @@ static void live_refresh(resil_breaker *b)
     if (!b->metrics.state[0])
         return;
     pthread_mutex_lock(&live_mu);
-    resil__metrics_breaker_state(&b->metrics, (int)resil_breaker_get_state(b));
+    resil__breaker_metrics_state(&b->metrics, (int)resil_breaker_get_state(b));
     pthread_mutex_unlock(&live_mu);
 }
 
@@ -293,7 +293,7 @@ static void live_collect(resil_metrics_registry *r, void *arg)
     (void)arg;
     pthread_mutex_lock(&live_mu);
     for (resil_breaker *b = live_head; b; b = b->live_next)
-        resil__metrics_breaker_state(&b->metrics, (int)resil_breaker_get_state(b));
+        resil__breaker_metrics_state(&b->metrics, (int)resil_breaker_get_state(b));
     pthread_mutex_unlock(&live_mu);
 }
 
@@ -443,7 +443,7 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
             b->o.recovery_timeout_s = resil__ns_to_s(r);
         }
     }
-    resil__metrics_breaker_init(&b->metrics, name,
+    resil__breaker_metrics_init(&b->metrics, name,
                                 RESIL__CB_STATE(atomic_load(&b->st->word)));
     live_add(b);
     *out = b;
@@ -644,7 +644,7 @@ static void fire(resil_breaker *b, const struct event *ev)
 {
     if (!ev->fired)
         return;
-    resil__metrics_breaker_transition(&b->metrics, b->name, (int)ev->t.from, (int)ev->t.to);
+    resil__breaker_metrics_transition(&b->metrics, b->name, (int)ev->t.from, (int)ev->t.to);
     live_refresh(b);
     for (int i = 0; i < MAX_LISTENERS; i++) {
         struct listener *l = &b->listeners[i];

@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "resil/retry.h"
 
-#include "internal/metrics.h"
+#include "internal/retry_metrics.h"
 #include "internal/util.h"
 
 #include <float.h>
@@ -355,7 +355,7 @@ static const resil_retry_config transient_config = RESIL_RETRY_TRANSIENT;
 static void attempt_timed(const resil_retry_state *st, const char *name, int64_t t0)
 {
     int64_t t1 = st->clock->monotonic_ns(st->clock->ctx);
-    resil__metrics_retry_attempt_duration(name, resil__ns_to_s(t1 > t0 ? t1 - t0 : 0));
+    resil__retry_metrics_attempt_duration(name, resil__ns_to_s(t1 > t0 ? t1 - t0 : 0));
 }
 
 /* The external definition of the inline resil_retry (C11 6.7.4). */
@@ -406,7 +406,7 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
         /* a failed attempt is counted as it happens (before the hook, which
          * may flush metrics): a process killed later keeps it */
         if (st.attempts > 0 && outcome != RESIL_OUTCOME_SUCCESS)
-            resil__metrics_retry_failed_attempt(name);
+            resil__retry_metrics_failed_attempt(name);
         if (st.attempts > 0 && opts->after_attempt)
             run_hook(opts->after_attempt, opts, &st, name, outcome, &d);
         if (!d.retry)
@@ -432,7 +432,7 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
         state_feed(&d, &st, outcome, call.error, call.retry_after_s);
     }
 
-    resil__metrics_retry_done(name, st.attempts, st.reason == RESIL_STOP_SUCCESS);
+    resil__retry_metrics_done(name, st.attempts, st.reason == RESIL_STOP_SUCCESS);
     if (result) {
         result->attempts = st.attempts;
         result->reason = st.reason;

@@ -24,9 +24,12 @@
  *
  * Thread safety: everything here is thread-safe.  Handles live as long as
  * their registry.  Process safety: a registry is per process; see
- * resil_metrics_flush_dir for metrics that outlive a process.
+ * resil/metrics_dir.h (resil_metrics_flush_dir) for metrics that outlive a
+ * process.
  *
- * This module depends only on core: the other modules call it.
+ * This module depends only on core: the other modules call it.  What reads
+ * or writes files for metrics (textfiles, metrics directories) is
+ * resil/metrics_dir.h, an exporter one layer up.
  */
 #ifndef RESIL_METRICS_H
 #define RESIL_METRICS_H
@@ -257,14 +260,6 @@ RESIL_EXPORT int resil_metrics_format_parse(resil_metrics_format *out, const cha
 RESIL_EXPORT int resil_metrics_export(char **out, size_t *len, resil_metrics_registry *r,
                                       resil_metrics_format format);
 
-/* Writes the Prometheus text of r (resil_metrics_export, so after running
- * its collectors) atomically to <dir>/<name>.prom for
- * node_exporter's textfile collector (through resil_write_file_atomic, so a
- * scrape never sees a torn file).  Returns 0 or an error of the files module
- * (err names the file). */
-RESIL_EXPORT int resil_metrics_write_textfile(resil_metrics_registry *r, const char *dir,
-                                              const char *name, resil_error *err);
-
 /* ---- collectors: values computed when they are exported --------------------------- */
 
 /* A collector brings some of r's metrics up to date just before they are
@@ -314,75 +309,6 @@ RESIL_EXPORT json_t *resil_metrics_to_json(resil_metrics_registry *r);
  * Returns 0, RESIL_EPARSE (err says where) or RESIL_EINVAL (a conflict). */
 RESIL_EXPORT int resil_metrics_merge_json(resil_metrics_registry *r, const json_t *doc,
                                           resil_error *err);
-
-/* How resil_metrics_flush_dir_opts treats its directory.  Start from
- * RESIL_METRICS_DIR_OPTS_INIT; zero means default. */
-typedef struct resil_metrics_dir_opts {
-    bool allow_shared;  /* trust a directory that another user (not root) owns
-                           or that its group or others may write, and files in
-                           it that another user owns; default false (such a
-                           directory is refused: another user could plant
-                           links or records in it) */
-    unsigned dir_mode;  /* mode of a directory the flush creates; 0: 0700 */
-    unsigned file_mode; /* mode of metrics.ndjson when created; 0: 0600 (its
-                           lock sidecar gets rw for the same classes) */
-} resil_metrics_dir_opts;
-
-#define RESIL_METRICS_DIR_OPTS_INIT {false, 0, 0}
-
-/* Runs r's collectors, then appends to <dir>/metrics.ndjson one record
- * holding what r's counters and histograms gained since the last flush of
- * r to a directory, and the current value of its gauges: a whole record or
- * nothing (the files module's NDJSON appends), so a process killed at any
- * point loses only what it recorded after its last flush.  Short-lived
- * processes flush when they have something to say and before they exit.
- * A flush whose append fails drops what it held from the directory (it is
- * never written twice).  After fork(), a child's flushes carry only what the
- * child records (what it inherited is its parent's to flush).
- *
- * The directory is created (opts->dir_mode, 0700) when missing.  Unless
- * opts->allow_shared it must be owned by the caller or root and writable by
- * nobody else (-EPERM otherwise, err says why and how to opt in); a
- * directory given as a symlink is followed only under the kernel's
- * protected_symlinks rule (-EACCES).  metrics.ndjson and its lock sidecar
- * are created with O_NOFOLLOW (opts->file_mode, 0600) and must be regular
- * files of the caller's: a symlink there is refused (-ELOOP), never
- * followed.  opts NULL: the defaults, with allow_shared taken from the
- * environment variable RESIL_METRICS_DIR_SHARED (1/true/yes/on; a bad value
- * is RESIL_EINVAL naming it).
- * Returns 0 or an error of the files module.  Thread-safe. */
-RESIL_EXPORT int resil_metrics_flush_dir_opts(resil_metrics_registry *r, const char *dir,
-                                              const resil_metrics_dir_opts *opts,
-                                              resil_error *err);
-
-/* resil_metrics_flush_dir_opts with opts NULL. */
-RESIL_EXPORT int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir,
-                                         resil_error *err);
-
-/* What resil_metrics_load_dir_stats read. */
-typedef struct resil_metrics_dir_stats {
-    size_t records;        /* records summed */
-    size_t bad_records;    /* records skipped: not JSON, not a metrics record, or
-                              in conflict with the records before them */
-    size_t first_bad_line; /* the line of the first skipped one, 0 if none */
-    char first_bad[640];   /* "PATH:LINE: what is wrong" of the first, "" if none */
-} resil_metrics_dir_stats;
-
-/* Reads <dir>/metrics.ndjson and sums every record into a new registry *out
- * (the caller frees it): counters and histograms summed, gauges the last
- * value.  A torn last record (a writer killed mid-append) is skipped.  A bad
- * record is skipped whole (nothing of it is summed), counted in
- * stats->bad_records and named in stats->first_bad (file and line), and the
- * registry then also holds the counter resil_metrics_dir_bad_records_total
- * (absent when every record was read): one bad record never hides the
- * others.  stats may be NULL.  Returns 0, -ENOENT (no metrics in dir),
- * -errno (the file cannot be read; err names it), -ENOMEM. */
-RESIL_EXPORT int resil_metrics_load_dir_stats(resil_metrics_registry **out, const char *dir,
-                                              resil_metrics_dir_stats *stats, resil_error *err);
-
-/* resil_metrics_load_dir_stats with stats NULL. */
-RESIL_EXPORT int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir,
-                                        resil_error *err);
 
 /* ---- HTTP ------------------------------------------------------------------------------ */
 

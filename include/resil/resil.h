@@ -13,5 +13,6 @@
 #include "resil/proc.h"
 #include "resil/breaker.h"
 #include "resil/metrics.h"
+#include "resil/metrics_dir.h"
 
 #endif /* RESIL_RESIL_H */

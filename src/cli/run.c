@@ -32,6 +32,7 @@
 #include "resil/clock.h"
 #include "resil/common.h"
 #include "resil/metrics.h"
+#include "resil/metrics_dir.h"
 #include "resil/proc.h"
 #include "resil/retry.h"
 

@@ -34,6 +34,7 @@
 
 #include "resil/clock.h"
 #include "resil/metrics.h"
+#include "resil/metrics_dir.h"
 #include "resil/breaker.h"
 #include "resil/files.h"
 #include "resil/retry.h"
