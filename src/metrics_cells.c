@@ -23,7 +23,7 @@
  * thread at a time (its updates are plain loads and stores: no other thread
  * writes the block), the others are shared by the threads dealt no owned
  * block (atomic adds).  A thread is dealt its slot on its first update
- * (resil_metrics_tls_slot: (block + 1) * 2, + 1 when owned) and gives an
+ * (resil__private_metrics_tls_slot: (block + 1) * 2, + 1 when owned) and gives an
  * owned block back when it exits (a key destructor), after which it updates
  * through a shared block.  Giving back is a release and taking an acquire,
  * so the next owner's first load sees the last store of the one before.
@@ -35,7 +35,7 @@ static _Atomic uint32_t owned_map; /* bit b: block b is owned */
 static _Atomic unsigned shared_next;
 static pthread_key_t slot_key;
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
-_Thread_local unsigned resil_metrics_tls_slot RESIL__TLS_IE;
+_Thread_local unsigned resil__private_metrics_tls_slot RESIL__TLS_IE;
 
 /* Hooks run when a thread gives its owned block back
  * (resil__metrics_on_block_release). */
@@ -71,10 +71,10 @@ uint64_t *resil__metrics_my_counter_cell(const resil_counter *c, bool *owned)
 static void slot_release(void *arg)
 {
     (void)arg;
-    unsigned s = resil_metrics_tls_slot;
+    unsigned s = resil__private_metrics_tls_slot;
     if (s & 1) {
         run_release_hooks(); /* pointers to cells of the block given back */
-        resil_metrics_tls_slot =
+        resil__private_metrics_tls_slot =
             (nowned + 1 +
              atomic_fetch_add_explicit(&shared_next, 1, memory_order_relaxed) % nshared) *
             2;
@@ -86,7 +86,7 @@ static void slot_release(void *arg)
 /* A forked child has one thread: only its block stays owned. */
 static void slots_atfork_child(void)
 {
-    unsigned s = resil_metrics_tls_slot;
+    unsigned s = resil__private_metrics_tls_slot;
     atomic_store_explicit(&owned_map, s & 1 ? UINT32_C(1) << ((s >> 1) - 1) : 0,
                           memory_order_relaxed);
 }
@@ -105,10 +105,10 @@ static void slots_init(void)
     pthread_atfork(NULL, NULL, slots_atfork_child);
 }
 
-unsigned resil_metrics_thread_slot(void)
+unsigned resil__private_metrics_thread_slot(void)
 {
     pthread_once(&slots_once, slots_init);
-    unsigned s = resil_metrics_tls_slot;
+    unsigned s = resil__private_metrics_tls_slot;
     if (s)
         return s;
     uint32_t map = atomic_load_explicit(&owned_map, memory_order_relaxed);
@@ -118,12 +118,12 @@ unsigned resil_metrics_thread_slot(void)
         if (atomic_compare_exchange_weak_explicit(&owned_map, &map, map | (UINT32_C(1) << b),
                                                   memory_order_acquire, memory_order_relaxed)) {
             if (pthread_setspecific(slot_key, &owned_map) == 0)
-                return resil_metrics_tls_slot = (b + 1) * 2 + 1;
+                return resil__private_metrics_tls_slot = (b + 1) * 2 + 1;
             atomic_fetch_and_explicit(&owned_map, ~(UINT32_C(1) << b), memory_order_release);
             break;
         }
     }
-    return resil_metrics_tls_slot =
+    return resil__private_metrics_tls_slot =
                (nowned + 1 +
                 atomic_fetch_add_explicit(&shared_next, 1, memory_order_relaxed) % nshared) *
                2;

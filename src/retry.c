@@ -363,7 +363,7 @@ extern inline int resil_retry(resil_retry_op op, void *arg, const char *name,
                               const resil_retry_config *config, const resil_retry_opts *opts,
                               resil_retry_result *result);
 
-int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
+int resil__private_retry_continue(resil_retry_op op, void *arg, const char *name,
                          const resil_retry_config *config, const resil_retry_opts *opts,
                          resil_retry_result *result, int first_outcome, int first_error,
                          double first_retry_after_s)

@@ -102,13 +102,13 @@ static inline bool same_name(const char *copy, const char *s)
     return false;
 }
 
-__thread struct resil__retry_seen resil_retry_tls_seen RESIL__TLS_IE;
+__thread struct resil__private_retry_seen resil__private_retry_tls_seen RESIL__TLS_IE;
 
 /* A thread that gives its owned block back forgets the cell it cached in
  * it (the inline resil_retry would add to it with plain stores). */
 static void forget_seen(void)
 {
-    resil_retry_tls_seen.name = NULL;
+    resil__private_retry_tls_seen.name = NULL;
 }
 
 static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
@@ -122,7 +122,7 @@ void resil_retry_note_success(const char *name)
 {
     if (!name)
         return;
-    struct resil__retry_seen *seen = &resil_retry_tls_seen;
+    struct resil__private_retry_seen *seen = &resil__private_retry_tls_seen;
     if (!resil__metrics_enabled()) {
         seen->off = 1;
         return;

@@ -141,93 +141,10 @@ RESIL_EXPORT void resil_gauge_add(resil_gauge *g, double v);
  * first update (dealing a slot is not async-signal-safe).  libresil also exports
  * both as ordinary functions (for function pointers and other languages);
  * the inline definitions need GCC or Clang in C11 or later; define
- * RESIL_NO_INLINE_FAST_PATH before including to always call the library. */
-#if !defined(RESIL_BUILDING) &&                                                          \
-    (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__) ||               \
-     !defined(__GNUC__) || defined(__cplusplus) || !defined(__STDC_VERSION__) ||         \
-     __STDC_VERSION__ < 201112L)
-RESIL_EXPORT void resil_counter_inc(resil_counter *c);
-RESIL_EXPORT void resil_histogram_observe(resil_histogram *h, double v);
-#else
-/* Private to the inline functions below (layout of libresil's own, which
- * may change with its version): how every handle begins. */
-struct resil__metric_cells {
-    unsigned char *cells; /* one block of `stride` bytes per slot */
-    unsigned stride;
-    unsigned npad;         /* histograms: bounds rounded up to an even count */
-    const double *bounds;  /* histograms: npad bounds, +Inf padded */
-};
-/* Private: this thread's slot, 0 until dealt, then (block + 1) * 2, plus 1
- * when the thread owns the block alone.  (libresil itself reads it with the
- * initial-exec model: no call.) */
-#ifdef RESIL_BUILDING
-RESIL_EXPORT extern _Thread_local unsigned resil_metrics_tls_slot
-    __attribute__((tls_model("initial-exec")));
-#else
-RESIL_EXPORT extern _Thread_local unsigned resil_metrics_tls_slot;
-#endif
-/* Private: deals this thread its slot and returns it. */
-RESIL_EXPORT unsigned resil_metrics_thread_slot(void);
-
-#define RESIL__METRICS_BLOCK(k, s) \
-    ((k)->cells + (size_t)(((s) >> 1) - 1) * (k)->stride)
-
-RESIL_EXPORT inline void resil_counter_inc(resil_counter *c)
-{
-    const struct resil__metric_cells *k = (const struct resil__metric_cells *)(const void *)c;
-    unsigned s = resil_metrics_tls_slot;
-    if (__builtin_expect(s == 0, 0))
-        s = resil_metrics_thread_slot();
-    uint64_t *p = (uint64_t *)(void *)RESIL__METRICS_BLOCK(k, s);
-    if (s & 1)
-        __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-    else
-        __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
-}
-
-RESIL_EXPORT inline void resil_histogram_observe(resil_histogram *h, double v)
-{
-    typedef double resil__v2d __attribute__((vector_size(16)));
-    typedef long long resil__v2i __attribute__((vector_size(16)));
-    uint64_t bits;
-    __builtin_memcpy(&bits, &v, sizeof bits);
-    if ((bits << 1) > 0xffe0000000000000ULL)
-        return; /* NaN (tested on the bits: -ffast-math may drop v != v) */
-    const struct resil__metric_cells *k = (const struct resil__metric_cells *)(const void *)h;
-    /* The bucket is the number of bounds below v, counted two at a time
-     * without a branch on v (values spread over the buckets would
-     * mispredict a search). */
-    resil__v2i below = {0, 0};
-    resil__v2d x = {v, v};
-    for (unsigned i = 0; i < k->npad; i += 2) {
-        resil__v2d b;
-        __builtin_memcpy(&b, k->bounds + i, sizeof b);
-        below -= (resil__v2i)(x > b);
-    }
-    unsigned s = resil_metrics_tls_slot;
-    if (__builtin_expect(s == 0, 0))
-        s = resil_metrics_thread_slot();
-    uint64_t *sum = (uint64_t *)(void *)RESIL__METRICS_BLOCK(k, s);
-    uint64_t *n = sum + 1 + (size_t)(below[0] + below[1]);
-    uint64_t old = __atomic_load_n(sum, __ATOMIC_RELAXED), nw;
-    double d;
-    if (s & 1) {
-        __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-        __builtin_memcpy(&d, &old, sizeof d);
-        d += v;
-        __builtin_memcpy(&nw, &d, sizeof nw);
-        __atomic_store_n(sum, nw, __ATOMIC_RELAXED);
-    } else {
-        __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
-        do {
-            __builtin_memcpy(&d, &old, sizeof d);
-            d += v;
-            __builtin_memcpy(&nw, &d, sizeof nw);
-        } while (!__atomic_compare_exchange_n(sum, &old, nw, 1, __ATOMIC_RELAXED,
-                                              __ATOMIC_RELAXED));
-    }
-}
-#endif
+ * RESIL_NO_INLINE_FAST_PATH before including to always call the library.
+ * The inline bodies, and the private layout they read, are in
+ * resil/metrics_inline.h (see docs/abi.md). */
+#include "resil/metrics_inline.h"
 
 /* Current values (sums over the blocks; exact once writers are quiet). */
 RESIL_EXPORT double resil_counter_value(const resil_counter *c);

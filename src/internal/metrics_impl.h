@@ -33,7 +33,7 @@
 #define H_BUCKET 1 /* then its buckets */
 
 struct child {
-    /* first, as struct resil__metric_cells (include/resil/metrics.h) */
+    /* first, as struct resil__private_metric_cells (include/resil/metrics.h) */
     unsigned char *cells; /* nblocks * stride bytes, 64-aligned */
     unsigned stride;
     unsigned npad;        /* histograms: the family's bounds (padded), */
@@ -52,11 +52,11 @@ struct child {
     uint64_t hash;
 };
 
-_Static_assert(offsetof(struct child, cells) == offsetof(struct resil__metric_cells, cells) &&
-                   offsetof(struct child, stride) == offsetof(struct resil__metric_cells, stride) &&
-                   offsetof(struct child, npad) == offsetof(struct resil__metric_cells, npad) &&
-                   offsetof(struct child, bounds) == offsetof(struct resil__metric_cells, bounds),
-               "a child starts as struct resil__metric_cells");
+_Static_assert(offsetof(struct child, cells) == offsetof(struct resil__private_metric_cells, cells) &&
+                   offsetof(struct child, stride) == offsetof(struct resil__private_metric_cells, stride) &&
+                   offsetof(struct child, npad) == offsetof(struct resil__private_metric_cells, npad) &&
+                   offsetof(struct child, bounds) == offsetof(struct resil__private_metric_cells, bounds),
+               "a child starts as struct resil__private_metric_cells");
 
 struct family {
     struct resil_metrics_registry *reg;
@@ -127,9 +127,9 @@ void resil__metrics_run_collectors(resil_metrics_registry *r);
 
 static inline unsigned my_slot(void)
 {
-    unsigned s = resil_metrics_tls_slot;
+    unsigned s = resil__private_metrics_tls_slot;
     if (RESIL_UNLIKELY(s == 0))
-        s = resil_metrics_thread_slot();
+        s = resil__private_metrics_thread_slot();
     return s;
 }
 
