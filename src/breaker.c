@@ -1394,5 +1394,6 @@ int resil_retry_with_breaker(resil_breaker *b, resil_breaker_open_policy policy,
     if (!b || !op)
         return RESIL_EINVAL;
     struct guarded g = {b, policy, op, arg};
-    return resil__private_retry_continue(guarded_attempt, &g, name, config, opts, result, -1, 0, -1.0);
+    return resil__private_retry_continue(guarded_attempt, &g, name, config, opts, result, -1, 0,
+                                         -1.0);
 }

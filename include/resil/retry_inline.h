@@ -43,6 +43,13 @@ RESIL_EXPORT extern __thread struct resil__private_retry_seen resil__private_ret
 #endif
 #endif
 
+/* Private: how a resil_retry_budget begins (src/retry_budget.c), so that
+ * the inline resil_retry skips the call when the bucket is full. */
+struct resil__private_retry_budget {
+    long long milli;     /* current tokens x 1000 (atomic) */
+    long long max_milli; /* set at creation, never changed */
+};
+
 /* The part of resil_retry that follows a first attempt which did not simply
  * succeed, or that makes every attempt when the fast path does not apply
  * (deadline, measure_time, an after_attempt hook or a cancel token).
@@ -54,10 +61,10 @@ RESIL_EXPORT extern __thread struct resil__private_retry_seen resil__private_ret
  * resil_retry, which is what callers should use.  Private: its name and
  * arguments may change with libresil's version (RESIL_PRIVATE_1). */
 RESIL_EXPORT int resil__private_retry_continue(resil_retry_op op, void *arg, const char *name,
-                                      const resil_retry_config *config,
-                                      const resil_retry_opts *opts, resil_retry_result *result,
-                                      int first_outcome, int first_error,
-                                      double first_retry_after_s);
+                                               const resil_retry_config *config,
+                                               const resil_retry_opts *opts,
+                                               resil_retry_result *result, int first_outcome,
+                                               int first_error, double first_retry_after_s);
 
 #if (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__)) && \
     !defined(RESIL_BUILDING)
@@ -93,17 +100,39 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
             resil_retry_call call = {1, name, 0, -1.0};
             resil_outcome outcome = op(&call, arg);
             if (outcome == RESIL_OUTCOME_SUCCESS) {
-                if (opts && opts->budget)
-                    resil_retry_budget_on_success(opts->budget);
+                if (opts && opts->budget) {
+#if defined(__GNUC__)
+                    /* A full bucket gains nothing (what the library's
+                     * on_success sees with the same relaxed load): no call. */
+                    const struct resil__private_retry_budget *bk =
+                        (const struct resil__private_retry_budget *)(const void *)opts->budget;
+                    if (__atomic_load_n(&bk->milli, __ATOMIC_RELAXED) != bk->max_milli)
+#endif
+                        resil_retry_budget_on_success(opts->budget);
+                }
                 if (name) {
 #if defined(__GNUC__)
                     struct resil__private_retry_seen *seen = &resil__private_retry_tls_seen;
                     int counted = (int)seen->off;
                     if (!counted && seen->name == name) {
-                        size_t i = 0;
-                        while (seen->copy[i] == name[i] && name[i])
-                            i++;
-                        if (seen->copy[i] == name[i]) {
+                        /* The same pointer may hold other bytes now (a
+                         * reused buffer): compare them.  When the compiler
+                         * knows the name's bytes here (a string literal, a
+                         * const array), the compare is a word or two
+                         * against constants; otherwise one byte at a time,
+                         * never past the name's end. */
+                        int same;
+                        if (__builtin_constant_p(__builtin_strlen(name)) &&
+                            __builtin_strlen(name) < sizeof seen->copy) {
+                            same = __builtin_memcmp(seen->copy, name,
+                                                    __builtin_strlen(name) + 1) == 0;
+                        } else {
+                            size_t i = 0;
+                            while (seen->copy[i] == name[i] && name[i])
+                                i++;
+                            same = seen->copy[i] == name[i];
+                        }
+                        if (same) {
                             counted = 1;
                             if (seen->owned)
                                 __atomic_store_n(seen->cell,
@@ -130,10 +159,10 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
                 return 0;
             }
             return resil__private_retry_continue(op, arg, name, config, opts, result,
-                                        outcome == RESIL_OUTCOME_TRANSIENT
-                                            ? (int)RESIL_OUTCOME_TRANSIENT
-                                            : (int)RESIL_OUTCOME_PERMANENT,
-                                        call.error, call.retry_after_s);
+                                                 outcome == RESIL_OUTCOME_TRANSIENT
+                                                     ? (int)RESIL_OUTCOME_TRANSIENT
+                                                     : (int)RESIL_OUTCOME_PERMANENT,
+                                                 call.error, call.retry_after_s);
         }
     }
     return resil__private_retry_continue(op, arg, name, config, opts, result, -1, 0, -1.0);
