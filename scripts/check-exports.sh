@@ -12,7 +12,7 @@ if [ -n "$bad" ]; then
   echo "unexpected exported symbols in $lib:"; printf '  %s\n' $bad; exit 1
 fi
 for must in resil_version resil_strerror resil_retry resil_backoff_delay resil_cancel_new resil_proc_run; do
-  printf '%s\n' "$syms" | grep -qx "$must" || { echo "missing export $must"; exit 1; }
+  grep -qx "$must" <<<"$syms" || { echo "missing export $must"; exit 1; }
 done
 soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
 case "$soname" in
