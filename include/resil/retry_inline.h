@@ -43,6 +43,18 @@ RESIL_EXPORT extern __thread struct resil__private_retry_seen resil__private_ret
 #endif
 #endif
 
+/* Private: whether the compiler knows a name's bytes where resil_retry is
+ * inlined (a string literal, a const array), so that comparing them with the
+ * cached copy folds into a word compare or two against constants.  Only a
+ * hint: the compare it picks is exact either way (it reads the name's
+ * strlen + 1 bytes, as the byte loop would).  gcc folds strlen itself;
+ * clang's __builtin_constant_p refuses a strlen call but knows the bytes. */
+#if defined(__clang__)
+#define RESIL__PRIVATE_KNOWN_NAME(n) __builtin_constant_p((n)[0])
+#else
+#define RESIL__PRIVATE_KNOWN_NAME(n) __builtin_constant_p(__builtin_strlen(n))
+#endif
+
 /* Private: how a resil_retry_budget begins (src/retry_budget.c), so that
  * the inline resil_retry skips the call when the bucket is full. */
 struct resil__private_retry_budget {
@@ -122,7 +134,7 @@ RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *na
                          * against constants; otherwise one byte at a time,
                          * never past the name's end. */
                         int same;
-                        if (__builtin_constant_p(__builtin_strlen(name)) &&
+                        if (RESIL__PRIVATE_KNOWN_NAME(name) &&
                             __builtin_strlen(name) < sizeof seen->copy) {
                             same = __builtin_memcmp(seen->copy, name,
                                                     __builtin_strlen(name) + 1) == 0;
