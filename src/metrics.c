@@ -305,12 +305,13 @@ bool resil__metrics_names_collide(resil_metric_type ta, const char *a, resil_met
 }
 
 /* family_new with a help text that is valid UTF-8. */
-static int family_new_valid(resil_metric **out, resil_metrics_registry *r, resil_metric_type type,
-                            const char *name, const char *help, const char *const *labels,
-                            size_t nlabels, const double *bounds, size_t nb, resil_error *err)
+/* Checks a family's name, labels and (histograms) buckets; *bounds and *nb
+ * become the default buckets when bounds is NULL. */
+static int check_schema(resil_metric_type type, const char *name, const char *const *labels,
+                        size_t nlabels, const double **bounds_io, size_t *nb_io, resil_error *err)
 {
-    if (!out || !r)
-        return resil_error_set(err, RESIL_EINVAL, "registry", "out and the registry are required");
+    const double *bounds = *bounds_io;
+    size_t nb = *nb_io;
     if (!valid_metric_name(name))
         return resil_error_set(err, RESIL_EINVAL, name ? name : "name",
                                "'%s' is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
@@ -346,11 +347,63 @@ static int family_new_valid(resil_metric **out, resil_metrics_registry *r, resil
                                        "(bucket %zu is %g)",
                                        i, bounds[i]);
     }
+    *bounds_io = bounds;
+    *nb_io = nb;
+    return 0;
+}
+
+/* Fills a new family f of r (r->mu held) named base (which it takes);
+ * returns 0 or -ENOMEM (f is then freed). */
+static int family_fill(struct family *f, resil_metrics_registry *r, char *base,
+                       resil_metric_type type, const char *help, const char *const *labels,
+                       size_t nlabels, const double *bounds, size_t nb)
+{
+    f->reg = r;
+    f->name = base;
+    f->help = strdup(help ? help : "");
+    f->type = type;
+    f->nlabels = nlabels;
+    f->labels = calloc(nlabels ? nlabels : 1, sizeof *f->labels);
+    pthread_mutex_init(&f->mu, NULL);
+    bool oom = !f->help || !f->labels;
+    for (size_t i = 0; i < nlabels && !oom; i++)
+        oom = !(f->labels[i] = strdup(labels[i]));
+    if (type == RESIL_METRIC_HISTOGRAM && !oom) {
+        f->nb = nb;
+        size_t npad = (nb + 1) / 2 * 2;
+        f->bounds = aligned_alloc(16, (npad ? npad : 2) * sizeof *f->bounds);
+        oom = !f->bounds;
+        if (!oom) {
+            memcpy(f->bounds, bounds, nb * sizeof *bounds);
+            for (size_t i = nb; i < npad; i++)
+                f->bounds[i] = INFINITY; /* never below a value */
+        }
+    }
+    size_t words = type == RESIL_METRIC_HISTOGRAM ? H_BUCKET + nb + 1 : 2;
+    f->stride = (words * 8 + 63) / 64 * 64;
+    struct child *only = NULL;
+    if (!oom && nlabels == 0)
+        oom = child_new(&only, f, NULL) != 0;
+    if (oom) {
+        free_family(f);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int family_new_valid(resil_metric **out, resil_metrics_registry *r, resil_metric_type type,
+                            const char *name, const char *help, const char *const *labels,
+                            size_t nlabels, const double *bounds, size_t nb, resil_error *err)
+{
+    if (!out || !r)
+        return resil_error_set(err, RESIL_EINVAL, "registry", "out and the registry are required");
+    int rc = check_schema(type, name, labels, nlabels, &bounds, &nb, err);
+    if (rc)
+        return rc;
     /* counters: the family is the name without "_total" */
     size_t nl = strlen(name);
     bool total = type == RESIL_METRIC_COUNTER && nl > 6 && strcmp(name + nl - 6, "_total") == 0;
     size_t bl = total ? nl - 6 : nl;
-    int rc = 0;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->n; i++) {
         struct family *f = r->fams[i];
@@ -399,34 +452,7 @@ static int family_new_valid(resil_metric **out, resil_metrics_registry *r, resil
         pthread_mutex_unlock(&r->mu);
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
     }
-    f->reg = r;
-    f->name = base;
-    f->help = strdup(help ? help : "");
-    f->type = type;
-    f->nlabels = nlabels;
-    f->labels = calloc(nlabels ? nlabels : 1, sizeof *f->labels);
-    pthread_mutex_init(&f->mu, NULL);
-    bool oom = !f->help || !f->labels;
-    for (size_t i = 0; i < nlabels && !oom; i++)
-        oom = !(f->labels[i] = strdup(labels[i]));
-    if (type == RESIL_METRIC_HISTOGRAM && !oom) {
-        f->nb = nb;
-        size_t npad = (nb + 1) / 2 * 2;
-        f->bounds = aligned_alloc(16, (npad ? npad : 2) * sizeof *f->bounds);
-        oom = !f->bounds;
-        if (!oom) {
-            memcpy(f->bounds, bounds, nb * sizeof *bounds);
-            for (size_t i = nb; i < npad; i++)
-                f->bounds[i] = INFINITY; /* never below a value */
-        }
-    }
-    size_t words = type == RESIL_METRIC_HISTOGRAM ? H_BUCKET + nb + 1 : 2;
-    f->stride = (words * 8 + 63) / 64 * 64;
-    struct child *only = NULL;
-    if (!oom && nlabels == 0)
-        oom = child_new(&only, f, NULL) != 0;
-    if (oom) {
-        free_family(f);
+    if (family_fill(f, r, base, type, help, labels, nlabels, bounds, nb) != 0) {
         pthread_mutex_unlock(&r->mu);
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");
     }
