@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal/metrics.h"
+#include "internal/breaker_metrics.h"
 #include "internal/store.h"
 #include "internal/util.h"
 
@@ -296,7 +296,7 @@ static void live_refresh(resil_breaker *b)
     if (!b->metrics.state[0])
         return;
     pthread_mutex_lock(&live_mu);
-    resil__metrics_breaker_state(&b->metrics, (int)resil_breaker_get_state(b));
+    resil__breaker_metrics_state(&b->metrics, (int)resil_breaker_get_state(b));
     pthread_mutex_unlock(&live_mu);
 }
 
@@ -306,7 +306,7 @@ static void live_collect(resil_metrics_registry *r, void *arg)
     (void)arg;
     pthread_mutex_lock(&live_mu);
     for (resil_breaker *b = live_head; b; b = b->live_next)
-        resil__metrics_breaker_state(&b->metrics, (int)resil_breaker_get_state(b));
+        resil__breaker_metrics_state(&b->metrics, (int)resil_breaker_get_state(b));
     pthread_mutex_unlock(&live_mu);
 }
 
@@ -468,7 +468,7 @@ int resil_breaker_new(resil_breaker **out, const char *name, const resil_breaker
     uint64_t first_word = 0;
     if ((rc = adopt_state(b, &first_word, err)) != 0)
         goto fail;
-    resil__metrics_breaker_init(&b->metrics, name, RESIL__CB_STATE(first_word));
+    resil__breaker_metrics_init(&b->metrics, name, RESIL__CB_STATE(first_word));
     live_add(b);
     *out = b;
     return 0;
@@ -656,7 +656,7 @@ static void fire(resil_breaker *b, const struct event *ev)
 {
     if (!ev->fired)
         return;
-    resil__metrics_breaker_transition(&b->metrics, b->name, (int)ev->t.from, (int)ev->t.to);
+    resil__breaker_metrics_transition(&b->metrics, b->name, (int)ev->t.from, (int)ev->t.to);
     live_refresh(b);
     for (int i = 0; i < MAX_LISTENERS; i++) {
         struct listener *l = &b->listeners[i];

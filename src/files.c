@@ -1,7 +1,7 @@
 /* src/files.c - atomic replace, whole-file reads, and JSON / YAML state files
  * on top of them. */
 #define _GNU_SOURCE
-#include "internal/metrics.h"
+#include "internal/files_metrics.h"
 #include "internal/files.h"
 #include "internal/json_text.h"
 #include "internal/trust.h"
@@ -838,6 +838,7 @@ int resil_write_file_atomic(const char *path, const void *data, size_t len,
     int64_t t0 = resil__metrics_enabled() ? resil_clock_monotonic_ns(NULL) : 0;
     int rc = write_file_atomic(path, data, len, opts, err);
     if (t0)
-        resil__metrics_file_op("write_atomic", rc, resil_clock_monotonic_ns(NULL) - t0);
+        resil__files_metrics_op(RESIL__FILE_OP_WRITE_ATOMIC, rc,
+                                resil_clock_monotonic_ns(NULL) - t0);
     return rc;
 }

@@ -134,7 +134,7 @@ static int guarded_retry(struct resil_guard *g, resil_retry_op op, void *arg, co
     if (opts)
         o = *opts; /* (a newer version than ours is refused by the retry) */
     o.gate = &g->gate;
-    return resil_retry_continue(op, arg, name, config, &o, result, -1, 0, -1.0);
+    return resil_retry(op, arg, name, config, &o, result); /* a gate: never the fast path */
 }
 
 int resil_guard_retry(resil_guard *g, resil_retry_op op, void *arg, const char *name,

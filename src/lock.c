@@ -3,7 +3,7 @@
  * on every wait.  The one lock-wait loop of resil: files, NDJSON writers and
  * the breaker's state files all wait here. */
 #define _GNU_SOURCE
-#include "internal/metrics.h"
+#include "internal/files_metrics.h"
 #include "internal/files.h"
 #include "internal/sys.h"
 #include "internal/trust.h"
@@ -884,9 +884,9 @@ int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_o
     int rc = lock_wait(fd, lock_path, type, o, err);
     if (t0) {
         int64_t ns = resil_clock_monotonic_ns(NULL) - t0;
-        resil__metrics_lock_wait(type == F_WRLCK, ns);
+        resil__files_metrics_lock_wait(type == F_WRLCK, ns);
         if (rc)
-            resil__metrics_file_op("lock", rc, -1);
+            resil__files_metrics_op(RESIL__FILE_OP_LOCK, rc, -1);
     }
     return rc;
 }

@@ -21,7 +21,7 @@
  * readers report as a bad line if it is not JSON), and repair cuts it only
  * when forced.  The sidecar's bytes [0, MARK_OFF) belong to the lock code. */
 #define _GNU_SOURCE
-#include "internal/metrics.h"
+#include "internal/files_metrics.h"
 #include "internal/files.h"
 #include "internal/json_text.h"
 #include "internal/sys.h"
@@ -512,7 +512,7 @@ int resil_append_ndjson_batch(const char *path, const json_t *const *records, si
     int64_t t0 = resil__metrics_enabled() ? resil_clock_monotonic_ns(NULL) : 0;
     int rc = append_batch(path, records, n, opts, err);
     if (t0)
-        resil__metrics_file_op("append", rc, resil_clock_monotonic_ns(NULL) - t0);
+        resil__files_metrics_op(RESIL__FILE_OP_APPEND, rc, resil_clock_monotonic_ns(NULL) - t0);
     return rc;
 }
 

@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "resil/retry.h"
 
-#include "internal/metrics.h"
+#include "internal/retry_metrics.h"
 #include "internal/util.h"
 
 #include <errno.h>
@@ -515,27 +515,8 @@ static double attempt_timed(const resil_retry_state *st, const char *name, int64
 {
     int64_t t1 = st->clock->monotonic_ns(st->clock->ctx);
     double s = resil__ns_to_s(t1 > t0 ? t1 - t0 : 0);
-    resil__metrics_retry_attempt_duration(name, s);
+    resil__retry_metrics_attempt_duration(name, s);
     return s;
-}
-
-/* resil_retry_attempts_total{name,result="not_permitted"}: an attempt the
- * gate refused.  Off the hot path (a refusal): the family is looked up
- * through the public registry API on each one. */
-static void count_not_permitted(const char *name)
-{
-    if (!resil__metrics_enabled())
-        return;
-    static const char *const labels[] = {"name", "result"};
-    const char *values[] = {name ? name : "", "not_permitted"};
-    resil_metrics_registry *r = resil_metrics_default();
-    resil_metric *m;
-    resil_counter *c;
-    if (r &&
-        resil_metrics_counter_new(&m, r, "resil_retry_attempts_total",
-                                  "Attempts made by retries, by result.", labels, 2, NULL) == 0 &&
-        resil_counter_get(&c, m, values) == 0)
-        resil_counter_inc(c);
 }
 
 /* One run of the blocking loop. */
@@ -561,7 +542,7 @@ static resil_outcome next_attempt(struct run *r, resil_retry_decision *d, bool *
         int e = r->gate->acquire(r->gate->arg, &ticket, &no);
         if (e != 0) {
             *refused = true;
-            count_not_permitted(r->name);
+            resil__retry_metrics_not_permitted(r->name);
             resil_outcome o = no.outcome == RESIL_OUTCOME_TRANSIENT ? RESIL_OUTCOME_TRANSIENT
                                                                     : RESIL_OUTCOME_PERMANENT;
             state_refused(d, &r->st, o, e, no.retry_after_s);
@@ -616,7 +597,7 @@ extern inline int resil_retry(resil_retry_op op, void *arg, const char *name,
                               const resil_retry_config *config, const resil_retry_opts *opts,
                               resil_retry_result *result);
 
-int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
+int resil__private_retry_continue(resil_retry_op op, void *arg, const char *name,
                          const resil_retry_config *config, const resil_retry_opts *opts,
                          resil_retry_result *result, int first_outcome, int first_error,
                          double first_retry_after_s)
@@ -654,7 +635,7 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
         /* a failed attempt is counted as it happens (before the hook, which
          * may flush metrics): a process killed later keeps it */
         if (!refused && r.st.attempts > 0 && outcome != RESIL_OUTCOME_SUCCESS)
-            resil__metrics_retry_failed_attempt(name);
+            resil__retry_metrics_failed_attempt(name);
         after_decision(&d, &r.st, name, outcome, refused, true);
         if (!d.retry)
             break;
@@ -666,7 +647,7 @@ int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
         outcome = next_attempt(&r, &d, &refused);
     }
 
-    resil__metrics_retry_done(name, r.st.attempts, r.st.reason == RESIL_STOP_SUCCESS);
+    resil__retry_metrics_done(name, r.st.attempts, r.st.reason == RESIL_STOP_SUCCESS);
     fill_result(result, &r.st, outcome);
     return reason_error(r.st.reason);
 }

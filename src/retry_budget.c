@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 struct resil_retry_budget {
@@ -13,6 +14,14 @@ struct resil_retry_budget {
     long long max_milli;
     long long ratio_milli;
 };
+
+/* The inline resil_retry reads the first two (resil/retry_inline.h). */
+_Static_assert(offsetof(struct resil_retry_budget, milli) ==
+                       offsetof(struct resil__private_retry_budget, milli) &&
+                   offsetof(struct resil_retry_budget, max_milli) ==
+                       offsetof(struct resil__private_retry_budget, max_milli) &&
+                   sizeof(atomic_llong) == sizeof(long long),
+               "a budget starts as struct resil__private_retry_budget");
 
 int resil_retry_budget_new(resil_retry_budget **out, double max_tokens, double token_ratio,
                            resil_error *err)

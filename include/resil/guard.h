@@ -105,7 +105,7 @@ RESIL_EXPORT int resil_guard_new(resil_guard **out, resil_breaker *b, const resi
 RESIL_EXPORT void resil_guard_free(resil_guard *g);
 
 /* The gate to put in resil_retry_opts.gate (borrowed: lives as long as g).
- * Any retry using it, resil_retry or resil_retry_continue, is guarded. */
+ * Any retry using it (resil_retry with these opts) is guarded. */
 RESIL_EXPORT const resil_retry_gate *resil_guard_gate(const resil_guard *g);
 
 /* resil_retry with every attempt guarded by g: opts (may be NULL) is used

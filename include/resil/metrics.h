@@ -24,9 +24,12 @@
  *
  * Thread safety: everything here is thread-safe.  Handles live as long as
  * their registry.  Process safety: a registry is per process; see
- * resil_metrics_flush_dir for metrics that outlive a process.
+ * resil/metrics_dir.h (resil_metrics_flush_dir) for metrics that outlive a
+ * process.
  *
- * This module depends only on core: the other modules call it.
+ * This module depends only on core: the other modules call it.  What reads
+ * or writes files for metrics (textfiles, metrics directories) is
+ * resil/metrics_dir.h, an exporter one layer up.
  */
 #ifndef RESIL_METRICS_H
 #define RESIL_METRICS_H
@@ -138,93 +141,10 @@ RESIL_EXPORT void resil_gauge_add(resil_gauge *g, double v);
  * first update (dealing a slot is not async-signal-safe).  libresil also exports
  * both as ordinary functions (for function pointers and other languages);
  * the inline definitions need GCC or Clang in C11 or later; define
- * RESIL_NO_INLINE_FAST_PATH before including to always call the library. */
-#if !defined(RESIL_BUILDING) &&                                                          \
-    (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__) ||               \
-     !defined(__GNUC__) || defined(__cplusplus) || !defined(__STDC_VERSION__) ||         \
-     __STDC_VERSION__ < 201112L)
-RESIL_EXPORT void resil_counter_inc(resil_counter *c);
-RESIL_EXPORT void resil_histogram_observe(resil_histogram *h, double v);
-#else
-/* Private to the inline functions below (layout of libresil's own, which
- * may change with its version): how every handle begins. */
-struct resil__metric_cells {
-    unsigned char *cells; /* one block of `stride` bytes per slot */
-    unsigned stride;
-    unsigned npad;         /* histograms: bounds rounded up to an even count */
-    const double *bounds;  /* histograms: npad bounds, +Inf padded */
-};
-/* Private: this thread's slot, 0 until dealt, then (block + 1) * 2, plus 1
- * when the thread owns the block alone.  (libresil itself reads it with the
- * initial-exec model: no call.) */
-#ifdef RESIL_BUILDING
-RESIL_EXPORT extern _Thread_local unsigned resil_metrics_tls_slot
-    __attribute__((tls_model("initial-exec")));
-#else
-RESIL_EXPORT extern _Thread_local unsigned resil_metrics_tls_slot;
-#endif
-/* Private: deals this thread its slot and returns it. */
-RESIL_EXPORT unsigned resil_metrics_thread_slot(void);
-
-#define RESIL__METRICS_BLOCK(k, s) \
-    ((k)->cells + (size_t)(((s) >> 1) - 1) * (k)->stride)
-
-RESIL_EXPORT inline void resil_counter_inc(resil_counter *c)
-{
-    const struct resil__metric_cells *k = (const struct resil__metric_cells *)(const void *)c;
-    unsigned s = resil_metrics_tls_slot;
-    if (__builtin_expect(s == 0, 0))
-        s = resil_metrics_thread_slot();
-    uint64_t *p = (uint64_t *)(void *)RESIL__METRICS_BLOCK(k, s);
-    if (s & 1)
-        __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-    else
-        __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
-}
-
-RESIL_EXPORT inline void resil_histogram_observe(resil_histogram *h, double v)
-{
-    typedef double resil__v2d __attribute__((vector_size(16)));
-    typedef long long resil__v2i __attribute__((vector_size(16)));
-    uint64_t bits;
-    __builtin_memcpy(&bits, &v, sizeof bits);
-    if ((bits << 1) > 0xffe0000000000000ULL)
-        return; /* NaN (tested on the bits: -ffast-math may drop v != v) */
-    const struct resil__metric_cells *k = (const struct resil__metric_cells *)(const void *)h;
-    /* The bucket is the number of bounds below v, counted two at a time
-     * without a branch on v (values spread over the buckets would
-     * mispredict a search). */
-    resil__v2i below = {0, 0};
-    resil__v2d x = {v, v};
-    for (unsigned i = 0; i < k->npad; i += 2) {
-        resil__v2d b;
-        __builtin_memcpy(&b, k->bounds + i, sizeof b);
-        below -= (resil__v2i)(x > b);
-    }
-    unsigned s = resil_metrics_tls_slot;
-    if (__builtin_expect(s == 0, 0))
-        s = resil_metrics_thread_slot();
-    uint64_t *sum = (uint64_t *)(void *)RESIL__METRICS_BLOCK(k, s);
-    uint64_t *n = sum + 1 + (size_t)(below[0] + below[1]);
-    uint64_t old = __atomic_load_n(sum, __ATOMIC_RELAXED), nw;
-    double d;
-    if (s & 1) {
-        __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-        __builtin_memcpy(&d, &old, sizeof d);
-        d += v;
-        __builtin_memcpy(&nw, &d, sizeof nw);
-        __atomic_store_n(sum, nw, __ATOMIC_RELAXED);
-    } else {
-        __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
-        do {
-            __builtin_memcpy(&d, &old, sizeof d);
-            d += v;
-            __builtin_memcpy(&nw, &d, sizeof nw);
-        } while (!__atomic_compare_exchange_n(sum, &old, nw, 1, __ATOMIC_RELAXED,
-                                              __ATOMIC_RELAXED));
-    }
-}
-#endif
+ * RESIL_NO_INLINE_FAST_PATH before including to always call the library.
+ * The inline bodies, and the private layout they read, are in
+ * resil/metrics_inline.h (see docs/abi.md). */
+#include "resil/metrics_inline.h"
 
 /* Current values (sums over the blocks; exact once writers are quiet). */
 RESIL_EXPORT double resil_counter_value(const resil_counter *c);
@@ -256,14 +176,6 @@ RESIL_EXPORT int resil_metrics_format_parse(resil_metrics_format *out, const cha
  * RESIL_EINVAL (out or r NULL) or -ENOMEM. */
 RESIL_EXPORT int resil_metrics_export(char **out, size_t *len, resil_metrics_registry *r,
                                       resil_metrics_format format);
-
-/* Writes the Prometheus text of r (resil_metrics_export, so after running
- * its collectors) atomically to <dir>/<name>.prom for
- * node_exporter's textfile collector (through resil_write_file_atomic, so a
- * scrape never sees a torn file).  Returns 0 or an error of the files module
- * (err names the file). */
-RESIL_EXPORT int resil_metrics_write_textfile(resil_metrics_registry *r, const char *dir,
-                                              const char *name, resil_error *err);
 
 /* ---- collectors: values computed when they are exported --------------------------- */
 
@@ -314,75 +226,6 @@ RESIL_EXPORT json_t *resil_metrics_to_json(resil_metrics_registry *r);
  * Returns 0, RESIL_EPARSE (err says where) or RESIL_EINVAL (a conflict). */
 RESIL_EXPORT int resil_metrics_merge_json(resil_metrics_registry *r, const json_t *doc,
                                           resil_error *err);
-
-/* How resil_metrics_flush_dir_opts treats its directory.  Start from
- * RESIL_METRICS_DIR_OPTS_INIT; zero means default. */
-typedef struct resil_metrics_dir_opts {
-    bool allow_shared;  /* trust a directory that another user (not root) owns
-                           or that its group or others may write, and files in
-                           it that another user owns; default false (such a
-                           directory is refused: another user could plant
-                           links or records in it) */
-    unsigned dir_mode;  /* mode of a directory the flush creates; 0: 0700 */
-    unsigned file_mode; /* mode of metrics.ndjson when created; 0: 0600 (its
-                           lock sidecar gets rw for the same classes) */
-} resil_metrics_dir_opts;
-
-#define RESIL_METRICS_DIR_OPTS_INIT {false, 0, 0}
-
-/* Runs r's collectors, then appends to <dir>/metrics.ndjson one record
- * holding what r's counters and histograms gained since the last flush of
- * r to a directory, and the current value of its gauges: a whole record or
- * nothing (the files module's NDJSON appends), so a process killed at any
- * point loses only what it recorded after its last flush.  Short-lived
- * processes flush when they have something to say and before they exit.
- * A flush whose append fails drops what it held from the directory (it is
- * never written twice).  After fork(), a child's flushes carry only what the
- * child records (what it inherited is its parent's to flush).
- *
- * The directory is created (opts->dir_mode, 0700) when missing.  Unless
- * opts->allow_shared it must be owned by the caller or root and writable by
- * nobody else (-EPERM otherwise, err says why and how to opt in); a
- * directory given as a symlink is followed only under the kernel's
- * protected_symlinks rule (-EACCES).  metrics.ndjson and its lock sidecar
- * are created with O_NOFOLLOW (opts->file_mode, 0600) and must be regular
- * files of the caller's: a symlink there is refused (-ELOOP), never
- * followed.  opts NULL: the defaults, with allow_shared taken from the
- * environment variable RESIL_METRICS_DIR_SHARED (1/true/yes/on; a bad value
- * is RESIL_EINVAL naming it).
- * Returns 0 or an error of the files module.  Thread-safe. */
-RESIL_EXPORT int resil_metrics_flush_dir_opts(resil_metrics_registry *r, const char *dir,
-                                              const resil_metrics_dir_opts *opts,
-                                              resil_error *err);
-
-/* resil_metrics_flush_dir_opts with opts NULL. */
-RESIL_EXPORT int resil_metrics_flush_dir(resil_metrics_registry *r, const char *dir,
-                                         resil_error *err);
-
-/* What resil_metrics_load_dir_stats read. */
-typedef struct resil_metrics_dir_stats {
-    size_t records;        /* records summed */
-    size_t bad_records;    /* records skipped: not JSON, not a metrics record, or
-                              in conflict with the records before them */
-    size_t first_bad_line; /* the line of the first skipped one, 0 if none */
-    char first_bad[640];   /* "PATH:LINE: what is wrong" of the first, "" if none */
-} resil_metrics_dir_stats;
-
-/* Reads <dir>/metrics.ndjson and sums every record into a new registry *out
- * (the caller frees it): counters and histograms summed, gauges the last
- * value.  A torn last record (a writer killed mid-append) is skipped.  A bad
- * record is skipped whole (nothing of it is summed), counted in
- * stats->bad_records and named in stats->first_bad (file and line), and the
- * registry then also holds the counter resil_metrics_dir_bad_records_total
- * (absent when every record was read): one bad record never hides the
- * others.  stats may be NULL.  Returns 0, -ENOENT (no metrics in dir),
- * -errno (the file cannot be read; err names it), -ENOMEM. */
-RESIL_EXPORT int resil_metrics_load_dir_stats(resil_metrics_registry **out, const char *dir,
-                                              resil_metrics_dir_stats *stats, resil_error *err);
-
-/* resil_metrics_load_dir_stats with stats NULL. */
-RESIL_EXPORT int resil_metrics_load_dir(resil_metrics_registry **out, const char *dir,
-                                        resil_error *err);
 
 /* ---- HTTP ------------------------------------------------------------------------------ */
 

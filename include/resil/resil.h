@@ -14,5 +14,6 @@
 #include "resil/breaker.h"
 #include "resil/guard.h"
 #include "resil/metrics.h"
+#include "resil/metrics_dir.h"
 
 #endif /* RESIL_RESIL_H */

@@ -443,41 +443,6 @@ typedef struct resil_retry_result {
  * callers need not. */
 RESIL_EXPORT void resil_retry_note_success(const char *name);
 
-#if defined(__GNUC__)
-/* Private to the inline resil_retry below (layout of libresil's own, which
- * may change with its version): this thread's last name counted by
- * resil_retry_note_success, so that the next first-attempt success of the
- * same name adds to its cell without a call. */
-struct resil__retry_seen {
-    const char *name; /* NULL: none (or too long to keep) */
-    uint64_t *cell;   /* its successful_without_retry cell in this thread's block */
-    unsigned owned;   /* the block is this thread's alone: a plain add */
-    unsigned off;     /* metrics are off: nothing to count */
-    char copy[48];    /* the name's bytes when it was seen (a buffer may be reused) */
-};
-#ifdef RESIL_BUILDING
-RESIL_EXPORT extern __thread struct resil__retry_seen resil_retry_tls_seen
-    __attribute__((tls_model("initial-exec")));
-#else
-RESIL_EXPORT extern __thread struct resil__retry_seen resil_retry_tls_seen;
-#endif
-#endif
-
-/* The part of resil_retry that follows a first attempt which did not simply
- * succeed, or that makes every attempt when the fast path does not apply
- * (deadline, measure_time, an after_attempt hook, a cancel token or a gate).
- * first_outcome < 0 means no attempt was made yet (the config is then
- * validated and the first attempt made here); otherwise it is the outcome of
- * attempt 1, with first_error and first_retry_after_s as the op reported them,
- * and the config must already be valid (attempt 1's duration is then not
- * recorded: see measure_time).  Arguments and return value as for
- * resil_retry, which is what callers should use. */
-RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *name,
-                                      const resil_retry_config *config,
-                                      const resil_retry_opts *opts, resil_retry_result *result,
-                                      int first_outcome, int first_error,
-                                      double first_retry_after_s);
-
 /* Runs op up to 1 + config->max_retries times, sleeping the backoff delay
  * between attempts, until it succeeds, fails permanently, the deadline would
  * be crossed, the budget refuses, or `opts->cancel` fires (which wakes a
@@ -500,87 +465,10 @@ RESIL_EXPORT int resil_retry_continue(resil_retry_op op, void *arg, const char *
  * and byte compare, then one add, with no call; pass a NULL name for none).
  * libresil also exports it as an ordinary function (for function pointers
  * and other languages); define
- * RESIL_NO_INLINE_FAST_PATH before including to always call that one. */
-#if (defined(RESIL_NO_INLINE_FAST_PATH) || defined(__GNUC_GNU_INLINE__)) && \
-    !defined(RESIL_BUILDING)
-/* (GNU89 inline semantics, -fgnu89-inline, would turn the inline definition
- * into an external one in every file: use the library's copy instead.) */
-RESIL_EXPORT int resil_retry(resil_retry_op op, void *arg, const char *name,
-                             const resil_retry_config *config, const resil_retry_opts *opts,
-                             resil_retry_result *result);
-#else
-RESIL_EXPORT inline int resil_retry(resil_retry_op op, void *arg, const char *name,
-                                    const resil_retry_config *config,
-                                    const resil_retry_opts *opts, resil_retry_result *result)
-{
-    /* Eligible: an op, a config without deadline, no time, no after_attempt
-     * hook, no cancel token, no gate.  The config check is conservative: for doubles
-     * >= +0.0 and finite, the IEEE bits read as an unsigned integer lie below
-     * +inf's and order like the values, so each "finite and >= x" test is one
-     * integer comparison; anything it refuses goes to resil_retry_continue,
-     * which validates properly. */
-    if (op && config &&
-        (!opts || (((uintptr_t)opts->after_attempt | (uintptr_t)opts->cancel |
-                    (uintptr_t)opts->measure_time | (uintptr_t)opts->gate) == 0))) {
-        union {
-            double d;
-            uint64_t u;
-        } base = {config->base_delay_s}, max = {config->max_delay_s},
-          eb = {config->exponential_base}, el = {config->max_elapsed_s};
-        unsigned bad = (max.u >= 0x7ff0000000000000ULL) | (base.u > max.u) |
-                       (eb.u - 0x3ff0000000000000ULL >= 0x4000000000000000ULL) | (el.u != 0) |
-                       ((unsigned)config->max_retries >> 31) |
-                       ((unsigned)config->jitter_kind > (unsigned)RESIL_JITTER_DECORRELATED);
-        if (bad == 0) {
-            resil_retry_call call = {1, name, 0, -1.0, RESIL_GATE_AUTO, -1.0};
-            resil_outcome outcome = op(&call, arg);
-            if (outcome == RESIL_OUTCOME_SUCCESS) {
-                if (opts && opts->budget)
-                    resil_retry_budget_on_success(opts->budget);
-                if (name) {
-#if defined(__GNUC__)
-                    struct resil__retry_seen *seen = &resil_retry_tls_seen;
-                    int counted = (int)seen->off;
-                    if (!counted && seen->name == name) {
-                        size_t i = 0;
-                        while (seen->copy[i] == name[i] && name[i])
-                            i++;
-                        if (seen->copy[i] == name[i]) {
-                            counted = 1;
-                            if (seen->owned)
-                                __atomic_store_n(seen->cell,
-                                                 __atomic_load_n(seen->cell, __ATOMIC_RELAXED) + 1,
-                                                 __ATOMIC_RELAXED);
-                            else
-                                __atomic_fetch_add(seen->cell, 1, __ATOMIC_RELAXED);
-                        }
-                    }
-                    if (!counted)
-                        resil_retry_note_success(name);
-#else
-                    resil_retry_note_success(name);
-#endif
-                }
-                if (result) {
-                    result->attempts = 1;
-                    result->reason = RESIL_STOP_SUCCESS;
-                    result->last_outcome = RESIL_OUTCOME_SUCCESS;
-                    result->last_error = call.error;
-                    result->total_delay_s = 0.0;
-                    result->elapsed_s = -1.0;
-                }
-                return 0;
-            }
-            return resil_retry_continue(op, arg, name, config, opts, result,
-                                        outcome == RESIL_OUTCOME_TRANSIENT
-                                            ? (int)RESIL_OUTCOME_TRANSIENT
-                                            : (int)RESIL_OUTCOME_PERMANENT,
-                                        call.error, call.retry_after_s);
-        }
-    }
-    return resil_retry_continue(op, arg, name, config, opts, result, -1, 0, -1.0);
-}
-#endif
+ * RESIL_NO_INLINE_FAST_PATH before including to always call that one.  The
+ * inline body and the private layout it reads are in resil/retry_inline.h
+ * (see docs/abi.md). */
+#include "resil/retry_inline.h"
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 #include "run.h"
 
 #include "resil/metrics.h"
+#include "resil/metrics_dir.h"
 
 #include <jansson.h>
 #include <stdarg.h>

@@ -1,7 +1,13 @@
-/* src/internal/metrics.h - how resil's own modules record their metrics into
- * the default registry (include/resil/metrics.h).  Every function here is a
- * cheap no-op when RESIL_METRICS_ENABLED is false; handles are resolved
- * once and cached.
+/* src/internal/metrics.h - the metrics layer's internal API: what resil's
+ * own modules use to record their metrics into the default registry
+ * (include/resil/metrics.h), and what the metrics exporters
+ * (src/metrics_dir.c) need of a registry beyond the public API.
+ *
+ * Each module's instrumentation lives in that module (src/retry_metrics.c,
+ * src/breaker_metrics.c, src/files_metrics.c, with their own internal
+ * headers) and resolves its handles once: the default registry is never
+ * freed, so a handle resolved from it stays valid for the process (and in a
+ * forked child, whose copy of the registry holds the same handles).
  *
  * Names (Resilience4j's conventions, base units, no paths in labels):
  *   resil_retry_calls_total{name,kind}          kind: successful_without_retry,
@@ -26,10 +32,14 @@
 #ifndef RESIL_INTERNAL_METRICS_H
 #define RESIL_INTERNAL_METRICS_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "resil/metrics.h"
+
+/* ---- for the modules' instrumentation ---------------------------------------- */
 
 /* Whether recording is on, without a call once known (-1 unknown). */
 extern _Atomic int resil__metrics_on;
@@ -46,39 +56,53 @@ static inline bool resil__metrics_enabled(void)
 #define RESIL__TLS_IE
 #endif
 
-/* A retry ended after `attempts` attempts, in success or not (its failed
- * attempts were counted one by one). */
-void resil__metrics_retry_done(const char *name, int attempts, bool success);
+/* The child with these label values of a family of the default registry,
+ * registered (idempotently) with this help and these labels; histograms get
+ * the default buckets.  Returns a borrowed handle, valid for the process,
+ * or NULL (metrics off, out of memory, or a conflicting family of that
+ * name).  Takes the registry's and the family's locks: resolve once and
+ * keep the handle. */
+resil_counter *resil__metrics_counter_of(const char *name, const char *help,
+                                         const char *const *labels, size_t n,
+                                         const char *const *values);
+resil_histogram *resil__metrics_histogram_of(const char *name, const char *help,
+                                             const char *const *labels, size_t n,
+                                             const char *const *values);
 
-/* An attempt of a retry failed. */
-void resil__metrics_retry_failed_attempt(const char *name);
+/* Makes c a derived counter: its value is its own cells' plus a's plus b's
+ * (so a fast path that counts a into one cell also counts c). */
+void resil__metrics_counter_derive(resil_counter *c, const resil_counter *a,
+                                   const resil_counter *b);
 
-/* An attempt of a retry took `seconds` (the engine calls it only for the
- * attempts it timed: it reads no clock for this). */
-void resil__metrics_retry_attempt_duration(const char *name, double seconds);
+/* This thread's integer cell of counter c, and whether the thread owns the
+ * block it lies in (then a plain load and store adds to it; otherwise an
+ * atomic add).  The cell stays this thread's until the thread exits or
+ * gives its block back: see resil__metrics_on_block_release. */
+uint64_t *resil__metrics_my_counter_cell(const resil_counter *c, bool *owned);
 
-/* A breaker's handles, resolved when it is created (all NULL when off).
- * duration[] is indexed by resil_breaker_verdict (successful, failed,
- * ignored). */
-struct resil__cb_metrics {
-    resil_counter *successful, *failed, *ignored, *not_permitted;
-    resil_histogram *duration[3];
-    resil_gauge *state[5];
-    resil_metric *transitions;
-};
-void resil__metrics_breaker_init(struct resil__cb_metrics *m, const char *name, int state);
-/* Counts a transition (the state gauges are the caller's: see below). */
-void resil__metrics_breaker_transition(struct resil__cb_metrics *m, const char *name, int from,
-                                       int to);
-/* Sets the state gauges: 1 for `state`, 0 for the others (no-op when off).
- * The breaker module serialises the calls for one breaker (a transition
- * and an export's collector must not interleave their five sets). */
-void resil__metrics_breaker_state(const struct resil__cb_metrics *m, int state);
+/* Registers fn to run on a thread that gives its owned block back (at its
+ * exit), before it moves to a shared one: a module that keeps pointers to
+ * this thread's cells (retry's fast path) forgets them there.  At most 4;
+ * idempotent.  Returns 0 or -ENOSPC. */
+int resil__metrics_on_block_release(void (*fn)(void));
 
-/* A file operation ended with rc after ns nanoseconds (ns < 0: not timed). */
-void resil__metrics_file_op(const char *op, int rc, int64_t ns);
+/* ---- for the exporters (src/metrics_dir.c) ------------------------------------- */
 
-/* A lock was waited for ns nanoseconds. */
-void resil__metrics_lock_wait(bool exclusive, int64_t ns);
+/* Runs r's collectors, then, under r's flush lock, builds the document of
+ * what r's counters and histograms gained since the last delta (and the
+ * current gauges) and moves the marks on; when it holds any family, calls
+ * write(doc, arg) (still under the lock; doc is borrowed) and returns what
+ * write returned, else 0.  -ENOMEM when the document could not be built
+ * (write not called). */
+int resil__metrics_flush_delta(resil_metrics_registry *r, int (*write)(json_t *doc, void *arg),
+                               void *arg);
+
+/* Merges a metrics JSON document into r whole or not at all: it is first
+ * merged into a registry of its own (which checks all of it), then checked
+ * against r's families.  Returns 0, RESIL_EPARSE, RESIL_EINVAL, -ENOMEM. */
+int resil__metrics_merge_whole(resil_metrics_registry *r, const json_t *doc, resil_error *err);
+
+/* 1/0, true/false, yes/no, on/off in any case: 0 and *out; -1 otherwise. */
+int resil__metrics_parse_bool(const char *v, bool *out);
 
 #endif

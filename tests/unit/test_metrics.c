@@ -34,6 +34,7 @@
 
 #include "resil/clock.h"
 #include "resil/metrics.h"
+#include "resil/metrics_dir.h"
 #include "resil/breaker.h"
 #include "resil/files.h"
 #include "resil/retry.h"
@@ -1471,7 +1472,7 @@ static void test_threads_histogram_exact(void **state)
 }
 
 /* ---- slots: owned blocks, shared blocks, giving back, fork --------------------------
- * These read resil_metrics_tls_slot (private to the inline updates):
+ * These read resil__private_metrics_tls_slot (private to the inline updates):
  * (block + 1) * 2, + 1 when the thread owns its block. */
 
 #define NSLOT_THREADS 24 /* more than the owned blocks (at most 16) */
@@ -1488,7 +1489,7 @@ static void *slot_thread(void *arg)
 {
     struct slot_thr *t = arg;
     resil_counter_inc(t->c); /* deals the slot */
-    t->slot = resil_metrics_tls_slot;
+    t->slot = resil__private_metrics_tls_slot;
     pthread_barrier_wait(t->bar); /* all alive at once */
     for (int i = 1; i < NSLOT_INC; i++) {
         resil_counter_inc(t->c);
@@ -1514,7 +1515,7 @@ static int slot_wave(resil_counter *c, resil_histogram *h)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&bar);
     int owned = 0;
-    unsigned mine = resil_metrics_tls_slot;
+    unsigned mine = resil__private_metrics_tls_slot;
     for (int i = 0; i < NSLOT_THREADS; i++) {
         assert_true(t[i].slot >= 2);
         if (!(t[i].slot & 1))
@@ -1632,7 +1633,7 @@ static resil_outcome hand_ok(resil_retry_call *call, void *arg)
 }
 
 /* A named retry that succeeds at once: counted through the inline fast
- * path's per-thread cache (resil_retry_tls_seen) from the second on. */
+ * path's per-thread cache (resil__private_retry_tls_seen) from the second on. */
 static void hand_retry(void)
 {
     static const resil_retry_config cfg = RESIL_RETRY_TRANSIENT;
@@ -1649,21 +1650,21 @@ static void hand_late(void *arg)
     pthread_cond_broadcast(&hand.cv);
     while (hand.stage != 2)
         pthread_cond_wait(&hand.cv, &hand.mu);
-    hand.a_slot_after = resil_metrics_tls_slot;
+    hand.a_slot_after = resil__private_metrics_tls_slot;
     pthread_mutex_unlock(&hand.mu);
     for (int i = 0; i < 100; i++)
         resil_counter_inc(hand.c);
     hand_retry();
-    hand.a_seen_owned_after = resil_retry_tls_seen.owned;
+    hand.a_seen_owned_after = resil__private_retry_tls_seen.owned;
 }
 
 static void *hand_a(void *arg)
 {
     (void)arg;
     resil_counter_inc(hand.c);
-    hand.a_slot_before = resil_metrics_tls_slot;
+    hand.a_slot_before = resil__private_metrics_tls_slot;
     hand_retry();
-    hand.a_seen_owned_before = resil_retry_tls_seen.owned;
+    hand.a_seen_owned_before = resil__private_retry_tls_seen.owned;
     /* Set after the first update, so that this key's destructor runs after
      * the library's (glibc runs them in the order the keys were made). */
     pthread_setspecific(hand_key, &hand);
@@ -1674,7 +1675,7 @@ static void *hand_b(void *arg)
 {
     (void)arg;
     resil_counter_inc(hand.c);
-    hand.b_slot = resil_metrics_tls_slot;
+    hand.b_slot = resil__private_metrics_tls_slot;
     hand_retry();
     return NULL;
 }
@@ -1748,7 +1749,7 @@ static void test_slots_after_fork(void **state)
     resil_metrics_registry *r = new_registry(0);
     resil_counter *c = counter_of(r, "fork_slot_c", "h", NULL, 0, NULL);
     resil_counter_inc(c); /* the main thread (which forks) takes its slot first */
-    assert_true(resil_metrics_tls_slot & 1);
+    assert_true(resil__private_metrics_tls_slot & 1);
     enum { HOLD = 20 }; /* more than the owned blocks: the parent holds them all */
     pthread_barrier_t ready, go;
     pthread_barrier_init(&ready, NULL, HOLD + 1);
@@ -1766,12 +1767,12 @@ static void test_slots_after_fork(void **state)
          * multi-threaded fork.  The child forgets its slot instead, as a
          * new thread would start, and is dealt one again.) */
         double before = resil_counter_value(c);
-        unsigned old = resil_metrics_tls_slot;
+        unsigned old = resil__private_metrics_tls_slot;
         CK(old & 1);
-        resil_metrics_tls_slot = 0;
+        resil__private_metrics_tls_slot = 0;
         for (int i = 0; i < 1000; i++)
             resil_counter_inc(c);
-        unsigned now = resil_metrics_tls_slot;
+        unsigned now = resil__private_metrics_tls_slot;
         CK(now & 1);      /* owned: the parent's holders are not here */
         CK(now != old);   /* and the block it had stays its own */
         CK(resil_counter_value(c) == before + 1000);
@@ -2649,7 +2650,7 @@ static int child_disabled(void)
     static const resil_retry_config cfg = RESIL__RETRY_PRESET(2, 0.0, 0.0);
     for (int i = 0; i < 3; i++)
         CK(resil_retry(hand_ok, NULL, "off_retry", &cfg, NULL, NULL) == 0);
-    CK(resil_retry_tls_seen.off == 1 && resil_retry_tls_seen.name == NULL);
+    CK(resil__private_retry_tls_seen.off == 1 && resil__private_retry_tls_seen.name == NULL);
     CK(resil_retry(off_flaky, NULL, "off_retry", &cfg, NULL, NULL) == 0);
     resil_breaker_opts bo = RESIL_BREAKER_OPTS_INIT;
     bo.state_dir = "";

@@ -28,7 +28,8 @@
 #include <unistd.h>
 
 #include "resil/metrics.h"
-#include "internal/metrics.h"
+#include "resil/metrics_dir.h"
+#include "internal/retry_metrics.h"
 
 #define DEADLINE_S 0.4
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -497,8 +498,8 @@ static void test_record_functions_take_any_bytes(void **state)
     memcpy(longname + 62, "\xc3\xa9", 2);
     longname[79] = '\0';
     assert_int_equal(resil_record_retry_attempt(longname, 1, false, 0.01), 0);
-    resil__metrics_retry_done("retry\xff", 2, true);
-    resil__metrics_retry_failed_attempt("retry\xff");
+    resil__retry_metrics_done("retry\xff", 2, true);
+    resil__retry_metrics_failed_attempt("retry\xff");
     char *text = resil_export_prometheus_metrics();
     assert_non_null(text);
     if (!valid_utf8(text))

@@ -152,6 +152,65 @@ static void test_retry_fast_path_names(void **state)
     expect_line("resil_retry_attempts_total{name=\"fp-thread\",result=\"success\"} 20");
 }
 
+/* Names whose bytes the compiler knows (string literals, a const array)
+ * take the inline path's compare against constants; they count exactly
+ * too, taking turns with each other and with a buffer holding the same
+ * bytes (another pointer: the same series). */
+static const char lit_c[] = "lit-c";
+
+static void test_retry_fast_path_literals(void **state)
+{
+    (void)state;
+    fails_left = 0;
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(resil_retry(flaky, NULL, "lit-a", &fp_cfg, NULL, NULL), 0);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(resil_retry(flaky, NULL, "lit-b", &fp_cfg, NULL, NULL), 0);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(resil_retry(flaky, NULL, "lit-a", &fp_cfg, NULL, NULL), 0);
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(resil_retry(flaky, NULL, lit_c, &fp_cfg, NULL, NULL), 0);
+    char buf[16];
+    strcpy(buf, "lit-a");
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(resil_retry(flaky, NULL, buf, &fp_cfg, NULL, NULL), 0);
+    for (int k = 0; k < 6; k++) /* a name the cache cannot keep (47 bytes and more) */
+        assert_int_equal(resil_retry(flaky, NULL,
+                                     "lit-0123456789012345678901234567890123456789012345", &fp_cfg,
+                                     NULL, NULL),
+                         0);
+    expect_line("resil_retry_calls_total{name=\"lit-a\",kind=\"successful_without_retry\"} 9");
+    expect_line("resil_retry_calls_total{name=\"lit-b\",kind=\"successful_without_retry\"} 2");
+    expect_line("resil_retry_calls_total{name=\"lit-c\",kind=\"successful_without_retry\"} 5");
+    expect_line("resil_retry_calls_total{name=\"lit-0123456789012345678901234567890123456789012345\","
+                "kind=\"successful_without_retry\"} 6");
+    expect_line("resil_retry_attempts_total{name=\"lit-a\",result=\"success\"} 9");
+}
+
+/* A budget on the inline path: a full bucket is left alone without a call,
+ * one that is not full gains token_ratio per success, as the library's own
+ * resil_retry_budget_on_success would do. */
+static void test_retry_fast_path_budget(void **state)
+{
+    (void)state;
+    fails_left = 0;
+    resil_retry_budget *b;
+    assert_int_equal(resil_retry_budget_new(&b, 10, 0.5, NULL), 0);
+    resil_retry_opts o = RESIL_RETRY_OPTS_INIT;
+    o.budget = b;
+    assert_int_equal(resil_retry(flaky, NULL, "budgeted", &fp_cfg, &o, NULL), 0);
+    assert_true(resil_retry_budget_tokens(b) == 10.0);
+    for (int i = 0; i < 3; i++)
+        resil_retry_budget_on_failure(b);
+    assert_true(resil_retry_budget_tokens(b) == 7.0);
+    assert_int_equal(resil_retry(flaky, NULL, "budgeted", &fp_cfg, &o, NULL), 0);
+    assert_true(resil_retry_budget_tokens(b) == 7.5);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(resil_retry(flaky, NULL, "budgeted", &fp_cfg, &o, NULL), 0);
+    assert_true(resil_retry_budget_tokens(b) == 10.0); /* capped */
+    resil_retry_budget_free(b);
+}
+
 static int ok_op(void *arg)
 {
     (void)arg;
@@ -207,6 +266,56 @@ static void test_files(void **state)
     expect_line("resil_file_operations_total{op=\"append\",result=\"ok\"} 1");
     expect_line("resil_file_operation_duration_seconds_count{op=\"write_atomic\"} 2");
     expect_line("resil_file_lock_wait_seconds_count{mode=\"exclusive\"} 3");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The file metrics resolve their handles once and keep them: they keep
+ * counting over many operations, and in a forked child (which inherits the
+ * handles with the registry) a child's operations count into the child's
+ * copy only. */
+static long export_value(const char *series)
+{
+    char *text;
+    assert_int_equal(resil_metrics_export(&text, NULL, resil_metrics_default(),
+                                          RESIL_METRICS_PROMETHEUS),
+                     0);
+    char want[300];
+    snprintf(want, sizeof want, "\n%s ", series);
+    const char *p = strstr(text, want);
+    long v = p ? strtol(p + strlen(want), NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+static void test_files_handles_kept(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/resil-wiring-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    const char *series = "resil_file_operations_total{op=\"write_atomic\",result=\"ok\"}";
+    const char *waits = "resil_file_lock_wait_seconds_count{mode=\"exclusive\"}";
+    assert_int_equal(resil_write_file_atomic(path, "{}", 2, NULL, NULL), 0);
+    long before = export_value(series), waits_before = export_value(waits);
+    assert_true(before >= 1);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(resil_write_file_atomic(path, "{}", 2, NULL, NULL), 0);
+    assert_int_equal(export_value(series), before + 50);
+    assert_int_equal(export_value(waits), waits_before + 50);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int ok = resil_write_file_atomic(path, "{}", 2, NULL, NULL) == 0 &&
+                 export_value(series) == before + 51 && export_value(waits) == waits_before + 51;
+        _exit(ok ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(export_value(series), before + 50);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -770,8 +879,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry),
         cmocka_unit_test(test_retry_fast_path_names),
+        cmocka_unit_test(test_retry_fast_path_literals),
+        cmocka_unit_test(test_retry_fast_path_budget),
         cmocka_unit_test(test_breaker),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_files_handles_kept),
         cmocka_unit_test(test_retry_attempt_durations_timed),
         cmocka_unit_test(test_retry_attempt_durations_untimed),
         cmocka_unit_test(test_breaker_call_durations_given),
