@@ -807,7 +807,7 @@ static int lock_open_at(const char *lp, const char *data_path, const resil_file_
      * owner may fix the mode. */
     uid_t me = geteuid();
     if (me == 0 && data_exists && (st.st_uid != dst.st_uid || st.st_gid != dst.st_gid))
-        (void)!fchown(fd, dst.st_uid, dst.st_gid);
+        (void)!resil__sys.fchown(fd, dst.st_uid, dst.st_gid);
     if ((st.st_mode & 07777) != want && (created || me == 0 || me == st.st_uid))
         (void)!resil__sys.fchmod(fd, want);
     return fd;
