@@ -422,6 +422,8 @@ static int write_file_atomic(const char *path, const void *data, size_t len,
 {
     if (!path || !*path || (!data && len))
         return resil_error_set(err, RESIL_EINVAL, path, "resil_write_file_atomic: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
     resil_lock *lk;
@@ -542,6 +544,8 @@ int resil_read_file(char **out, size_t *out_len, const char *path, const resil_f
 {
     if (!out || !path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_file: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     return read_file_flags(out, out_len, path, 0, resil__file_opts(opts), err);
 }
 
@@ -735,6 +739,8 @@ static int write_doc(const char *path, const json_t *value, doc_format fmt,
 {
     if (!path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "write: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     char *text = NULL;
     size_t len = 0;
     int rc = encode(&text, &len, value, fmt, path, resil__file_opts(opts), err);
@@ -750,6 +756,8 @@ static int update_doc(const char *path, resil_update_fn fn, void *arg, doc_forma
 {
     if (!path || !*path || !fn)
         return resil_error_set(err, RESIL_EINVAL, path, "update: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
     resil_lock *lk;
@@ -803,6 +811,8 @@ int resil_read_json_safe(json_t **out, const char *path, const resil_file_opts *
 {
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_json_safe: out is NULL");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     return read_doc(out, path, FMT_JSON, 0, NULL, resil__file_opts(opts), err);
 }
 
@@ -823,6 +833,8 @@ int resil_read_yaml_safe(json_t **out, const char *path, const resil_file_opts *
 {
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_yaml_safe: out is NULL");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     return read_doc(out, path, FMT_YAML, 0, NULL, resil__file_opts(opts), err);
 }
 

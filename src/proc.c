@@ -12,6 +12,7 @@
 #include "resil/proc.h"
 
 #include "resil/clock.h"
+#include "internal/opts.h"
 #include "internal/sys.h"
 
 #include <errno.h>
@@ -361,6 +362,9 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
     out->status = 1; /* a failure until the command says otherwise */
     if (!argv || !argv[0] || !argv[0][0])
         return resil_error_set(err, RESIL_EINVAL, "argv", "resil_proc_run: no command");
+    if (opts && resil__opts_version_check(err, "resil_proc_opts", opts->version,
+                                          RESIL_PROC_OPTS_VERSION))
+        return RESIL_EINVAL;
     resil_proc_opts o = RESIL_PROC_OPTS_INIT;
     if (opts)
         o = *opts;
