@@ -21,6 +21,7 @@
 
 #include "internal/metrics.h"
 #include "internal/store.h"
+#include "internal/sys.h"
 #include "internal/util.h"
 
 enum { K_CLOSED = 1, K_DISABLED, K_TRIAL, K_SPENT };
@@ -1310,7 +1311,7 @@ static int cmp_str(const void *a, const void *b)
 int resil_breaker_list_dir(const char *dir, int (*fn)(const char *name, void *arg), void *arg,
                            resil_error *err)
 {
-    DIR *d = opendir(dir);
+    DIR *d = resil__sys.opendir(dir);
     if (!d)
         return resil_error_set(err, -errno, dir, "cannot read the state directory %s: %s", dir,
                                strerror(errno));
@@ -1319,7 +1320,7 @@ int resil_breaker_list_dir(const char *dir, int (*fn)(const char *name, void *ar
     int rc = 0;
     struct dirent *e;
     char name[RESIL__CB_NAME_MAX + 1];
-    while ((e = readdir(d)) != NULL) {
+    while ((errno = 0, e = resil__sys.readdir(d)) != NULL) {
         size_t bl = strlen(e->d_name);
         if (bl < 4 || strcmp(e->d_name + bl - 3, ".cb") != 0)
             continue;
@@ -1341,13 +1342,16 @@ int resil_breaker_list_dir(const char *dir, int (*fn)(const char *name, void *ar
         }
         n++;
     }
-    closedir(d);
+    if (!e && errno && rc == 0) /* readdir failed: not the end of the list */
+        rc = resil_error_set(err, -errno, dir, "cannot read the state directory %s: %s", dir,
+                             strerror(errno));
+    resil__sys.closedir(d);
     if (rc == 0) {
         if (n > 1)
             qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n && rc == 0; i++)
             rc = fn(names[i], arg);
-    } else {
+    } else if (rc == -ENOMEM) {
         resil_error_set(err, rc, dir, "out of memory");
     }
     for (size_t i = 0; i < n; i++)

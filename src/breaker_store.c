@@ -29,14 +29,14 @@ static void read_boot_id(char *out, size_t n)
     static _Atomic int state; /* 0 unread, 1 reading, 2 read */
     int expect = 0;
     if (atomic_compare_exchange_strong(&state, &expect, 1)) {
-        int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        int fd = resil__sys.open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC, 0);
         if (fd >= 0) {
-            ssize_t r = read(fd, cached, sizeof cached - 1);
+            ssize_t r = resil__sys.read(fd, cached, sizeof cached - 1);
             if (r > 0) {
                 cached[r] = 0;
                 cached[strcspn(cached, "\n")] = 0;
             }
-            close(fd);
+            resil__sys.close(fd);
         }
         atomic_store(&state, 2);
     }
@@ -559,7 +559,7 @@ static int open_state_dir(const char *dir, bool create, const resil__store_cfg *
     mode_t want = cfg && cfg->dir_mode ? cfg->dir_mode : 0700;
     bool created = false;
     if (create) {
-        if (mkdir(dir, want) == 0)
+        if (resil__sys.mkdir(dir, want) == 0)
             created = true;
         else if (errno != EEXIST)
             return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
@@ -734,7 +734,7 @@ fail:
  * names the file). */
 static int map_record(int fd, const char *path, void **map, resil_error *err)
 {
-    *map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    *map = resil__sys.mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (*map == MAP_FAILED)
         return resil_error_set(err, -errno, path, "cannot map %s: %s", path, strerror(errno));
     return 0;
@@ -900,7 +900,7 @@ int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *
     return 0;
 fail:
     if (map != MAP_FAILED)
-        munmap(map, sizeof(struct resil__cb_state));
+        resil__sys.munmap(map, sizeof(struct resil__cb_state));
     resil__sys.close(fd); /* drops the OFD lock */
     free(path);
     return rc;
@@ -911,7 +911,7 @@ void resil__store_close(resil__store *s)
     if (!s)
         return;
     if (s->shared) {
-        munmap(s->st, sizeof *s->st);
+        resil__sys.munmap(s->st, sizeof *s->st);
         resil__sys.close(s->fd);
     } else {
         free(s->st);
@@ -946,7 +946,7 @@ int resil__cb_reset_file(const char *dir, const char *name, const resil__store_c
     resil__cb_state_init(map, name);
 out:
     if (map != MAP_FAILED)
-        munmap(map, sizeof(struct resil__cb_state));
+        resil__sys.munmap(map, sizeof(struct resil__cb_state));
     resil__sys.close(fd);
     free(path);
     return rc;
@@ -963,7 +963,7 @@ int resil_breaker_reset_file(const char *dir, const char *name, resil_error *err
 
 bool resil__cb_read_name(char *name, int dirfd, const char *base)
 {
-    int fd = openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int fd = resil__sys.openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0)
         return false;
     struct {
@@ -974,11 +974,11 @@ bool resil__cb_read_name(char *name, int dirfd, const char *base)
     } h;
     _Static_assert(offsetof(struct resil__cb_state, name) == 16, "header layout");
     struct stat sb;
-    bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-              pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.magic == RESIL__CB_MAGIC &&
+    bool ok = resil__sys.fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+              resil__sys.pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.magic == RESIL__CB_MAGIC &&
               memchr(h.name, 0, sizeof h.name) != NULL && h.name[0] != 0 &&
               strlen(h.name) <= RESIL__CB_NAME_MAX;
-    close(fd);
+    resil__sys.close(fd);
     if (!ok)
         return false;
     /* Only when this file is where that name lives. */
