@@ -16,12 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal/sys.h"
+#include "resil/breaker.h"
 #include "resil/cancel.h"
+#include "resil/metrics.h"
 #include "resil/files.h"
 #include "resil/proc.h"
 
@@ -380,6 +383,117 @@ static void test_proc_and_cancel_faults(void **state)
     resil__sys_reset();
 }
 
+
+/* ---- the breaker store and the metrics directory ---------------------------------- */
+
+static int failing_mkdir(const char *p, mode_t m)
+{
+    (void)p, (void)m;
+    errno = fail_errno;
+    return -1;
+}
+
+static void *failing_mmap(void *a, size_t l, int pr, int fl, int fd, off_t o)
+{
+    (void)a, (void)l, (void)pr, (void)fl, (void)fd, (void)o;
+    errno = fail_errno;
+    return MAP_FAILED;
+}
+
+static DIR *failing_opendir(const char *p)
+{
+    (void)p;
+    errno = fail_errno;
+    return NULL;
+}
+
+static int count_names(const char *name, void *arg)
+{
+    (void)name;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static resil_breaker *shared_breaker(const char *name, const char *state_dir, int *rc,
+                                     resil_error *e)
+{
+    resil_breaker_opts o = RESIL_BREAKER_OPTS_INIT;
+    o.state_dir = state_dir;
+    resil_breaker *b = NULL;
+    *rc = resil_breaker_new(&b, name, &o, e);
+    return b;
+}
+
+/* mkdir, mmap, opendir and readdir of a shared breaker's state directory
+ * fail: clear errors naming the directory or file, and the state already
+ * written (a tripped breaker) is still there afterwards. */
+static void test_breaker_store_faults(void **state)
+{
+    (void)state;
+    int rc;
+    resil_error e;
+    resil_breaker *a = shared_breaker("sys-a", dir, &rc, &e);
+    assert_int_equal(rc, 0);
+    assert_true(resil_breaker_is_shared(a));
+    assert_int_equal(resil_breaker_trip(a), 0);
+
+    fail_errno = EACCES;
+    resil__sys.mkdir = failing_mkdir;
+    assert_null(shared_breaker("sys-b", in_dir("missing"), &rc, &e));
+    resil__sys_reset();
+    assert_int_equal(rc, -EACCES);
+    assert_non_null(strstr(e.message, "cannot create the state directory"));
+    assert_non_null(strstr(e.message, "missing"));
+
+    fail_errno = ENOMEM;
+    resil__sys.mmap = failing_mmap;
+    assert_null(shared_breaker("sys-c", dir, &rc, &e));
+    resil__sys_reset();
+    assert_int_equal(rc, -ENOMEM);
+    assert_non_null(strstr(e.message, "cannot map"));
+
+    int n = 0;
+    fail_errno = EACCES;
+    resil__sys.opendir = failing_opendir;
+    assert_int_equal(resil_breaker_list_dir(dir, count_names, &n, &e), -EACCES);
+    resil__sys_reset();
+    assert_non_null(strstr(e.message, "cannot read the state directory"));
+    fail_errno = EIO;
+    resil__sys.readdir = failing_readdir;
+    assert_int_equal(resil_breaker_list_dir(dir, count_names, &n, &e), -EIO);
+    resil__sys_reset();
+    assert_int_equal(n, 0); /* a failed listing calls nobody */
+    assert_non_null(strstr(e.message, "cannot read the state directory"));
+
+    /* Nothing written was lost: the tripped state is in its file. */
+    assert_int_equal(resil_breaker_list_dir(dir, count_names, &n, NULL), 0);
+    assert_true(n >= 1);
+    resil_breaker_free(a);
+    resil_breaker *again = shared_breaker("sys-a", dir, &rc, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(resil_breaker_get_state(again), RESIL_BREAKER_FORCED_OPEN);
+    resil_breaker_free(again);
+}
+
+/* The metrics directory cannot be created: the flush says so, and an
+ * earlier flush elsewhere is intact. */
+static void test_metrics_dir_mkdir_fault(void **state)
+{
+    (void)state;
+    resil_metrics_registry *r = resil_metrics_default();
+    assert_non_null(r);
+    resil_error e;
+    assert_int_equal(resil_metrics_flush_dir(r, in_dir("m1"), &e), 0);
+    int before = count_files("");
+    fail_errno = ENOSPC;
+    resil__sys.mkdir = failing_mkdir;
+    assert_int_equal(resil_metrics_flush_dir(r, in_dir("m2"), &e), -ENOSPC);
+    resil__sys_reset();
+    assert_non_null(strstr(e.message, "cannot create the metrics directory"));
+    assert_int_equal(count_files(""), before);
+    assert_int_equal(access(in_dir("m1"), F_OK), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +503,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fchown_fcntl_failures_tolerated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_cannot_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proc_and_cancel_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_breaker_store_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_dir_mkdir_fault, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
