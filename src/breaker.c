@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal/log.h"
 #include "internal/metrics.h"
 #include "internal/store.h"
 #include "internal/sys.h"
@@ -129,7 +130,7 @@ int resil_breaker_env_defaults(int *threshold, double *timeout_s, resil_error *e
     return rc;
 }
 
-/* The env defaults, with a bad value reported once per process on stderr. */
+/* The env defaults, with a bad value reported once per process (resil__log). */
 static void env_defaults_warn(int *threshold, double *timeout_s)
 {
     static atomic_bool warned;
@@ -137,7 +138,7 @@ static void env_defaults_warn(int *threshold, double *timeout_s)
     resil_error_clear(&e);
     if (resil_breaker_env_defaults(threshold, timeout_s, &e) != 0 &&
         !atomic_exchange(&warned, true))
-        fprintf(stderr, "resil: %s\n", e.message);
+        resil__log(RESIL_LOG_WARN, "%s", e.message);
 }
 
 #define BAD(field, ...) resil_error_set(err, RESIL_EINVAL, field, __VA_ARGS__)

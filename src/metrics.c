@@ -27,6 +27,7 @@
 
 #include "resil/files.h"
 #include "resil/retry.h"
+#include "internal/log.h"
 #include "internal/metrics.h"
 #include "internal/sys.h"
 #include "internal/trust.h"
@@ -1916,7 +1917,7 @@ static void env_init(void)
     resil_error e;
     resil_error_clear(&e);
     if (resil_metrics_env(&env_enabled, &env_max_entries, &e) != 0)
-        fprintf(stderr, "resil: %s\n", e.message);
+        resil__log(RESIL_LOG_WARN, "%s", e.message);
 }
 
 bool resil_metrics_enabled(void)
