@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "internal/log.h"
+#include "resil/breaker.h"
 #include "resil/common.h"
+#include "resil/metrics.h"
 
 struct seen {
     int n;
@@ -167,9 +169,58 @@ static void test_set_while_logging(void **state)
     resil_set_log(NULL, NULL);
 }
 
+struct all_seen {
+    int n;
+    char text[4096];
+};
+
+static void collect_all(int level, const char *message, void *arg)
+{
+    struct all_seen *s = arg;
+    s->n++;
+    size_t len = strlen(s->text);
+    snprintf(s->text + len, sizeof s->text - len, "%d:%s\n", level, message);
+}
+
+/* The library's own messages (a bad environment value and the default used
+ * instead) reach the callback, not stderr. */
+static void test_library_messages_reach_the_callback(void **state)
+{
+    (void)state;
+    setenv("CIRCUIT_BREAKER_DEFAULT_THRESHOLD", "abc", 1);
+    setenv("RESIL_METRICS_MAX_ENTRIES", "-5", 1);
+    struct all_seen s = {0};
+    resil_set_log(collect_all, &s);
+    char path[] = "/tmp/resil_test_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    int saved = dup(2);
+    dup2(fd, 2);
+    resil_breaker *b = NULL;
+    int rc = resil_breaker_new(&b, "log-test", NULL, NULL);
+    (void)resil_metrics_enabled();
+    dup2(saved, 2);
+    close(saved);
+    char out[256];
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    close(fd);
+    resil_set_log(NULL, NULL);
+    unsetenv("CIRCUIT_BREAKER_DEFAULT_THRESHOLD");
+    unsetenv("RESIL_METRICS_MAX_ENTRIES");
+    assert_int_equal(rc, 0);
+    resil_breaker_free(b);
+    assert_int_equal(n, 0); /* nothing on stderr */
+    assert_non_null(strstr(s.text, "1:")); /* RESIL_LOG_WARN */
+    assert_non_null(strstr(s.text, "CIRCUIT_BREAKER_DEFAULT_THRESHOLD"));
+    assert_non_null(strstr(s.text, "RESIL_METRICS_MAX_ENTRIES"));
+    assert_null(strchr(s.text, '\r'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_library_messages_reach_the_callback),
         cmocka_unit_test(test_default_writes_stderr),
         cmocka_unit_test(test_callback_then_null_restores_default),
         cmocka_unit_test(test_long_message_truncated),
