@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal/fork.h"
 #include "internal/log.h"
 #include "internal/metrics.h"
 #include "internal/store.h"
@@ -274,7 +275,7 @@ static void live_fork_register(void)
 {
     /* a fork while the collector runs on another thread leaves the child
      * (which may use the breakers) a usable live_mu */
-    pthread_atfork(live_lock, live_unlock, live_unlock);
+    resil__fork_hook(RESIL__FORK_BREAKER, live_lock, live_unlock, live_unlock);
 }
 
 /* Sets b's state gauges from its current state: under live_mu, so that
@@ -508,7 +509,7 @@ static void stripe_atfork_child(void)
 
 static void stripe_atfork_register(void)
 {
-    pthread_atfork(NULL, NULL, stripe_atfork_child);
+    resil__fork_hook(RESIL__FORK_BREAKER, NULL, NULL, stripe_atfork_child);
 }
 
 static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;

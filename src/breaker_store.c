@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/fork.h"
 #include "internal/sys.h"
 #include "internal/trust.h"
 
@@ -333,7 +334,7 @@ static void fork_child(void)
 
 static void fork_register(void)
 {
-    pthread_atfork(NULL, NULL, fork_child);
+    resil__fork_hook(RESIL__FORK_STORE, NULL, NULL, fork_child);
 }
 
 /* Takes an OFD lock on the whole file, waiting at most resil__cb_lock_wait_ns:

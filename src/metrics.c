@@ -27,6 +27,7 @@
 
 #include "resil/files.h"
 #include "resil/retry.h"
+#include "internal/fork.h"
 #include "internal/log.h"
 #include "internal/metrics.h"
 #include "internal/sys.h"
@@ -109,7 +110,7 @@ static void registries_atfork_child(void);
 
 static void fork_register(void)
 {
-    pthread_atfork(NULL, NULL, registries_atfork_child);
+    resil__fork_hook(RESIL__FORK_METRICS, NULL, NULL, registries_atfork_child);
 }
 
 /* ---- slots ---------------------------------------------------------------------
@@ -166,7 +167,7 @@ static void slots_init(void)
     nblocks = nowned + nshared;
     if (pthread_key_create(&slot_key, slot_release) != 0)
         nowned = 0; /* no way to give blocks back: share them all */
-    pthread_atfork(NULL, NULL, slots_atfork_child);
+    resil__fork_hook(RESIL__FORK_METRICS, NULL, NULL, slots_atfork_child);
 }
 
 unsigned resil_metrics_thread_slot(void)
@@ -2184,7 +2185,7 @@ static void coll_atfork_child(void)
 
 static void coll_fork_register(void)
 {
-    pthread_atfork(NULL, NULL, coll_atfork_child);
+    resil__fork_hook(RESIL__FORK_METRICS, NULL, NULL, coll_atfork_child);
 }
 
 int resil_metrics_add_collector(resil_metrics_registry *r, resil_metrics_collector_fn fn,
