@@ -28,6 +28,42 @@ for h in "$root"/include/resil/*.h; do
   done
 done
 
+# C++: every header compiles as C++11 and C++17 (g++ and clang++ when
+# present, -Wall -Wextra -Wpedantic -Werror), and the *_INIT macros that
+# follow docs/abi.md's pattern work there in static and automatic
+# initializers without warnings (add a struct here when its _INIT does).
+cxx_inits=(resil_file_opts:RESIL_FILE_OPTS_INIT resil_proc_opts:RESIL_PROC_OPTS_INIT)
+cxx=()
+for c in g++ clang++; do command -v "$c" >/dev/null && cxx+=("$c"); done
+{
+  printf '#include <resil/resil.h>\n'
+  i=0
+  for pair in "${cxx_inits[@]}"; do
+    printf 'static const %s s%d = %s;\n' "${pair%%:*}" "$i" "${pair#*:}"
+    i=$((i + 1))
+  done
+  printf 'int main() {\n    unsigned v = 0;\n'
+  i=0
+  for pair in "${cxx_inits[@]}"; do
+    printf '    %s a%d = %s;\n    v += a%d.version + s%d.version;\n' "${pair%%:*}" "$i" "${pair#*:}" "$i" "$i"
+    i=$((i + 1))
+  done
+  printf '    return v == 0;\n}\n'
+} >"$tmp/inits.cc"
+for c in "${cxx[@]}"; do
+  for std in c++11 c++17; do
+    for h in "$root"/include/resil/*.h; do
+      printf '#include <resil/%s>\nint main() { return 0; }\n' "$(basename "$h")" >"$tmp/one.cc"
+      "$c" -std=$std -Wall -Wextra -Wpedantic -Werror -I"$root/include" -c "$tmp/one.cc" -o "$tmp/one.o" ||
+        { echo "header $(basename "$h") does not compile as $std with $c"; exit 1; }
+      n=$((n + 1))
+    done
+    "$c" -std=$std -Wall -Wextra -Wpedantic -Werror -I"$root/include" -c "$tmp/inits.cc" -o "$tmp/inits.o" ||
+      { echo "the *_INIT macros do not compile as $std with $c"; exit 1; }
+    n=$((n + 1))
+  done
+done
+
 cat >"$tmp/a.c" <<'C'
 #include <resil/resil.h>
 static resil_outcome ok(resil_retry_call *c, void *a) { (void)c; (void)a; return RESIL_OUTCOME_SUCCESS; }

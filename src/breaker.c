@@ -22,6 +22,8 @@
 #include "internal/breaker_metrics.h"
 #include "internal/store.h"
 #include "internal/util.h"
+#include "internal/fork.h"
+#include "internal/log.h"
 
 enum { K_CLOSED = 1, K_DISABLED, K_TRIAL, K_SPENT };
 
@@ -141,7 +143,7 @@ int resil_breaker_env_defaults(int *threshold, double *timeout_s, resil_error *e
     return rc;
 }
 
-/* The env defaults, with a bad value reported once per process on stderr. */
+/* The env defaults, with a bad value reported once per process (resil__log). */
 static void env_defaults_warn(int *threshold, double *timeout_s)
 {
     static atomic_bool warned;
@@ -149,7 +151,7 @@ static void env_defaults_warn(int *threshold, double *timeout_s)
     resil_error_clear(&e);
     if (resil_breaker_env_defaults(threshold, timeout_s, &e) != 0 &&
         !atomic_exchange(&warned, true))
-        fprintf(stderr, "resil: %s\n", e.message);
+        resil__log(RESIL_LOG_WARN, "%s", e.message);
 }
 
 #define BAD(field, ...) resil_error_set(err, RESIL_EINVAL, field, __VA_ARGS__)
@@ -285,7 +287,7 @@ static void live_fork_register(void)
 {
     /* a fork while the collector runs on another thread leaves the child
      * (which may use the breakers) a usable live_mu */
-    pthread_atfork(live_lock, live_unlock, live_unlock);
+    resil__fork_hook(RESIL__FORK_BREAKER, live_lock, live_unlock, live_unlock);
 }
 
 /* Sets b's state gauges from its current state: under live_mu, so that

@@ -30,7 +30,7 @@ int resil_cancel_new(resil_cancel **out)
     resil_cancel *c = malloc(sizeof *c);
     if (!c)
         return -ENOMEM;
-    c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    c->efd = resil__sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->efd < 0) {
         int e = errno;
         free(c);

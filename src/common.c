@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "resil/common.h"
 
+#include "internal/opts.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,4 +86,16 @@ int resil_error_set(resil_error *err, int code, const char *path, const char *fm
         snprintf(err->message, sizeof err->message, "%s", resil_strerror(code));
     }
     return code;
+}
+
+int resil__opts_version_check(resil_error *err, const char *type, unsigned version,
+                              unsigned newest)
+{
+    if (version <= newest)
+        return 0;
+    return resil_error_set(err, RESIL_EINVAL, "version",
+                           "%s version %u is newer than this library knows (%u): built against "
+                           "a newer resil header? (start from the *_INIT macro of the header "
+                           "that matches the library)",
+                           type, version, newest);
 }

@@ -104,12 +104,12 @@ int resil__resolve_target(char **out, const char *path, resil_error *err)
  * than stale_temp_s (other hosts, pid reuse). */
 static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
 {
-    int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    int dup_fd = resil__sys.fcntl_int(dfd, F_DUPFD_CLOEXEC, 3);
     if (dup_fd < 0)
         return;
-    DIR *d = fdopendir(dup_fd);
+    DIR *d = resil__sys.fdopendir(dup_fd);
     if (!d) {
-        close(dup_fd);
+        resil__sys.close(dup_fd);
         return;
     }
     size_t blen = strlen(base);
@@ -117,7 +117,7 @@ static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
     double stale_s = o->stale_temp_s > 0 ? o->stale_temp_s : 3600;
     time_t now = time(NULL);
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
+    while ((e = resil__sys.readdir(d)) != NULL) {
         const char *n = e->d_name;
         if (n[0] != '.' || strncmp(n + 1, base, blen) != 0 ||
             strncmp(n + 1 + blen, TMP_TAG, sizeof TMP_TAG - 1) != 0)
@@ -141,7 +141,7 @@ static void sweep_stale(int dfd, const char *base, const resil_file_opts *o)
         if (dead || old)
             resil__sys.unlinkat(dfd, n, 0);
     }
-    closedir(d);
+    resil__sys.closedir(d);
 }
 
 /* ---- atomic replace ----------------------------------------------------------- */
@@ -257,7 +257,7 @@ static int replace_locked(const char *target, const void *data, size_t len,
             fix_mode = true;
         } else {
             if (exists && (tst.st_uid != st.st_uid || tst.st_gid != st.st_gid))
-                (void)!fchown(tfd, st.st_uid, st.st_gid); /* EPERM: keep ours */
+                (void)!resil__sys.fchown(tfd, st.st_uid, st.st_gid); /* EPERM: keep ours */
             /* the umask took bits away, or special bits (which a write or a
              * chown clears) must be restored */
             fix_mode = (tst.st_mode & 07777) != want || (want & 06000);
@@ -389,7 +389,7 @@ static int check_target(const char *target, const resil_file_opts *o, resil_erro
     /* As a shell redirect would: write permission for the effective ids,
      * and, for root (who may write anything), a file that has no write bit
      * at all was made read-only on purpose. */
-    bool denied = faccessat(AT_FDCWD, target, W_OK, AT_EACCESS) != 0;
+    bool denied = resil__sys.faccessat(AT_FDCWD, target, W_OK, AT_EACCESS) != 0;
     if (denied || (geteuid() == 0 && (st.st_mode & 0222) == 0))
         return resil_error_set(err, -EACCES, target,
                                "refusing to replace %s: it is read-only (mode %04o, owner uid "
@@ -422,6 +422,8 @@ static int write_file_atomic(const char *path, const void *data, size_t len,
 {
     if (!path || !*path || (!data && len))
         return resil_error_set(err, RESIL_EINVAL, path, "resil_write_file_atomic: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
     resil_lock *lk;
@@ -456,9 +458,9 @@ int resil__open_regular(const char *path, int flags, struct stat *st, resil_erro
         resil__sys.close(fd);
         return resil_error_set(err, RESIL_EINVAL, path, "%s is not a regular file", path);
     }
-    int fl = fcntl(fd, F_GETFL);
+    int fl = resil__sys.fcntl_int(fd, F_GETFL, 0);
     if (fl >= 0)
-        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+        resil__sys.fcntl_int(fd, F_SETFL, fl & ~O_NONBLOCK);
     return fd;
 }
 
@@ -542,6 +544,8 @@ int resil_read_file(char **out, size_t *out_len, const char *path, const resil_f
 {
     if (!out || !path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_file: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     return read_file_flags(out, out_len, path, 0, resil__file_opts(opts), err);
 }
 
@@ -735,6 +739,8 @@ static int write_doc(const char *path, const json_t *value, doc_format fmt,
 {
     if (!path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "write: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     char *text = NULL;
     size_t len = 0;
     int rc = encode(&text, &len, value, fmt, path, resil__file_opts(opts), err);
@@ -750,6 +756,8 @@ static int update_doc(const char *path, resil_update_fn fn, void *arg, doc_forma
 {
     if (!path || !*path || !fn)
         return resil_error_set(err, RESIL_EINVAL, path, "update: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
     resil_lock *lk;
@@ -803,6 +811,8 @@ int resil_read_json_safe(json_t **out, const char *path, const resil_file_opts *
 {
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_json_safe: out is NULL");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     return read_doc(out, path, FMT_JSON, 0, NULL, resil__file_opts(opts), err);
 }
 
@@ -823,6 +833,8 @@ int resil_read_yaml_safe(json_t **out, const char *path, const resil_file_opts *
 {
     if (!out)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_yaml_safe: out is NULL");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     return read_doc(out, path, FMT_YAML, 0, NULL, resil__file_opts(opts), err);
 }
 

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "internal/files_metrics.h"
 #include "internal/files.h"
+#include "internal/opts.h"
 #include "internal/sys.h"
 #include "internal/trust.h"
 #include "internal/util.h"
@@ -78,6 +79,13 @@ static const resil_file_opts default_opts = RESIL_FILE_OPTS_INIT;
 const resil_file_opts *resil__file_opts(const resil_file_opts *opts)
 {
     return opts ? opts : &default_opts;
+}
+
+int resil__file_opts_check(const resil_file_opts *opts, resil_error *err)
+{
+    return opts ? resil__opts_version_check(err, "resil_file_opts", opts->version,
+                                            RESIL_FILE_OPTS_VERSION)
+                : 0;
 }
 
 char *resil__lock_path_of(const char *path)
@@ -717,8 +725,10 @@ int resil__lock_wait_with(int fd, const resil__lock_wait_opts *w, resil_error *e
 static int lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *o,
                      resil_error *err)
 {
-    double timeout_s = o->lock_timeout_s == 0 ? RESIL_FILE_DEFAULT_LOCK_TIMEOUT_S : o->lock_timeout_s;
-    bool one_try = timeout_s < 0 || timeout_s != timeout_s;
+    /* 0 (and < 0, NaN): one try, as `--timeout 0`; the 10 s default comes
+       from RESIL_FILE_OPTS_INIT and NULL opts. */
+    double timeout_s = o->lock_timeout_s;
+    bool one_try = !(timeout_s > 0);
     resil__lock_wait_opts w = {
         .type = type,
         .timeout_ns = one_try ? -1 : resil__s_to_ns(timeout_s),
@@ -807,7 +817,7 @@ static int lock_open_at(const char *lp, const char *data_path, const resil_file_
      * owner may fix the mode. */
     uid_t me = geteuid();
     if (me == 0 && data_exists && (st.st_uid != dst.st_uid || st.st_gid != dst.st_gid))
-        (void)!fchown(fd, dst.st_uid, dst.st_gid);
+        (void)!resil__sys.fchown(fd, dst.st_uid, dst.st_gid);
     if ((st.st_mode & 07777) != want && (created || me == 0 || me == st.st_uid))
         (void)!resil__sys.fchmod(fd, want);
     return fd;
@@ -830,6 +840,8 @@ int resil_lock_acquire(resil_lock **out, const char *path, resil_lock_mode mode,
 {
     if (!out || !path || !*path || (mode != RESIL_LOCK_SHARED && mode != RESIL_LOCK_EXCLUSIVE))
         return resil_error_set(err, RESIL_EINVAL, path, "resil_lock_acquire: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     resil_lock *lk = calloc(1, sizeof *lk);
     char *lp = resil__lock_path_of(path);

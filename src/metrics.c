@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "internal/metrics_impl.h"
+#include "internal/fork.h"
+#include "internal/log.h"
 
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
@@ -32,7 +34,7 @@ static void registries_atfork_child(void);
 
 static void fork_register(void)
 {
-    pthread_atfork(NULL, NULL, registries_atfork_child);
+    resil__fork_hook(RESIL__FORK_METRICS, NULL, NULL, registries_atfork_child);
 }
 
 /* ---- names --------------------------------------------------------------------- */
@@ -764,7 +766,7 @@ static void env_init(void)
     resil_error e;
     resil_error_clear(&e);
     if (resil_metrics_env(&env_enabled, &env_max_entries, &e) != 0)
-        fprintf(stderr, "resil: %s\n", e.message);
+        resil__log(RESIL_LOG_WARN, "%s", e.message);
 }
 
 bool resil_metrics_enabled(void)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal/metrics_impl.h"
+#include "internal/fork.h"
 
 /* ---- slots ---------------------------------------------------------------------
  *
@@ -102,7 +103,7 @@ static void slots_init(void)
     nblocks = nowned + nshared;
     if (pthread_key_create(&slot_key, slot_release) != 0)
         nowned = 0; /* no way to give blocks back: share them all */
-    pthread_atfork(NULL, NULL, slots_atfork_child);
+    resil__fork_hook(RESIL__FORK_METRICS, NULL, NULL, slots_atfork_child);
 }
 
 unsigned resil__private_metrics_thread_slot(void)

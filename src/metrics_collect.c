@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "internal/metrics_impl.h"
+#include "internal/fork.h"
 
 /* ---- collectors ------------------------------------------------------------------------------
  *
@@ -58,7 +59,7 @@ static void coll_atfork_child(void)
 
 static void coll_fork_register(void)
 {
-    pthread_atfork(NULL, NULL, coll_atfork_child);
+    resil__fork_hook(RESIL__FORK_METRICS, NULL, NULL, coll_atfork_child);
 }
 
 int resil_metrics_add_collector(resil_metrics_registry *r, resil_metrics_collector_fn fn, void *arg)

@@ -109,7 +109,7 @@ static int dir_prepare(const char *dir, const char *file, const resil_metrics_di
 {
     mode_t dmode = o->dir_mode ? (mode_t)o->dir_mode : 0700;
     mode_t fmode = o->file_mode ? (mode_t)o->file_mode : 0600;
-    if (mkdir(dir, dmode) != 0 && errno != EEXIST)
+    if (resil__sys.mkdir(dir, dmode) != 0 && errno != EEXIST)
         return resil_error_set(err, -errno, dir, "cannot create the metrics directory %s: %s", dir,
                                strerror(errno));
     struct stat lst, st;

@@ -344,6 +344,8 @@ int resil_ndjson_writer_open(resil_ndjson_writer **out, const char *path,
 {
     if (!out || !path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_ndjson_writer_open: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     resil_ndjson_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -486,6 +488,8 @@ static int append_batch(const char *path, const json_t *const *records, size_t n
 {
     if (!path || !*path || (!records && n))
         return resil_error_set(err, RESIL_EINVAL, path, "resil_append_ndjson: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     if (n == 0)
         return 0;
     char *buf = NULL;
@@ -535,6 +539,8 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
     memset(stats, 0, sizeof *stats);
     if (!path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_ndjson_safe: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     size_t max_line = max_line_of(o);
     /* The buffer holds one line and its newline at most. */
@@ -699,6 +705,8 @@ static int repair(const char *path, size_t *cut, bool force, const resil_file_op
         *cut = 0;
     if (!path || !*path)
         return resil_error_set(err, RESIL_EINVAL, path, "resil_repair_ndjson: bad arguments");
+    if (resil__file_opts_check(opts, err))
+        return RESIL_EINVAL;
     const resil_file_opts *o = resil__file_opts(opts);
     char *target;
     resil_lock *lk;

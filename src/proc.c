@@ -12,6 +12,7 @@
 #include "resil/proc.h"
 
 #include "resil/clock.h"
+#include "internal/opts.h"
 #include "internal/sys.h"
 
 #include <errno.h>
@@ -116,7 +117,7 @@ int resil_proc_tmpfile(int *out_fd, const char *dir, const char *prefix, char *p
         return resil_error_set(err, -ENAMETOOLONG, d,
                                "cannot create a temporary file in %s: the name is too long", d);
     /* mkostemp: O_CREAT | O_EXCL, mode 0600. */
-    int fd = mkostemp(tmpl, O_CLOEXEC);
+    int fd = resil__sys.mkostemp(tmpl, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         const char *why = e == ENOENT    ? "the directory does not exist"
@@ -132,9 +133,9 @@ int resil_proc_tmpfile(int *out_fd, const char *dir, const char *prefix, char *p
                                strerror(e));
     }
     /* Unlinked at once: nothing is left behind, whatever happens next. */
-    if (unlink(tmpl) != 0) {
+    if (resil__sys.unlink(tmpl) != 0) {
         int e = errno;
-        close(fd);
+        resil__sys.close(fd);
         return resil_error_set(err, -e, tmpl, "cannot unlink the temporary file %s: %s", tmpl,
                                strerror(e));
     }
@@ -361,6 +362,9 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
     out->status = 1; /* a failure until the command says otherwise */
     if (!argv || !argv[0] || !argv[0][0])
         return resil_error_set(err, RESIL_EINVAL, "argv", "resil_proc_run: no command");
+    if (opts && resil__opts_version_check(err, "resil_proc_opts", opts->version,
+                                          RESIL_PROC_OPTS_VERSION))
+        return RESIL_EINVAL;
     resil_proc_opts o = RESIL_PROC_OPTS_INIT;
     if (opts)
         o = *opts;
@@ -395,14 +399,15 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
     int pipe_r = -1;
     if (pu.s) {
         int p[2];
-        if (pipe2(p, O_CLOEXEC) < 0) {
+        if (resil__sys.pipe2(p, O_CLOEXEC) < 0) {
             int e = errno;
             return resil_error_set(err, -e, "", "cannot create a pipe for the command's stdin: %s",
                                    strerror(e));
         }
         pipe_r = p[0];
         pu.pipe_w = p[1];
-        fcntl(pu.pipe_w, F_SETFL, fcntl(pu.pipe_w, F_GETFL) | O_NONBLOCK);
+        resil__sys.fcntl_int(pu.pipe_w, F_SETFL,
+                             resil__sys.fcntl_int(pu.pipe_w, F_GETFL, 0) | O_NONBLOCK);
     }
 
     posix_spawn_file_actions_t fa;
@@ -455,7 +460,7 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
     }
     out->pid = pid;
 
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = resil__sys_fd_high((int)syscall(SYS_pidfd_open, pid, 0));
     int cancel_fd = o.cancel ? resil_cancel_fd(o.cancel) : -1;
     bool cancel_seen = false;
     int64_t term_at = o.timeout_s > 0 ? add_s(start, o.timeout_s) : NS_NEVER;

@@ -21,6 +21,7 @@
 
 #include "internal/sys.h"
 #include "internal/trust.h"
+#include "internal/fork.h"
 
 /* ---- names ------------------------------------------------------------------- */
 
@@ -143,7 +144,7 @@ static void fork_child(void)
 
 static void fork_register(void)
 {
-    pthread_atfork(NULL, NULL, fork_child);
+    resil__fork_hook(RESIL__FORK_STORE, NULL, NULL, fork_child);
 }
 
 /* The mmap backend's store. */
@@ -390,7 +391,7 @@ static int open_state_dir(const char *dir, bool create, const resil__store_cfg *
     mode_t want = cfg && cfg->dir_mode ? cfg->dir_mode : 0700;
     bool created = false;
     if (create) {
-        if (mkdir(dir, want) == 0)
+        if (resil__sys.mkdir(dir, want) == 0)
             created = true;
         else if (errno != EEXIST)
             return resil_error_set(err, -errno, dir, "cannot create the state directory %s: %s",
@@ -565,7 +566,8 @@ fail:
  * names the file). */
 static int map_record(int fd, const char *path, void **map, resil_error *err)
 {
-    *map = mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    *map = resil__sys.mmap(NULL, sizeof(struct resil__cb_state), PROT_READ | PROT_WRITE,
+                           MAP_SHARED, fd, 0);
     if (*map == MAP_FAILED)
         return resil_error_set(err, -errno, path, "cannot map %s: %s", path, strerror(errno));
     return 0;
@@ -737,7 +739,7 @@ int resil__store_open_file_cfg(resil__store **out, const char *dir, const char *
     return 0;
 fail:
     if (map != MAP_FAILED)
-        munmap(map, sizeof(struct resil__cb_state));
+        resil__sys.munmap(map, sizeof(struct resil__cb_state));
     resil__sys.close(fd); /* drops the OFD lock */
     free(path);
     return rc;
@@ -749,7 +751,7 @@ static void mmap_close(resil__store *s)
     if (s->readonly) {
         free(s->rec);
     } else {
-        munmap(s->rec, sizeof *s->rec);
+        resil__sys.munmap(s->rec, sizeof *s->rec);
         resil__sys.close(m->fd);
     }
     pthread_mutex_destroy(&m->mu);
@@ -782,7 +784,7 @@ int resil__cb_reset_file(const char *dir, const char *name, const resil__store_c
     resil__cb_state_init(map, name);
 out:
     if (map != MAP_FAILED)
-        munmap(map, sizeof(struct resil__cb_state));
+        resil__sys.munmap(map, sizeof(struct resil__cb_state));
     resil__sys.close(fd);
     free(path);
     return rc;
@@ -790,7 +792,7 @@ out:
 
 bool resil__cb_read_name(char *name, int dirfd, const char *base)
 {
-    int fd = openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int fd = resil__sys.openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0)
         return false;
     struct {
@@ -801,11 +803,12 @@ bool resil__cb_read_name(char *name, int dirfd, const char *base)
     } h;
     _Static_assert(offsetof(struct resil__cb_state, name) == 16, "header layout");
     struct stat sb;
-    bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-              pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.magic == RESIL__CB_MAGIC &&
+    bool ok = resil__sys.fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+              resil__sys.pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
+              h.magic == RESIL__CB_MAGIC &&
               memchr(h.name, 0, sizeof h.name) != NULL && h.name[0] != 0 &&
               strlen(h.name) <= RESIL__CB_NAME_MAX;
-    close(fd);
+    resil__sys.close(fd);
     if (!ok)
         return false;
     /* Only when this file is where that name lives. */
@@ -832,7 +835,7 @@ static int collect_names(DIR *d, char ***out, size_t *n_out)
     struct dirent *e;
     char name[RESIL__CB_NAME_MAX + 1];
     int rc = 0;
-    while ((e = readdir(d)) != NULL) {
+    while ((errno = 0, e = resil__sys.readdir(d)) != NULL) {
         size_t bl = strlen(e->d_name);
         if (bl < 4 || strcmp(e->d_name + bl - 3, ".cb") != 0)
             continue;
@@ -854,6 +857,8 @@ static int collect_names(DIR *d, char ***out, size_t *n_out)
         }
         n++;
     }
+    if (!e && errno && rc == 0) /* readdir failed: not the end of the list */
+        rc = -errno;
     *out = names;
     *n_out = n;
     return rc;
@@ -862,21 +867,24 @@ static int collect_names(DIR *d, char ***out, size_t *n_out)
 int resil__store_mmap_list(const char *dir, int (*fn)(const char *name, void *arg), void *arg,
                            resil_error *err)
 {
-    DIR *d = opendir(dir);
+    DIR *d = resil__sys.opendir(dir);
     if (!d)
         return resil_error_set(err, -errno, dir, "cannot read the state directory %s: %s", dir,
                                strerror(errno));
     char **names;
     size_t n;
     int rc = collect_names(d, &names, &n);
-    closedir(d);
+    resil__sys.closedir(d);
     if (rc == 0) {
         if (n > 1)
             qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n && rc == 0; i++)
             rc = fn(names[i], arg);
-    } else {
+    } else if (rc == -ENOMEM) {
         resil_error_set(err, rc, dir, "out of memory");
+    } else {
+        resil_error_set(err, rc, dir, "cannot read the state directory %s: %s", dir,
+                        strerror(-rc));
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);

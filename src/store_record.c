@@ -4,6 +4,7 @@
  * See src/internal/store.h and docs/store.md. */
 #define _GNU_SOURCE
 #include "internal/store.h"
+#include "internal/fork.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -222,7 +223,7 @@ static void stripe_atfork_child(void)
 
 static void stripe_atfork_register(void)
 {
-    pthread_atfork(NULL, NULL, stripe_atfork_child);
+    resil__fork_hook(RESIL__FORK_BREAKER, NULL, NULL, stripe_atfork_child);
 }
 
 static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;

@@ -106,6 +106,39 @@ RESIL_EXPORT int resil_error_set(resil_error *err, int code, const char *path,
 #endif
     ;
 
+/* ---- log callback ------------------------------------------------------- */
+
+/* The library never writes to stderr (or anywhere) by itself: what it has to
+ * say without a caller to return it to (a bad CIRCUIT_BREAKER_DEFAULT_* or
+ * RESIL_METRICS_* environment value, and the documented default used
+ * instead) goes to one process-wide log callback. */
+typedef enum resil_log_level {
+    RESIL_LOG_ERROR = 0, /* something failed and could not be returned */
+    RESIL_LOG_WARN = 1,  /* a bad setting was replaced by its default */
+    RESIL_LOG_INFO = 2,
+    RESIL_LOG_DEBUG = 3
+} resil_log_level;
+
+/* Receives one message: level (a resil_log_level), a full sentence without
+ * a trailing newline (borrowed: valid during the call only), and the arg
+ * given to resil_set_log.  May be called from any thread, also from several
+ * at once; must not call resil_set_log. */
+typedef void (*resil_log_fn)(int level, const char *message, void *arg);
+
+/* Routes the library's messages to fn(level, message, arg).  fn NULL puts
+ * the default back: resil_log_stderr, which writes "resil: <message>\n" to
+ * stderr for RESIL_LOG_WARN and more severe, and drops INFO and DEBUG.  To
+ * silence the library, pass a function that does nothing.
+ * Thread-safe: may be called at any time from any thread; when it returns,
+ * no call to the previous callback is running or will start, so its arg may
+ * be freed.  Calling it from inside the callback is not allowed. */
+RESIL_EXPORT void resil_set_log(resil_log_fn fn, void *arg);
+
+/* The default callback (arg ignored): one write(2) of "resil: <message>\n"
+ * to fd 2 for RESIL_LOG_ERROR and RESIL_LOG_WARN; INFO and DEBUG are
+ * dropped.  Exported so that a callback can filter and then pass on. */
+RESIL_EXPORT void resil_log_stderr(int level, const char *message, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

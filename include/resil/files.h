@@ -50,10 +50,26 @@ typedef enum resil_durability {
     RESIL_DURABLE_NONE      /* no fsync: atomic against process crashes only */
 } resil_durability;
 
-/* Options shared by the file functions.  Start from RESIL_FILE_OPTS_INIT;
- * zero means default. */
+/* Default limits. */
+#define RESIL_FILE_DEFAULT_LOCK_TIMEOUT_S 10.0
+#define RESIL_FILE_DEFAULT_MAX_SIZE ((size_t)64 << 20)
+
+/* The newest resil_file_opts layout this header knows (see docs/abi.md). */
+#define RESIL_FILE_OPTS_VERSION 1
+
+/* Options shared by the file functions.  Start from RESIL_FILE_OPTS_INIT
+ * (every function also takes NULL: all defaults) and set what you need;
+ * other members keep their defaults, where zero means the default except
+ * for lock_timeout_s.  Functions refuse a version newer than the library's
+ * with RESIL_EINVAL ("resil_file_opts version 2 is newer than this library
+ * knows (1)"); 0 is read as 1. */
 typedef struct resil_file_opts {
-    double lock_timeout_s;     /* 0: 10 s; < 0: one try only */
+    unsigned version;          /* RESIL_FILE_OPTS_VERSION (set by the _INIT) */
+    double lock_timeout_s;     /* how long a lock waits; RESIL_FILE_OPTS_INIT
+                                  and NULL opts: 10 s.  0 (or < 0): one try,
+                                  no wait (RESIL_ETIMEDOUT at once when the
+                                  lock is held), the same as `--timeout 0` on
+                                  the command line */
     resil_durability durability;
     unsigned mode;             /* mode of a new file; 0: 0644 less the umask.
                                   An existing file keeps its own mode. */
@@ -73,11 +89,11 @@ typedef struct resil_file_opts {
     resil_cancel *cancel;      /* wakes a lock wait at once (RESIL_ECANCELED) */
 } resil_file_opts;
 
-#define RESIL_FILE_OPTS_INIT {0}
-
-/* Default limits. */
-#define RESIL_FILE_DEFAULT_LOCK_TIMEOUT_S 10.0
-#define RESIL_FILE_DEFAULT_MAX_SIZE ((size_t)64 << 20)
+/* Every member, in order: usable in static initializers, and warning-free
+ * in C and C++. */
+#define RESIL_FILE_OPTS_INIT                                                              \
+    {RESIL_FILE_OPTS_VERSION, RESIL_FILE_DEFAULT_LOCK_TIMEOUT_S, RESIL_DURABLE_FULL, 0, 0, \
+     false, 0, false, NULL, NULL}
 
 /* ---- locks ------------------------------------------------------------- */
 

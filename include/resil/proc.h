@@ -100,7 +100,9 @@ RESIL_EXPORT int resil_proc_tmpfile(int *out_fd, const char *dir, const char *pr
 #define RESIL_PROC_OPTS_VERSION 1
 
 typedef struct resil_proc_opts {
-    unsigned version;        /* RESIL_PROC_OPTS_VERSION (0 is read as 1) */
+    unsigned version;        /* RESIL_PROC_OPTS_VERSION (0 is read as 1; a
+                              * newer one is refused with RESIL_EINVAL,
+                              * see docs/abi.md) */
     int stdin_fd;            /* > 0: becomes the command's stdin; 0: inherited */
     int stdout_fd;           /* > 0: becomes the command's stdout; 0: inherited */
     resil_proc_spool *stdin_spool; /* non-NULL: stdin is a pipe fed from it

@@ -299,7 +299,7 @@ int resil_cli_lock(int argc, char **argv)
                 return lock_usage_error("--timeout: '%s' is not a valid duration (expected "
                                         "seconds >= 0, optionally with a unit ms, s, m, h or d)",
                                         val);
-            fo.lock_timeout_s = s > 0 ? s : -1; /* < 0: one try */
+            fo.lock_timeout_s = s; /* 0: one try, as in C (resil_file_opts) */
             continue;
         }
         if (resil_cli_is_option(a))

@@ -20,6 +20,11 @@ struct resil_lock {
 /* opts or the defaults (never NULL). */
 const resil_file_opts *resil__file_opts(const resil_file_opts *opts);
 
+/* 0, or RESIL_EINVAL with err set when opts (NULL is fine) has a version
+ * newer than this library's RESIL_FILE_OPTS_VERSION.  Every public function
+ * that takes a resil_file_opts calls it first. */
+int resil__file_opts_check(const resil_file_opts *opts, resil_error *err);
+
 /* Opens the lock sidecar "<data_path>.lock" of a data file, creating it when
  * it is missing, and returns the descriptor (O_RDWR | O_CLOEXEC; the caller
  * closes it) or a negative code with err set.

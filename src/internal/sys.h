@@ -5,10 +5,21 @@
  * or a crash at any call site, and put the original back afterwards.
  * The table is process-global and not synchronised: tests swap entries while
  * no other thread is inside resil.  Not exported from the shared library.
+ *
+ * Descriptors 0-2 (SQLite's robust_open rule): every real entry that creates
+ * a descriptor (open, openat, mkostemp, pipe2, eventfd, fcntl_int with
+ * F_DUPFD / F_DUPFD_CLOEXEC) never returns 0, 1 or 2.  When the kernel hands
+ * out one of them (the process runs with stdin, stdout or stderr closed), the
+ * descriptor is moved to the lowest free one >= 3 (keeping its close-on-exec
+ * flag) and /dev/null is put on the low slot, so that a later write to
+ * "stderr" by the program, or a child that inherits it, cannot land in a
+ * state file, and the next open does not pay again.  Without /dev/null (a
+ * bare chroot) the low slot is left closed.
  */
 #ifndef RESIL_INTERNAL_SYS_H
 #define RESIL_INTERNAL_SYS_H
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,6 +52,21 @@ struct resil__sys_table {
     int (*fcntl_lock)(int fd, int cmd, struct flock *fl);
     int (*ppoll)(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
                  const sigset_t *mask);
+    /* fcntl with an int argument: F_GETFL, F_SETFL, F_GETFD, F_SETFD,
+       F_DUPFD_CLOEXEC (the duplicate is >= max(arg, 3)). */
+    int (*fcntl_int)(int fd, int cmd, int arg);
+    int (*mkdir)(const char *path, mode_t mode);
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+    int (*munmap)(void *addr, size_t len);
+    DIR *(*opendir)(const char *path);
+    DIR *(*fdopendir)(int fd);
+    struct dirent *(*readdir)(DIR *d); /* NULL + errno set: a failure */
+    int (*closedir)(DIR *d);
+    int (*fchown)(int fd, uid_t uid, gid_t gid);
+    int (*faccessat)(int dirfd, const char *path, int mode, int flags);
+    int (*mkostemp)(char *tmpl, int flags);
+    int (*pipe2)(int fds[2], int flags);
+    int (*eventfd)(unsigned int initval, int flags);
 };
 
 /* The live table.  Starts as the real calls; see resil__sys_reset. */
@@ -48,5 +74,10 @@ extern struct resil__sys_table resil__sys;
 
 /* Puts every entry back to the real call. */
 void resil__sys_reset(void);
+
+/* The 0-2 rule above, for a descriptor that came from elsewhere (a socket):
+ * returns fd itself when >= 3 or < 0, else the moved descriptor (or -1 with
+ * errno set, fd closed, when it cannot be moved). */
+int resil__sys_fd_high(int fd);
 
 #endif

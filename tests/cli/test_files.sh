@@ -331,6 +331,20 @@ t_json_lock_timeout() {
     t1=$(now_ms)
     expect_grep "message names the lock" err "held.json.lock" || return 1
     [ $((t1 - t0)) -lt 2500 ] || { echo "took $((t1 - t0)) ms"; return 1; }
+    expect "unchanged" "$(tr -d ' \n' <held.json)" '{}' || return 1
+    # --timeout 0: one try, no wait, as lock_timeout_s = 0 in C.
+    "$RESIL" lock held.ndjson -- sleep 2 &
+    bg $!
+    sleep 0.4
+    t0=$(now_ms)
+    "$RESIL" json set --timeout 0 held.json /a 1 2>err
+    expect "json --timeout 0: status" $? 1 || return 1
+    "$RESIL" ndjson append --timeout 0 held.ndjson '{"a":1}' 2>err
+    expect "ndjson --timeout 0: status" $? 1 || return 1
+    t1=$(now_ms)
+    expect_grep "ndjson names the lock" err "held.ndjson.lock" || return 1
+    [ $((t1 - t0)) -lt 1500 ] || { echo "--timeout 0 took $((t1 - t0)) ms"; return 1; }
+    [ ! -s held.ndjson ] || { echo "appended while locked"; return 1; }
     expect "unchanged" "$(tr -d ' \n' <held.json)" '{}'
 }
 

@@ -147,12 +147,24 @@ static void test_lock_timeout_on_fake_clock(void **state)
     assert_true(resil_fake_clock_sleeps(&fc) > 5 && resil_fake_clock_sleeps(&fc) < 400);
     assert_true(resil_clock_monotonic_ns(NULL) - real0 < 2000000000LL);
     assert_non_null(strstr(e.message, "timed out after 5 s"));
-    /* Default timeout is 10 s. */
-    o.lock_timeout_s = 0;
+    /* The default (RESIL_FILE_OPTS_INIT) is 10 s. */
+    resil_file_opts d = RESIL_FILE_OPTS_INIT;
+    assert_true(d.lock_timeout_s == RESIL_FILE_DEFAULT_LOCK_TIMEOUT_S);
+    o.lock_timeout_s = d.lock_timeout_s;
     resil_fake_clock_init(&fc, 0, 0);
     assert_int_equal(resil_lock_acquire(&b, p, RESIL_LOCK_SHARED, &o, NULL), RESIL_ETIMEDOUT);
     assert_int_equal(resil_fake_clock_now(&fc), 10000000000LL);
+    /* 0 means one try, no wait (as `resil lock --timeout 0`), like < 0. */
+    o.lock_timeout_s = 0;
+    resil_fake_clock_init(&fc, 0, 0);
+    assert_int_equal(resil_lock_acquire(&b, p, RESIL_LOCK_SHARED, &o, &e), RESIL_ETIMEDOUT);
+    assert_int_equal(resil_fake_clock_now(&fc), 0);
+    assert_int_equal(resil_fake_clock_sleeps(&fc), 0);
+    o.lock_timeout_s = -1;
+    assert_int_equal(resil_lock_acquire(&b, p, RESIL_LOCK_SHARED, &o, &e), RESIL_ETIMEDOUT);
+    assert_int_equal(resil_fake_clock_now(&fc), 0);
     /* Cancelled: at once. */
+    o.lock_timeout_s = 5;
     resil_cancel *tok;
     resil_cancel_new(&tok);
     resil_cancel_cancel(tok);
