@@ -32,7 +32,9 @@ done
 # present, -Wall -Wextra -Wpedantic -Werror), and the *_INIT macros that
 # follow docs/abi.md's pattern work there in static and automatic
 # initializers without warnings (add a struct here when its _INIT does).
-cxx_inits=(resil_file_opts:RESIL_FILE_OPTS_INIT resil_proc_opts:RESIL_PROC_OPTS_INIT)
+cxx_inits=(resil_file_opts:RESIL_FILE_OPTS_INIT resil_proc_opts:RESIL_PROC_OPTS_INIT
+           resil_breaker_opts:RESIL_BREAKER_OPTS_INIT resil_metrics_opts:RESIL_METRICS_OPTS_INIT
+           resil_retry_opts:RESIL_RETRY_OPTS_INIT resil_guard_opts:RESIL_GUARD_OPTS_INIT)
 cxx=()
 for c in g++ clang++; do command -v "$c" >/dev/null && cxx+=("$c"); done
 {

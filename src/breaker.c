@@ -24,6 +24,7 @@
 #include "internal/util.h"
 #include "internal/fork.h"
 #include "internal/log.h"
+#include "internal/opts.h"
 
 enum { K_CLOSED = 1, K_DISABLED, K_TRIAL, K_SPENT };
 
@@ -165,6 +166,9 @@ int resil_breaker_opts_resolve(resil_breaker_opts *o, resil_error *err)
 {
     if (!o)
         return BAD("opts", "opts is NULL");
+    if (resil__opts_version_check(err, "resil_breaker_opts", o->version,
+                                  RESIL_BREAKER_OPTS_VERSION) != 0)
+        return RESIL_EINVAL;
     if (o->failure_threshold == 0 || o->recovery_timeout_s == 0) {
         int t;
         double to;

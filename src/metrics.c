@@ -24,6 +24,7 @@
 #include "internal/metrics_impl.h"
 #include "internal/fork.h"
 #include "internal/log.h"
+#include "internal/opts.h"
 
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
@@ -147,6 +148,9 @@ char *resil__metrics_utf8_fixed_dup(const char *s)
 int resil_metrics_registry_new(resil_metrics_registry **out, const resil_metrics_opts *opts,
                                resil_error *err)
 {
+    if (opts && resil__opts_version_check(err, "resil_metrics_opts", opts->version,
+                                          RESIL_METRICS_OPTS_VERSION) != 0)
+        return RESIL_EINVAL;
     resil_metrics_registry *r = calloc(1, sizeof *r);
     if (!r)
         return resil_error_set(err, -ENOMEM, NULL, "out of memory");

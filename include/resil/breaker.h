@@ -127,7 +127,14 @@ typedef void (*resil_breaker_listener)(const resil_breaker_transition *t, void *
 
 /* Options.  Start from RESIL_BREAKER_OPTS_INIT (all zero); zero means the
  * default given. */
+/* The newest resil_breaker_opts layout this header knows (docs/abi.md): new
+ * members are only ever added at the end, under a new version. */
+#define RESIL_BREAKER_OPTS_VERSION 1
+
 typedef struct resil_breaker_opts {
+    /* RESIL_BREAKER_OPTS_VERSION, set by RESIL_BREAKER_OPTS_INIT (0 means
+     * 1); a newer one than the library knows is refused with RESIL_EINVAL. */
+    unsigned version;
     /* Consecutive failures that trip.  0: CIRCUIT_BREAKER_DEFAULT_THRESHOLD
      * from the environment, else 5.  -1: no consecutive rule (only the
      * window's; needs window_size > 0).  Otherwise 1..1000000. */
@@ -230,7 +237,20 @@ typedef enum resil_breaker_trust {
     RESIL_BREAKER_TRUST_SHARED = 2
 } resil_breaker_trust;
 
-#define RESIL_BREAKER_OPTS_INIT {0}
+/* Every member zero (its default) but the version; a constant expression in
+ * C, and an inline function in C++ (where g++ -Wextra warns about
+ * initializers that leave members out). */
+#ifdef __cplusplus
+static inline resil_breaker_opts resil__breaker_opts_init(void)
+{
+    resil_breaker_opts o = {};
+    o.version = RESIL_BREAKER_OPTS_VERSION;
+    return o;
+}
+#define RESIL_BREAKER_OPTS_INIT resil__breaker_opts_init()
+#else
+#define RESIL_BREAKER_OPTS_INIT {.version = RESIL_BREAKER_OPTS_VERSION}
+#endif
 
 /* Fills in the defaults of *opts in place (env variables included) and checks
  * it.  Returns 0 or RESIL_EINVAL with err->path naming the field and

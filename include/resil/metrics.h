@@ -57,11 +57,16 @@ typedef enum resil_metric_type {
 
 /* ---- registries ----------------------------------------------------------- */
 
+/* The newest resil_metrics_opts layout this header knows (docs/abi.md). */
+#define RESIL_METRICS_OPTS_VERSION 1
+
 typedef struct resil_metrics_opts {
+    unsigned version;  /* RESIL_METRICS_OPTS_VERSION (0 means 1; newer: RESIL_EINVAL) */
     size_t max_series; /* children per family; 0: 10000 */
 } resil_metrics_opts;
 
-#define RESIL_METRICS_OPTS_INIT {0}
+/* Every member listed: a constant expression, and no warning in C++. */
+#define RESIL_METRICS_OPTS_INIT {RESIL_METRICS_OPTS_VERSION, 0}
 
 /* Creates an empty registry.  opts may be NULL.  Returns 0 (the caller owns
  * *out), -ENOMEM. */

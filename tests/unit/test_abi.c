@@ -15,6 +15,8 @@
 
 #include "resil/files.h"
 #include "resil/proc.h"
+#include "resil/breaker.h"
+#include "resil/metrics.h"
 
 static const resil_file_opts static_file_opts = RESIL_FILE_OPTS_INIT;
 static const resil_proc_opts static_proc_opts = RESIL_PROC_OPTS_INIT;
@@ -114,12 +116,39 @@ static void test_proc_opts_newer_version_refused(void **state)
     assert_int_equal(r.status, 0);
 }
 
+static void test_breaker_and_metrics_opts_versions(void **state)
+{
+    (void)state;
+    resil_breaker_opts bo = RESIL_BREAKER_OPTS_INIT;
+    assert_int_equal(bo.version, RESIL_BREAKER_OPTS_VERSION);
+    bo.version = 99;
+    resil_breaker *b = NULL;
+    resil_error e;
+    bo.state_dir = "";
+    expect_newer(resil_breaker_new(&b, "abi", &bo, &e), &e, "resil_breaker_opts");
+    assert_null(b);
+    bo.version = 0; /* a zeroed struct: version 1 */
+    assert_int_equal(resil_breaker_new(&b, "abi", &bo, &e), 0);
+    resil_breaker_free(b);
+
+    resil_metrics_opts mo = RESIL_METRICS_OPTS_INIT;
+    assert_int_equal(mo.version, RESIL_METRICS_OPTS_VERSION);
+    mo.version = 99;
+    resil_metrics_registry *r = NULL;
+    expect_newer(resil_metrics_registry_new(&r, &mo, &e), &e, "resil_metrics_opts");
+    assert_null(r);
+    mo.version = 0;
+    assert_int_equal(resil_metrics_registry_new(&r, &mo, &e), 0);
+    resil_metrics_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_values),
         cmocka_unit_test_setup_teardown(test_file_opts_newer_version_refused, setup, teardown),
         cmocka_unit_test(test_proc_opts_newer_version_refused),
+        cmocka_unit_test(test_breaker_and_metrics_opts_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
