@@ -3,7 +3,7 @@
  * shared by the processes of the machine.  See src/internal/store.h,
  * src/internal/store_mmap.h and docs/store.md. */
 #define _GNU_SOURCE
-#include "internal/files.h"
+#include "internal/lockwait.h"
 #include "internal/store_mmap.h"
 
 #include <dirent.h>

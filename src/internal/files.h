@@ -4,6 +4,8 @@
 
 #include "resil/files.h"
 
+#include "internal/lockwait.h"
+
 #include <stdint.h>
 
 #include <sys/stat.h>
@@ -39,26 +41,6 @@ int resil__file_opts_check(const resil_file_opts *opts, resil_error *err);
  * that is not a regular file is RESIL_EINVAL.  opts may be NULL. */
 int resil__lock_open(const char *data_path, const resil_file_opts *opts, resil_error *err);
 
-/* How resil__lock_wait_with waits. */
-typedef struct resil__lock_wait_opts {
-    int type;                 /* F_RDLCK / F_WRLCK */
-    bool whole_file;          /* lock the whole file with plain polling and no
-                                 queue (the breaker's state files, whose holders
-                                 keep the lock for microseconds); otherwise the
-                                 sidecar's lock byte with the fair queue */
-    int64_t timeout_ns;       /* < 0: one try only */
-    const resil_clock *clock; /* NULL: the system clock */
-    resil_cancel *cancel;     /* NULL: none */
-    const char *lock_path;    /* for messages; NULL: no message (err untouched) */
-} resil__lock_wait_opts;
-
-/* The one lock wait: returns 0 with the lock held, RESIL_ETIMEDOUT (the
- * message names what blocks: "held shared by pid N on host H and K more",
- * "held exclusively by pid N on host H", or "holder unknown"),
- * RESIL_ECANCELED, or -errno.  A shared holder of a sidecar keeps a record
- * (and a slot byte) until resil__lock_unlock or close. */
-int resil__lock_wait_with(int fd, const resil__lock_wait_opts *w, resil_error *err);
-
 /* Waits for the lock of `type` (F_RDLCK / F_WRLCK) on the open sidecar fd as
  * resil_lock_acquire does (fair queue, timeout, cancel; opts' timeout, clock
  * and cancel), and records the wait in the metrics.  lock_path is for
@@ -66,17 +48,6 @@ int resil__lock_wait_with(int fd, const resil__lock_wait_opts *w, resil_error *e
  * one F_OFD_GETLK and one F_OFD_SETLK. */
 int resil__lock_wait(int fd, const char *lock_path, int type, const resil_file_opts *opts,
                      resil_error *err);
-
-/* Unlocks everything the description holds (one F_UNLCK on the whole file). */
-int resil__lock_unlock(int fd);
-
-/* For a new exclusive holder: records "pid N on host H" in the sidecar (for
- * diagnostics) unless it is already there, and tells whether the previous
- * writer died in the middle of a temp-file write (its marker, see
- * resil__lock_temp_begin, is still set; for a sidecar of an older resil
- * without that marker: the last holder of this host is gone): then its temp
- * files may be lying around. */
-bool resil__lock_take_note(int fd);
 
 /* Around a write that makes a temp file under the exclusive lock lk: begin
  * sets the "temp write in progress" marker before the temp file is created,
@@ -86,9 +57,6 @@ bool resil__lock_take_note(int fd);
  * shared lock. */
 void resil__lock_temp_begin(const resil_lock *lk);
 void resil__lock_temp_end(const resil_lock *lk);
-
-/* This machine's host name (cached; '/' and blanks replaced by '_'). */
-const char *resil__host_name(void);
 
 /* The path a write to `path` must replace: `path` itself, or the final
  * target of a chain of symlinks (relative links resolved against the link's
