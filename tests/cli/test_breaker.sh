@@ -453,6 +453,25 @@ t_trip_from_another_process() {
     expect_grep "after what" err "stopped after 1 attempt (exit 1)"
 }
 
+# A refused attempt never ran: it is not an attempt anywhere (issue 11).
+# Threshold 2 and 4 retries: two attempts fail, the third is refused.
+t_refusal_numbers_agree() {
+    local s=$T/s40 md=$T/md40
+    rm -f ev40.ndjson
+    "${GUARD[@]}" "$RESIL" run --events ev40.ndjson --metrics-dir "$md" --name agree \
+        --breaker agree --failure-threshold 2 --max-retries 4 "${FAST[@]}" --state-dir "$s" \
+        -- false 2>err40
+    expect "status" $? 75 || return 1
+    expect_grep "message" err40 "stopped after 2 attempts (exit 1)" || return 1
+    expect "attempt events" "$(grep -c '"outcome":"retry"' ev40.ndjson)" 2 || return 1
+    "$RESIL" metrics --dir "$md" >m40 || return 1
+    expect_grep "failed attempts" m40 'resil_retry_attempts_total{name="agree",result="failure"} 2' || return 1
+    expect_grep "refused attempt" m40 'resil_retry_attempts_total{name="agree",result="not_permitted"} 1' || return 1
+    expect_grep "breaker failures" m40 'resil_circuitbreaker_calls_total{name="agree",kind="failed"} 2' || return 1
+    expect_grep "breaker refusal" m40 'resil_circuitbreaker_calls_total{name="agree",kind="not_permitted"} 1' || return 1
+    if grep -q 'result="success"} [1-9]' m40; then echo "a success was counted"; return 1; fi
+}
+
 t_events_end_with_circuit_open() {
     local s=$T/s16
     rm -f ev.ndjson
@@ -497,6 +516,7 @@ check "RESIL_STATE_DIR is the default state dir" t_env_state_dir
 check "two concurrent processes share the state" t_concurrent_share_state
 check "a trip by another process stops a retry" t_trip_from_another_process
 check "events end with outcome circuit_open" t_events_end_with_circuit_open
+check "messages, events and metrics agree on a refusal" t_refusal_numbers_agree
 check "a success resets the consecutive failures" t_success_resets_consecutive
 
 finish
