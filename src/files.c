@@ -177,6 +177,133 @@ static uint32_t name_random(void)
     return (uint32_t)resil_rng_next(&name_rng);
 }
 
+/* Opens target's directory (dir) when it is to be synced (FULL) or swept,
+ * and sweeps it.  Returns 0 (*dfd: the directory or -1) or an error. */
+static int replace_open_dir(int *dfd, const char *dir, const char *base, const char *target,
+                            const resil_file_opts *o, bool sweep, resil_error *err)
+{
+    *dfd = -1;
+    if (o->durability != RESIL_DURABLE_FULL && !sweep)
+        return 0;
+    *dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (*dfd < 0) {
+        int e = errno;
+        return resil_error_set(err, -e, target, "cannot open the directory of %s: %s", target,
+                               strerror(e));
+    }
+    if (sweep)
+        sweep_stale(*dfd, base, o);
+    return 0;
+}
+
+/* Checks that target is still a regular file or absent (*exists, *st).
+ * Returns 0 or RESIL_EINVAL. */
+static int replace_check_target(const char *target, struct stat *st, bool *exists,
+                                resil_error *err)
+{
+    /* Not followed: target is the end of the chain resil__resolve_target
+     * checked; a link swapped in since then is refused, never followed (the
+     * rename would replace the link, but its target's owner and mode must
+     * not be copied). */
+    *exists = resil__sys.fstatat(AT_FDCWD, target, st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (*exists && S_ISLNK(st->st_mode))
+        return resil_error_set(err, RESIL_EINVAL, target,
+                               "%s became a symlink while it was being written; refusing to "
+                               "follow it (the file is unchanged)",
+                               target);
+    if (*exists && !S_ISREG(st->st_mode))
+        return resil_error_set(err, RESIL_EINVAL, target, "%s is not a regular file", target);
+    return 0;
+}
+
+/* Names the temp file beside target in tmp[PATH_MAX].  Returns 0 or -ENAMETOOLONG. */
+static int replace_temp_name(char *tmp, const char *dir, const char *base, const char *target,
+                             resil_error *err)
+{
+    const char *host = resil__host_name();
+    int n = snprintf(tmp, PATH_MAX, "%s/.%s" TMP_TAG "%ld.%08x.%s", dir, base, (long)getpid(),
+                     (unsigned)name_random(), host);
+    if (n < 0 || n >= PATH_MAX || strlen(strrchr(tmp, '/') + 1) > NAME_MAX) {
+        /* a long name: drop the host and shorten */
+        n = snprintf(tmp, PATH_MAX, "%s/.%.*s" TMP_TAG "%ld.%08x", dir, NAME_MAX - 40, base,
+                     (long)getpid(), (unsigned)name_random());
+        if (n < 0 || n >= PATH_MAX)
+            return resil_error_set(err, -ENAMETOOLONG, target, "the path %s is too long", target);
+    }
+    return 0;
+}
+
+/* Creates the temp file tmp (*tfd) with the mode (and owner) the replacement
+ * keeps (st: the existing file's, when exists); *want, *fix_mode: the mode
+ * to set after the data.  Returns 0 or an error (*tfd stays -1). */
+static int replace_create_temp(int *tfd, const char *tmp, bool exists, const struct stat *st,
+                               const resil_file_opts *o, mode_t *want, bool *fix_mode,
+                               const char *target, resil_error *err)
+{
+    /* The existing file's mode, or exactly the mode asked for (not less the
+     * umask); otherwise 0644 less the umask, as open() makes it. */
+    bool set_mode = exists || o->mode;
+    *want = exists ? (st->st_mode & 07777) : (mode_t)o->mode;
+    int fd = resil__sys.openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                               set_mode ? (*want & 0777) : 0644);
+    if (fd < 0) {
+        int e = errno;
+        return resil_error_set(err, -e, target, "cannot create a temp file beside %s: %s", target,
+                               strerror(e));
+    }
+    /* The replacement keeps the owner (when we may: root, or the owner's own
+     * group) and the mode of the file it replaces. */
+    struct stat tst;
+    *fix_mode = false;
+    if (set_mode) {
+        if (resil__sys.fstat(fd, &tst) != 0) {
+            *fix_mode = true;
+        } else {
+            if (exists && (tst.st_uid != st->st_uid || tst.st_gid != st->st_gid))
+                (void)!resil__sys.fchown(fd, st->st_uid, st->st_gid); /* EPERM: keep ours */
+            /* the umask took bits away, or special bits (which a write or a
+             * chown clears) must be restored */
+            *fix_mode = (tst.st_mode & 07777) != *want || (*want & 06000);
+        }
+    }
+    *tfd = fd;
+    return 0;
+}
+
+/* Writes data to the temp file *tfd, sets its mode, syncs and closes it
+ * (*tfd = -1 once closed, even by a failed close).  Returns 0 or an error;
+ * left: what a failure leaves, for the message. */
+static int replace_fill_temp(int *tfd, const void *data, size_t len, bool fix_mode, mode_t want,
+                             const resil_file_opts *o, const char *target, const char *left,
+                             resil_error *err)
+{
+    int rc = write_all_fd(*tfd, data, len);
+    if (rc != 0)
+        return resil_error_set(err, rc, target, "cannot write %s: %s (%s)", target,
+                               strerror(-rc), left);
+    /* After the data: a write clears setuid/setgid bits. */
+    if (fix_mode && resil__sys.fchmod(*tfd, want) != 0) {
+        int e = errno;
+        return resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
+                               target, strerror(e));
+    }
+    if (o->durability != RESIL_DURABLE_NONE && resil__sys.fsync(*tfd) != 0) {
+        /* Final: a failed fsync may have dropped the dirty pages; retrying
+         * would report success for data that is not there. */
+        int e = errno;
+        return resil_error_set(err, -e, target, "cannot sync %s: %s (%s)", target, strerror(e),
+                               left);
+    }
+    if (resil__sys.close(*tfd) != 0) {
+        *tfd = -1;
+        int e = errno;
+        return resil_error_set(err, -e, target, "cannot write %s: %s (%s)", target, strerror(e),
+                               left);
+    }
+    *tfd = -1;
+    return 0;
+}
+
 /* Replaces target (already resolved, lock held).  sweep: the previous lock
  * holder died, so look for its temp files. */
 static int replace_locked(const char *target, const void *data, size_t len,
@@ -189,109 +316,33 @@ static int replace_locked(const char *target, const void *data, size_t len,
     int rc = 0, tfd = -1;
     /* The directory is opened only to be synced (FULL) or swept. */
     int dfd = -1;
-    if (o->durability == RESIL_DURABLE_FULL || sweep) {
-        dfd = resil__sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-        if (dfd < 0) {
-            int e = errno;
-            rc = resil_error_set(err, -e, target, "cannot open the directory of %s: %s", target,
-                                 strerror(e));
-            free(dir);
-            return rc;
-        }
-        if (sweep)
-            sweep_stale(dfd, base, o);
+    rc = replace_open_dir(&dfd, dir, base, target, o, sweep, err);
+    if (rc) {
+        free(dir);
+        return rc;
     }
 
-    /* Not followed: target is the end of the chain resil__resolve_target
-     * checked; a link swapped in since then is refused, never followed (the
-     * rename would replace the link, but its target's owner and mode must
-     * not be copied). */
     struct stat st;
-    bool exists = resil__sys.fstatat(AT_FDCWD, target, &st, AT_SYMLINK_NOFOLLOW) == 0;
-    if (exists && S_ISLNK(st.st_mode)) {
-        rc = resil_error_set(err, RESIL_EINVAL, target,
-                             "%s became a symlink while it was being written; refusing to "
-                             "follow it (the file is unchanged)",
-                             target);
+    bool exists;
+    rc = replace_check_target(target, &st, &exists, err);
+    if (rc)
         goto out_dir;
-    }
-    if (exists && !S_ISREG(st.st_mode)) {
-        rc = resil_error_set(err, RESIL_EINVAL, target, "%s is not a regular file", target);
-        goto out_dir;
-    }
     /* What a failure leaves: the old file, or nothing at all. */
     const char *left = exists ? "the file is unchanged" : "it was not created";
 
     char tmp[PATH_MAX];
-    const char *host = resil__host_name();
-    int n = snprintf(tmp, sizeof tmp, "%s/.%s" TMP_TAG "%ld.%08x.%s", dir, base, (long)getpid(),
-                     (unsigned)name_random(), host);
-    if (n < 0 || n >= (int)sizeof tmp || strlen(strrchr(tmp, '/') + 1) > NAME_MAX) {
-        /* a long name: drop the host and shorten */
-        n = snprintf(tmp, sizeof tmp, "%s/.%.*s" TMP_TAG "%ld.%08x", dir, NAME_MAX - 40, base,
-                     (long)getpid(), (unsigned)name_random());
-        if (n < 0 || n >= (int)sizeof tmp) {
-            rc = resil_error_set(err, -ENAMETOOLONG, target, "the path %s is too long", target);
-            goto out_dir;
-        }
-    }
-
-    /* The existing file's mode, or exactly the mode asked for (not less the
-     * umask); otherwise 0644 less the umask, as open() makes it. */
-    bool set_mode = exists || o->mode;
-    mode_t want = exists ? (st.st_mode & 07777) : (mode_t)o->mode;
-    tfd = resil__sys.openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            set_mode ? (want & 0777) : 0644);
-    if (tfd < 0) {
-        int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot create a temp file beside %s: %s", target,
-                             strerror(e));
+    rc = replace_temp_name(tmp, dir, base, target, err);
+    if (rc)
         goto out_dir;
-    }
-    /* The replacement keeps the owner (when we may: root, or the owner's own
-     * group) and the mode of the file it replaces. */
-    struct stat tst;
+
+    mode_t want = 0;
     bool fix_mode = false;
-    if (set_mode) {
-        if (resil__sys.fstat(tfd, &tst) != 0) {
-            fix_mode = true;
-        } else {
-            if (exists && (tst.st_uid != st.st_uid || tst.st_gid != st.st_gid))
-                (void)!resil__sys.fchown(tfd, st.st_uid, st.st_gid); /* EPERM: keep ours */
-            /* the umask took bits away, or special bits (which a write or a
-             * chown clears) must be restored */
-            fix_mode = (tst.st_mode & 07777) != want || (want & 06000);
-        }
-    }
-    rc = write_all_fd(tfd, data, len);
-    if (rc != 0) {
-        rc = resil_error_set(err, rc, target, "cannot write %s: %s (%s)", target,
-                             strerror(-rc), left);
+    rc = replace_create_temp(&tfd, tmp, exists, &st, o, &want, &fix_mode, target, err);
+    if (rc)
+        goto out_dir;
+    rc = replace_fill_temp(&tfd, data, len, fix_mode, want, o, target, left, err);
+    if (rc)
         goto out_tmp;
-    }
-    /* After the data: a write clears setuid/setgid bits. */
-    if (fix_mode && resil__sys.fchmod(tfd, want) != 0) {
-        int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot set the mode of a temp file beside %s: %s",
-                             target, strerror(e));
-        goto out_tmp;
-    }
-    if (o->durability != RESIL_DURABLE_NONE && resil__sys.fsync(tfd) != 0) {
-        /* Final: a failed fsync may have dropped the dirty pages; retrying
-         * would report success for data that is not there. */
-        int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot sync %s: %s (%s)", target, strerror(e),
-                             left);
-        goto out_tmp;
-    }
-    if (resil__sys.close(tfd) != 0) {
-        tfd = -1;
-        int e = errno;
-        rc = resil_error_set(err, -e, target, "cannot write %s: %s (%s)", target, strerror(e),
-                             left);
-        goto out_tmp;
-    }
-    tfd = -1;
     if (resil__sys.renameat(AT_FDCWD, tmp, AT_FDCWD, target) != 0) {
         int e = errno;
         rc = resil_error_set(err, -e, target, "cannot %s %s: %s (%s)",

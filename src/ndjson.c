@@ -528,6 +528,178 @@ int resil_append_ndjson_safe(const char *path, const json_t *record, const resil
 
 /* ---- reading -------------------------------------------------------------------- */
 
+/* The state of one streaming read of an NDJSON file. */
+typedef struct ndjson_reader {
+    const char *path;
+    const resil_file_opts *o;
+    resil_ndjson_record_fn on_record;
+    resil_ndjson_bad_fn on_bad;
+    void *arg;
+    bool strict;
+    resil_ndjson_stats *stats;
+    size_t max_line;
+    size_t limit; /* the buffer holds one line and its newline at most */
+    char *buf;
+    size_t cap, len, line_no;
+    bool tail_lock_tried;
+    bool skipping;  /* inside a line longer than max_line */
+    size_t skipped; /* its bytes dropped so far */
+    resil_lock *tail_lock;
+} ndjson_reader;
+
+/* Makes room in a full buffer: drops an over-long line's bytes or grows it.
+ * Returns 0 or -ENOMEM with err set. */
+static int reader_make_room(ndjson_reader *r, resil_error *err)
+{
+    if (r->skipping || r->cap == r->limit) {
+        r->skipping = true; /* too long: drop it, look for its end */
+        r->skipped += r->len;
+        r->len = 0;
+        return 0;
+    }
+    size_t ncap = r->cap > r->limit / 2 ? r->limit : r->cap * 2;
+    char *nb = realloc(r->buf, ncap);
+    if (!nb)
+        return resil_error_set(err, -ENOMEM, r->path,
+                               "%s: out of memory for line %zu (%zu bytes so far)", r->path,
+                               r->line_no + 1, r->len);
+    r->buf = nb;
+    r->cap = ncap;
+    return 0;
+}
+
+/* At end of file with bytes after the last newline, tries the shared lock
+ * once; true when taken (read on: the append may have finished). */
+static bool reader_tail_lock(ndjson_reader *r)
+{
+    if (!(r->len > 0 || r->skipping) || r->tail_lock || r->tail_lock_tried)
+        return false;
+    /* Bytes without a newline at the end: a torn tail, or an append
+     * still in flight (readers take no lock, and a large write may be
+     * seen half done).  Appenders hold the exclusive lock while they
+     * write: with the shared lock, what is there is final.  A reader
+     * who may not take the lock (a sidecar it cannot open, a
+     * read-only directory, a link it may not follow) reads without
+     * it: the tail is then reported as torn. */
+    r->tail_lock_tried = true;
+    char *target = NULL;
+    resil_file_opts lo = *r->o;
+    if (resil__resolve_target(&target, r->path, NULL) == 0 &&
+        resil_lock_acquire(&r->tail_lock, target, RESIL_LOCK_SHARED, &lo, NULL) == 0) {
+        free(target);
+        return true;
+    }
+    free(target);
+    return false;
+}
+
+/* Reports the end of an over-long line (total bytes) as a bad line.
+ * Returns 0, or -EFBIG when strict. */
+static int reader_long_line(ndjson_reader *r, size_t total, resil_error *err)
+{
+    resil_ndjson_stats *stats = r->stats;
+    stats->long_lines++;
+    stats->bad_lines++;
+    if (!stats->first_bad_line)
+        stats->first_bad_line = r->line_no;
+    char m[160];
+    snprintf(m, sizeof m, "line of %zu bytes, longer than the limit of %zu bytes (skipped)",
+             total, r->max_line);
+    if (r->on_bad)
+        r->on_bad(r->line_no, m, r->arg);
+    if (r->strict) {
+        int rc = resil_error_set(err, -EFBIG, r->path, "%s:%zu: %s", r->path, r->line_no, m);
+        if (err)
+            err->line = (int)r->line_no;
+        return rc;
+    }
+    return 0;
+}
+
+/* Parses the line buf[start, end) and hands it to on_record (or on_bad).
+ * Returns 0, EPARSE when strict, or what on_record returned. */
+static int reader_line(ndjson_reader *r, size_t start, size_t end, resil_error *err)
+{
+    const char *buf = r->buf;
+    resil_ndjson_stats *stats = r->stats;
+    size_t l = end - start;
+    if (l > 0 && buf[end - 1] == '\r')
+        l--;
+    bool blank = true;
+    for (size_t i = start; i < start + l && blank; i++)
+        blank = buf[i] == ' ' || buf[i] == '\t';
+    if (blank)
+        return 0;
+    json_error_t je;
+    json_t *rec = json_loadb(buf + start, l, JSON_DECODE_ANY, &je);
+    if (!rec) {
+        stats->bad_lines++;
+        if (!stats->first_bad_line)
+            stats->first_bad_line = r->line_no;
+        if (r->on_bad)
+            r->on_bad(r->line_no, je.text, r->arg);
+        if (r->strict) {
+            int rc = resil_error_set(err, RESIL_EPARSE, r->path, "%s:%zu:%d: %s", r->path,
+                                     r->line_no, je.column, je.text);
+            if (err) {
+                err->line = (int)r->line_no;
+                err->column = je.column;
+            }
+            return rc;
+        }
+        return 0;
+    }
+    stats->records++;
+    int rc = r->on_record ? r->on_record(rec, r->line_no, r->arg) : 0;
+    json_decref(rec);
+    return rc;
+}
+
+/* Hands out every complete line in buf[0, len) and keeps the rest.
+ * Returns 0 or the first line's error (the buffer is then left as is). */
+static int reader_lines(ndjson_reader *r, resil_error *err)
+{
+    size_t start = 0;
+    for (;;) {
+        char *nl = memchr(r->buf + start, '\n', r->len - start);
+        if (!nl)
+            break;
+        size_t end = (size_t)(nl - r->buf);
+        r->line_no++;
+        int rc;
+        if (r->skipping) { /* the end of an over-long line */
+            size_t total = r->skipped + (end - start);
+            r->skipping = false;
+            r->skipped = 0;
+            rc = reader_long_line(r, total, err);
+        } else {
+            rc = reader_line(r, start, end, err);
+        }
+        if (rc)
+            return rc;
+        start = end + 1;
+    }
+    memmove(r->buf, r->buf + start, r->len - start);
+    r->len -= start;
+    return 0;
+}
+
+/* Counts the bytes after the last newline as a torn tail (an error when strict). */
+static int reader_torn_tail(ndjson_reader *r, resil_error *err)
+{
+    if (!(r->len > 0 || r->skipping))
+        return 0;
+    r->stats->torn_bytes = r->skipped + r->len;
+    if (!r->strict)
+        return 0;
+    int rc = resil_error_set(err, RESIL_EPARSE, r->path,
+                             "%s:%zu: torn last record (%zu bytes without a newline)", r->path,
+                             r->line_no + 1, r->stats->torn_bytes);
+    if (err)
+        err->line = (int)(r->line_no + 1);
+    return rc;
+}
+
 int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
                            resil_ndjson_bad_fn on_bad, void *arg, bool strict,
                            resil_ndjson_stats *stats, const resil_file_opts *opts,
@@ -541,45 +713,36 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
         return resil_error_set(err, RESIL_EINVAL, path, "resil_read_ndjson_safe: bad arguments");
     if (resil__file_opts_check(opts, err))
         return RESIL_EINVAL;
-    const resil_file_opts *o = resil__file_opts(opts);
-    size_t max_line = max_line_of(o);
-    /* The buffer holds one line and its newline at most. */
-    size_t limit = max_line < SIZE_MAX ? max_line + 1 : SIZE_MAX;
+    ndjson_reader r = {
+        .path = path,
+        .o = resil__file_opts(opts),
+        .on_record = on_record,
+        .on_bad = on_bad,
+        .arg = arg,
+        .strict = strict,
+        .stats = stats,
+    };
+    r.max_line = max_line_of(r.o);
+    r.limit = r.max_line < SIZE_MAX ? r.max_line + 1 : SIZE_MAX;
     struct stat st;
     int fd = resil__open_regular(path, O_RDONLY, &st, err);
     if (fd < 0)
         return fd;
-    size_t cap = limit < 65536 ? limit : 65536, len = 0, line_no = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
+    r.cap = r.limit < 65536 ? r.limit : 65536;
+    r.buf = malloc(r.cap);
+    if (!r.buf) {
         resil__sys.close(fd);
         return resil_error_set(err, -ENOMEM, path, "out of memory");
     }
     int rc = 0;
-    bool eof = false, tail_lock_tried = false;
-    bool skipping = false; /* inside a line longer than max_line */
-    size_t skipped = 0;    /* its bytes dropped so far */
-    resil_lock *tail_lock = NULL;
+    bool eof = false;
     while (!eof && rc == 0) {
-        if (len == cap) { /* buf holds part of one line, no newline */
-            if (skipping || cap == limit) {
-                skipping = true; /* too long: drop it, look for its end */
-                skipped += len;
-                len = 0;
-            } else {
-                size_t ncap = cap > limit / 2 ? limit : cap * 2;
-                char *nb = realloc(buf, ncap);
-                if (!nb) {
-                    rc = resil_error_set(err, -ENOMEM, path,
-                                         "%s: out of memory for line %zu (%zu bytes so far)",
-                                         path, line_no + 1, len);
-                    break;
-                }
-                buf = nb;
-                cap = ncap;
-            }
+        if (r.len == r.cap) { /* buf holds part of one line, no newline */
+            rc = reader_make_room(&r, err);
+            if (rc)
+                break;
         }
-        ssize_t n = resil__sys.read(fd, buf + len, cap - len);
+        ssize_t n = resil__sys.read(fd, r.buf + r.len, r.cap - r.len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -587,111 +750,17 @@ int resil_read_ndjson_safe(const char *path, resil_ndjson_record_fn on_record,
             rc = resil_error_set(err, -e, path, "cannot read %s: %s", path, strerror(e));
             break;
         }
-        if (n == 0 && (len > 0 || skipping) && !tail_lock && !tail_lock_tried) {
-            /* Bytes without a newline at the end: a torn tail, or an append
-             * still in flight (readers take no lock, and a large write may be
-             * seen half done).  Appenders hold the exclusive lock while they
-             * write: with the shared lock, what is there is final.  A reader
-             * who may not take the lock (a sidecar it cannot open, a
-             * read-only directory, a link it may not follow) reads without
-             * it: the tail is then reported as torn. */
-            tail_lock_tried = true;
-            char *target = NULL;
-            resil_file_opts lo = *o;
-            if (resil__resolve_target(&target, path, NULL) == 0 &&
-                resil_lock_acquire(&tail_lock, target, RESIL_LOCK_SHARED, &lo, NULL) == 0) {
-                free(target);
-                continue; /* read on: the append may have finished */
-            }
-            free(target);
-        }
+        if (n == 0 && reader_tail_lock(&r))
+            continue; /* read on: the append may have finished */
         if (n == 0)
             eof = true;
-        len += (size_t)n;
-        /* Hand out every complete line in buf[0, len). */
-        size_t start = 0;
-        for (;;) {
-            char *nl = memchr(buf + start, '\n', len - start);
-            if (!nl)
-                break;
-            size_t end = (size_t)(nl - buf);
-            line_no++;
-            if (skipping) { /* the end of an over-long line */
-                size_t total = skipped + (end - start);
-                skipping = false;
-                skipped = 0;
-                start = end + 1;
-                stats->long_lines++;
-                stats->bad_lines++;
-                if (!stats->first_bad_line)
-                    stats->first_bad_line = line_no;
-                char m[160];
-                snprintf(m, sizeof m,
-                         "line of %zu bytes, longer than the limit of %zu bytes (skipped)", total,
-                         max_line);
-                if (on_bad)
-                    on_bad(line_no, m, arg);
-                if (strict) {
-                    rc = resil_error_set(err, -EFBIG, path, "%s:%zu: %s", path, line_no, m);
-                    if (err)
-                        err->line = (int)line_no;
-                    break;
-                }
-                continue;
-            }
-            size_t l = end - start;
-            if (l > 0 && buf[end - 1] == '\r')
-                l--;
-            bool blank = true;
-            for (size_t i = start; i < start + l && blank; i++)
-                blank = buf[i] == ' ' || buf[i] == '\t';
-            if (!blank) {
-                json_error_t je;
-                json_t *rec = json_loadb(buf + start, l, JSON_DECODE_ANY, &je);
-                if (!rec) {
-                    stats->bad_lines++;
-                    if (!stats->first_bad_line)
-                        stats->first_bad_line = line_no;
-                    if (on_bad)
-                        on_bad(line_no, je.text, arg);
-                    if (strict) {
-                        rc = resil_error_set(err, RESIL_EPARSE, path, "%s:%zu:%d: %s", path,
-                                             line_no, je.column, je.text);
-                        if (err) {
-                            err->line = (int)line_no;
-                            err->column = je.column;
-                        }
-                        break;
-                    }
-                } else {
-                    stats->records++;
-                    int r = on_record ? on_record(rec, line_no, arg) : 0;
-                    json_decref(rec);
-                    if (r != 0) {
-                        rc = r;
-                        break;
-                    }
-                }
-            }
-            start = end + 1;
-        }
-        if (rc)
-            break;
-        memmove(buf, buf + start, len - start);
-        len -= start;
+        r.len += (size_t)n;
+        rc = reader_lines(&r, err);
     }
-    if (rc == 0 && (len > 0 || skipping)) { /* bytes after the last newline: a torn tail */
-        stats->torn_bytes = skipped + len;
-        if (strict) {
-            rc = resil_error_set(err, RESIL_EPARSE, path,
-                                 "%s:%zu: torn last record (%zu bytes without a newline)", path,
-                                 line_no + 1, stats->torn_bytes);
-            if (err)
-                err->line = (int)(line_no + 1);
-        }
-    }
-    resil_lock_release(tail_lock);
-    free(buf);
+    if (rc == 0)
+        rc = reader_torn_tail(&r, err);
+    resil_lock_release(r.tail_lock);
+    free(r.buf);
     resil__sys.close(fd);
     return rc;
 }

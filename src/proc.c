@@ -353,6 +353,250 @@ static void signal_target(pid_t target, int sig)
         kill(target, SIGCONT); /* a stopped command must see it */
 }
 
+/* The command's signal state: the caller's mask (or the one given), and
+ * default handlers for what the caller may have caught. */
+static void child_sigstate(const resil_proc_opts *o, sigset_t *mask, sigset_t *deflt)
+{
+    if (o->sigmask)
+        *mask = *o->sigmask;
+    else
+        sigprocmask(SIG_SETMASK, NULL, mask);
+    if (o->sigdefault) {
+        *deflt = *o->sigdefault;
+    } else {
+        static const int sigs[] = {SIGPIPE, SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+        sigemptyset(deflt);
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+            struct sigaction old;
+            bool ignored = sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN;
+            /* nohup's ignored signals stay ignored in the command; SIGPIPE
+             * and SIGCHLD are always reset. */
+            if (!ignored || sigs[i] == SIGPIPE || sigs[i] == SIGCHLD)
+                sigaddset(deflt, sigs[i]);
+        }
+    }
+}
+
+/* Opens the stdin pipe when a spool feeds the command.  Returns 0 or an error. */
+static int stdin_pipe_open(pump *pu, int *pipe_r, resil_error *err)
+{
+    if (!pu->s)
+        return 0;
+    int p[2];
+    if (resil__sys.pipe2(p, O_CLOEXEC) < 0) {
+        int e = errno;
+        return resil_error_set(err, -e, "", "cannot create a pipe for the command's stdin: %s",
+                               strerror(e));
+    }
+    *pipe_r = p[0];
+    pu->pipe_w = p[1];
+    resil__sys.fcntl_int(pu->pipe_w, F_SETFL,
+                         resil__sys.fcntl_int(pu->pipe_w, F_GETFL, 0) | O_NONBLOCK);
+    return 0;
+}
+
+/* Spawns the command (unless already cancelled), publishes its target and
+ * sets *start; returns 0 or the errno of the failed start. */
+static int spawn_child(pid_t *pid, int64_t *start, char *const argv[], const resil_proc_opts *o,
+                       int pipe_r, const sigset_t *mask, const sigset_t *deflt)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    if (pipe_r >= 0)
+        posix_spawn_file_actions_adddup2(&fa, pipe_r, STDIN_FILENO);
+    else if (o->stdin_fd > 0)
+        posix_spawn_file_actions_adddup2(&fa, o->stdin_fd, STDIN_FILENO);
+    if (o->stdout_fd > 0)
+        posix_spawn_file_actions_adddup2(&fa, o->stdout_fd, STDOUT_FILENO);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (o->own_pgroup) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        posix_spawnattr_setpgroup(&attr, 0);
+    }
+    posix_spawnattr_setflags(&attr, flags);
+    posix_spawnattr_setsigmask(&attr, mask);
+    posix_spawnattr_setsigdefault(&attr, deflt);
+
+    sigset_t saved;
+    publish_begin(o, &saved);
+    int rc;
+    if (resil_cancel_is_cancelled(o->cancel)) {
+        rc = ECANCELED; /* cancelled before anything started: start nothing */
+    } else {
+        rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, environ);
+        if (rc == 0 && o->publish_target)
+            *o->publish_target = o->own_pgroup ? -*pid : *pid;
+    }
+    publish_end(o, &saved); /* a signal that came meanwhile is forwarded now */
+    *start = now_ns();
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return rc;
+}
+
+/* Fills out and err for a command that did not start (errno rc). */
+static int not_started(resil_proc_result *out, int rc, const char *cmd, resil_error *err)
+{
+    out->state = RESIL_PROC_NOT_STARTED;
+    out->error = rc;
+    out->status = rc == ENOENT ? 127 : rc == ECANCELED ? 1 : 126;
+    if (rc == ECANCELED)
+        return resil_error_set(err, RESIL_ECANCELED, cmd, "%s: cancelled before it "
+                               "started", cmd);
+    return resil_error_set(err, -rc, cmd, rc == ENOENT ? "%s: command not found"
+                                                       : "%s: cannot execute: %s",
+                           cmd, strerror(rc));
+}
+
+/* The state of one wait for a started command. */
+typedef struct run_wait {
+    const resil_proc_opts *o;
+    resil_proc_result *out;
+    pump pu;
+    pid_t pid;
+    pid_t target;    /* what signals go to: the pid or its group */
+    int pidfd;       /* -1 where the kernel has none */
+    int cancel_fd;   /* -1 without a cancel token */
+    bool cancel_seen;
+    int64_t term_at; /* when SIGTERM is due (NS_NEVER: not) */
+    int64_t kill_at; /* when SIGKILL is due (NS_NEVER: not) */
+    double kill_after;
+    int spool_rc;    /* a spool error: the run's result */
+} run_wait;
+
+/* One round's poll set, and where each source sits in it (-1: absent). */
+typedef struct run_pollset {
+    struct pollfd pfd[4];
+    nfds_t n;
+    int i_pid, i_cancel, i_pipe, i_in;
+} run_pollset;
+
+/* Builds the poll set for this round of the wait. */
+static void wait_pollset(const run_wait *w, run_pollset *ps)
+{
+    ps->n = 0;
+    ps->i_pid = ps->i_cancel = ps->i_pipe = ps->i_in = -1;
+    if (w->pidfd >= 0) {
+        ps->i_pid = (int)ps->n;
+        ps->pfd[ps->n++] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
+    }
+    if (!w->cancel_seen && w->cancel_fd >= 0) {
+        ps->i_cancel = (int)ps->n;
+        ps->pfd[ps->n++] = (struct pollfd){.fd = w->cancel_fd, .events = POLLIN};
+    }
+    if (w->pu.pipe_w >= 0) {
+        ps->i_pipe = (int)ps->n;
+        short ev = w->pu.wpos < w->pu.s->size ? POLLOUT : 0;
+        ps->pfd[ps->n++] = (struct pollfd){.fd = w->pu.pipe_w, .events = ev};
+        if (w->pu.wpos >= w->pu.s->size && !w->pu.s->eof) {
+            ps->i_in = (int)ps->n;
+            ps->pfd[ps->n++] = (struct pollfd){.fd = w->pu.s->src_fd, .events = POLLIN};
+        }
+    }
+}
+
+/* Polls until an event or the next deadline; returns ppoll's result. */
+static int wait_poll(const run_wait *w, run_pollset *ps)
+{
+    int64_t now = now_ns();
+    int64_t wake = w->term_at < w->kill_at ? w->term_at : w->kill_at;
+    if (w->pidfd < 0 && now + FALLBACK_POLL_NS < wake)
+        wake = now + FALLBACK_POLL_NS;
+    struct timespec ts, *tsp = NULL;
+    if (wake != NS_NEVER) {
+        int64_t left = wake > now ? wake - now : 0;
+        ts.tv_sec = (time_t)(left / NS_PER_S);
+        ts.tv_nsec = (long)(left % NS_PER_S);
+        tsp = &ts;
+    }
+    int r = ppoll(ps->pfd, ps->n, tsp, NULL);
+    if (r < 0 && errno != EINTR) {
+        struct timespec pause = {0, FALLBACK_POLL_NS};
+        nanosleep(&pause, NULL);
+    }
+    return r;
+}
+
+/* Handles the cancel token and the stdin pump after a poll with events.
+ * True when a spool error killed and reaped the command. */
+static bool wait_events(run_wait *w, const run_pollset *ps, resil_error *err)
+{
+    pump *pu = &w->pu;
+    if (ps->i_cancel >= 0 && (ps->pfd[ps->i_cancel].revents & POLLIN)) {
+        w->cancel_seen = true;
+        w->out->cancelled = true;
+        if (!w->o->cancel_wait && w->kill_at == NS_NEVER) {
+            signal_target(w->target, SIGTERM);
+            w->term_at = NS_NEVER;
+            w->kill_at = add_s(now_ns(), w->kill_after);
+        }
+    }
+    if (ps->i_pipe >= 0 && pu->pipe_w >= 0) {
+        short re = ps->pfd[ps->i_pipe].revents;
+        if (re & (POLLERR | POLLNVAL))
+            pump_close(pu);
+        else if (re & POLLOUT)
+            w->spool_rc = pump_write(pu, err);
+    }
+    if (w->spool_rc == 0 && ps->i_in >= 0 && pu->pipe_w >= 0 &&
+        (ps->pfd[ps->i_in].revents & (POLLIN | POLLHUP | POLLERR))) {
+        w->spool_rc = spool_fill(pu->s, err);
+        if (w->spool_rc == 0)
+            w->spool_rc = pump_write(pu, err);
+    } else if (ps->i_in >= 0 && (ps->pfd[ps->i_in].revents & POLLNVAL)) {
+        pu->s->eof = true;
+    }
+    if (w->spool_rc != 0) {
+        /* Never let the command see end of input on a partial
+         * stream: it dies before the pipe closes. */
+        signal_target(w->target, SIGKILL);
+        w->kill_at = w->term_at = NS_NEVER;
+        reap(w->o, w->pid, true, w->out);
+        return true;
+    }
+    return false;
+}
+
+/* Sends SIGTERM at the timeout, then SIGKILL after the grace period. */
+static void wait_deadlines(run_wait *w)
+{
+    int64_t now = now_ns();
+    if (now >= w->term_at) {
+        w->out->timed_out = true;
+        signal_target(w->target, SIGTERM);
+        w->term_at = NS_NEVER;
+        w->kill_at = add_s(now, w->kill_after);
+    } else if (now >= w->kill_at) {
+        w->out->killed = true;
+        signal_target(w->target, SIGKILL);
+        w->kill_at = NS_NEVER;
+    }
+}
+
+/* Waits until the command is reaped (or a spool error killed it). */
+static void wait_child(run_wait *w, resil_error *err)
+{
+    for (;;) {
+        if (w->pu.pipe_w >= 0 && w->pu.wpos >= w->pu.s->size && w->pu.s->eof)
+            pump_close(&w->pu); /* everything written: the child sees end of input */
+
+        run_pollset ps;
+        wait_pollset(w, &ps);
+        int r = wait_poll(w, &ps);
+        if (r > 0 && wait_events(w, &ps, err))
+            break;
+        wait_deadlines(w);
+
+        bool exited = w->pidfd >= 0
+                          ? (r > 0 && (ps.pfd[ps.i_pid].revents & (POLLIN | POLLHUP)))
+                          : true;
+        if (exited && reap(w->o, w->pid, w->pidfd >= 0, w->out))
+            break;
+    }
+}
+
 int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_opts *opts,
                    resil_error *err)
 {
@@ -373,210 +617,58 @@ int resil_proc_run(resil_proc_result *out, char *const argv[], const resil_proc_
     double kill_after = o.kill_after_s == 0 ? DEFAULT_KILL_AFTER_S
                         : o.kill_after_s < 0 ? 0 : o.kill_after_s;
 
-    /* The command's signal state: the caller's mask (or the one given), and
-     * default handlers for what the caller may have caught. */
     sigset_t mask, deflt;
-    if (o.sigmask)
-        mask = *o.sigmask;
-    else
-        sigprocmask(SIG_SETMASK, NULL, &mask);
-    if (o.sigdefault) {
-        deflt = *o.sigdefault;
-    } else {
-        static const int sigs[] = {SIGPIPE, SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-        sigemptyset(&deflt);
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
-            struct sigaction old;
-            bool ignored = sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN;
-            /* nohup's ignored signals stay ignored in the command; SIGPIPE
-             * and SIGCHLD are always reset. */
-            if (!ignored || sigs[i] == SIGPIPE || sigs[i] == SIGCHLD)
-                sigaddset(&deflt, sigs[i]);
-        }
-    }
+    child_sigstate(&o, &mask, &deflt);
 
     pump pu = {.s = o.stdin_spool, .pipe_w = -1, .wpos = 0};
     int pipe_r = -1;
-    if (pu.s) {
-        int p[2];
-        if (resil__sys.pipe2(p, O_CLOEXEC) < 0) {
-            int e = errno;
-            return resil_error_set(err, -e, "", "cannot create a pipe for the command's stdin: %s",
-                                   strerror(e));
-        }
-        pipe_r = p[0];
-        pu.pipe_w = p[1];
-        resil__sys.fcntl_int(pu.pipe_w, F_SETFL,
-                             resil__sys.fcntl_int(pu.pipe_w, F_GETFL, 0) | O_NONBLOCK);
-    }
+    int rc = stdin_pipe_open(&pu, &pipe_r, err);
+    if (rc != 0)
+        return rc;
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    if (pipe_r >= 0)
-        posix_spawn_file_actions_adddup2(&fa, pipe_r, STDIN_FILENO);
-    else if (o.stdin_fd > 0)
-        posix_spawn_file_actions_adddup2(&fa, o.stdin_fd, STDIN_FILENO);
-    if (o.stdout_fd > 0)
-        posix_spawn_file_actions_adddup2(&fa, o.stdout_fd, STDOUT_FILENO);
-    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (o.own_pgroup) {
-        flags |= POSIX_SPAWN_SETPGROUP;
-        posix_spawnattr_setpgroup(&attr, 0);
-    }
-    posix_spawnattr_setflags(&attr, flags);
-    posix_spawnattr_setsigmask(&attr, &mask);
-    posix_spawnattr_setsigdefault(&attr, &deflt);
-
-    sigset_t saved;
     pid_t pid = -1;
-    publish_begin(&o, &saved);
-    int rc;
-    if (resil_cancel_is_cancelled(o.cancel)) {
-        rc = ECANCELED; /* cancelled before anything started: start nothing */
-    } else {
-        rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-        if (rc == 0 && o.publish_target)
-            *o.publish_target = o.own_pgroup ? -pid : pid;
-    }
-    publish_end(&o, &saved); /* a signal that came meanwhile is forwarded now */
-    int64_t start = now_ns();
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    int64_t start;
+    rc = spawn_child(&pid, &start, argv, &o, pipe_r, &mask, &deflt);
     if (pipe_r >= 0)
         close(pipe_r);
     if (rc != 0) {
         pump_close(&pu);
-        out->state = RESIL_PROC_NOT_STARTED;
-        out->error = rc;
-        out->status = rc == ENOENT ? 127 : rc == ECANCELED ? 1 : 126;
-        if (rc == ECANCELED)
-            return resil_error_set(err, RESIL_ECANCELED, argv[0], "%s: cancelled before it "
-                                   "started", argv[0]);
-        return resil_error_set(err, -rc, argv[0], rc == ENOENT ? "%s: command not found"
-                                                               : "%s: cannot execute: %s",
-                               argv[0], strerror(rc));
+        return not_started(out, rc, argv[0], err);
     }
     out->pid = pid;
 
-    int pidfd = resil__sys_fd_high((int)syscall(SYS_pidfd_open, pid, 0));
-    int cancel_fd = o.cancel ? resil_cancel_fd(o.cancel) : -1;
-    bool cancel_seen = false;
-    int64_t term_at = o.timeout_s > 0 ? add_s(start, o.timeout_s) : NS_NEVER;
-    if (o.deadline_ns > 0 && o.deadline_ns < term_at)
-        term_at = o.deadline_ns;
-    int64_t kill_at = NS_NEVER;
-    pid_t target = o.own_pgroup ? -pid : pid;
-    int spool_rc = 0;
+    run_wait w = {
+        .o = &o,
+        .out = out,
+        .pu = pu,
+        .pid = pid,
+        .target = o.own_pgroup ? -pid : pid,
+        .pidfd = resil__sys_fd_high((int)syscall(SYS_pidfd_open, pid, 0)),
+        .cancel_fd = o.cancel ? resil_cancel_fd(o.cancel) : -1,
+        .cancel_seen = false,
+        .term_at = o.timeout_s > 0 ? add_s(start, o.timeout_s) : NS_NEVER,
+        .kill_at = NS_NEVER,
+        .kill_after = kill_after,
+        .spool_rc = 0,
+    };
+    if (o.deadline_ns > 0 && o.deadline_ns < w.term_at)
+        w.term_at = o.deadline_ns;
+    wait_child(&w, err);
 
-    for (;;) {
-        if (pu.pipe_w >= 0 && pu.wpos >= pu.s->size && pu.s->eof)
-            pump_close(&pu); /* everything written: the child sees end of input */
-
-        struct pollfd pfd[4];
-        nfds_t n = 0;
-        int i_pid = -1, i_cancel = -1, i_pipe = -1, i_in = -1;
-        if (pidfd >= 0) {
-            i_pid = (int)n;
-            pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-        }
-        if (!cancel_seen && cancel_fd >= 0) {
-            i_cancel = (int)n;
-            pfd[n++] = (struct pollfd){.fd = cancel_fd, .events = POLLIN};
-        }
-        if (pu.pipe_w >= 0) {
-            i_pipe = (int)n;
-            short ev = pu.wpos < pu.s->size ? POLLOUT : 0;
-            pfd[n++] = (struct pollfd){.fd = pu.pipe_w, .events = ev};
-            if (pu.wpos >= pu.s->size && !pu.s->eof) {
-                i_in = (int)n;
-                pfd[n++] = (struct pollfd){.fd = pu.s->src_fd, .events = POLLIN};
-            }
-        }
-
-        int64_t now = now_ns();
-        int64_t wake = term_at < kill_at ? term_at : kill_at;
-        if (pidfd < 0 && now + FALLBACK_POLL_NS < wake)
-            wake = now + FALLBACK_POLL_NS;
-        struct timespec ts, *tsp = NULL;
-        if (wake != NS_NEVER) {
-            int64_t left = wake > now ? wake - now : 0;
-            ts.tv_sec = (time_t)(left / NS_PER_S);
-            ts.tv_nsec = (long)(left % NS_PER_S);
-            tsp = &ts;
-        }
-        int r = ppoll(pfd, n, tsp, NULL);
-        if (r < 0 && errno != EINTR) {
-            struct timespec pause = {0, FALLBACK_POLL_NS};
-            nanosleep(&pause, NULL);
-        }
-
-        if (r > 0) {
-            if (i_cancel >= 0 && (pfd[i_cancel].revents & POLLIN)) {
-                cancel_seen = true;
-                out->cancelled = true;
-                if (!o.cancel_wait && kill_at == NS_NEVER) {
-                    signal_target(target, SIGTERM);
-                    term_at = NS_NEVER;
-                    kill_at = add_s(now_ns(), kill_after);
-                }
-            }
-            if (i_pipe >= 0 && pu.pipe_w >= 0) {
-                short re = pfd[i_pipe].revents;
-                if (re & (POLLERR | POLLNVAL))
-                    pump_close(&pu);
-                else if (re & POLLOUT)
-                    spool_rc = pump_write(&pu, err);
-            }
-            if (spool_rc == 0 && i_in >= 0 && pu.pipe_w >= 0 &&
-                (pfd[i_in].revents & (POLLIN | POLLHUP | POLLERR))) {
-                spool_rc = spool_fill(pu.s, err);
-                if (spool_rc == 0)
-                    spool_rc = pump_write(&pu, err);
-            } else if (i_in >= 0 && (pfd[i_in].revents & POLLNVAL)) {
-                pu.s->eof = true;
-            }
-            if (spool_rc != 0) {
-                /* Never let the command see end of input on a partial
-                 * stream: it dies before the pipe closes. */
-                signal_target(target, SIGKILL);
-                kill_at = term_at = NS_NEVER;
-                reap(&o, pid, true, out);
-                break;
-            }
-        }
-
-        now = now_ns();
-        if (now >= term_at) {
-            out->timed_out = true;
-            signal_target(target, SIGTERM);
-            term_at = NS_NEVER;
-            kill_at = add_s(now, kill_after);
-        } else if (now >= kill_at) {
-            out->killed = true;
-            signal_target(target, SIGKILL);
-            kill_at = NS_NEVER;
-        }
-
-        bool exited = pidfd >= 0 ? (r > 0 && (pfd[i_pid].revents & (POLLIN | POLLHUP))) : true;
-        if (exited && reap(&o, pid, pidfd >= 0, out))
-            break;
-    }
     out->duration_s = (double)(now_ns() - start) / 1e9;
-    if (pidfd >= 0)
-        close(pidfd);
-    pump_close(&pu);
+    if (w.pidfd >= 0)
+        close(w.pidfd);
+    pump_close(&w.pu);
     /* A timed-out or cancelled command's own group may outlive it (children
      * that ignore SIGTERM): they get the rest of the grace period, then
      * SIGKILL, so that nothing of it outlasts the call. */
-    if (o.own_pgroup && (out->timed_out || spool_rc != 0 ||
+    if (o.own_pgroup && (out->timed_out || w.spool_rc != 0 ||
                          (out->cancelled && !o.cancel_wait))) {
-        while (kill_at != NS_NEVER && kill(-pid, 0) == 0 && now_ns() < kill_at) {
+        while (w.kill_at != NS_NEVER && kill(-pid, 0) == 0 && now_ns() < w.kill_at) {
             struct timespec slice = {0, 10 * 1000 * 1000};
             nanosleep(&slice, NULL);
         }
         kill(-pid, SIGKILL);
     }
-    return spool_rc;
+    return w.spool_rc;
 }
