@@ -14,9 +14,8 @@
  * a hook is either wholly in or wholly out of a given fork.  Registering the
  * same (order, prepare, parent, child) twice is a no-op.  Any of the three
  * functions may be NULL.  Hooks cannot be removed (like pthread_atfork).
- * Rule: do not call resil__fork_hook while holding a lock that any prepare
- * hook takes (a fork in another thread holds the registration lock while
- * its prepare hooks run); register from a pthread_once before taking locks.
+ * A fork takes no lock of this module (it reads the published hooks), so a
+ * module may register while holding a lock that its prepare hook takes.
  * Not exported from the shared library. */
 #ifndef RESIL_INTERNAL_FORK_H
 #define RESIL_INTERNAL_FORK_H

@@ -124,11 +124,59 @@ static void test_threads(void **state)
         assert_int_equal(got[i], 1);
 }
 
+/* A module may register while holding a lock that its prepare hook takes
+ * (breaker.c does: its table lock, then the metrics collector's hook): a
+ * fork takes no lock of the hook table, so the two orders cannot deadlock
+ * (ThreadSanitizer reported the inversion when a fork held the table's
+ * lock while running prepare hooks). */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static int table_prepares;
+
+static void table_prepare(void)
+{
+    pthread_mutex_lock(&table_lock);
+    table_prepares++;
+}
+
+static void table_release(void)
+{
+    pthread_mutex_unlock(&table_lock);
+}
+
+static void later_hook(void)
+{
+}
+
+static void test_register_under_a_prepare_lock(void **state)
+{
+    (void)state;
+    resil__fork_hook(RESIL__FORK_BREAKER, table_prepare, table_release, table_release);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(pthread_mutex_trylock(&table_lock) == 0 ? 0 : 1); /* released in the child */
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* The other order: the module's lock, then a registration. */
+    pthread_mutex_lock(&table_lock);
+    resil__fork_hook(RESIL__FORK_METRICS, NULL, NULL, later_hook);
+    pthread_mutex_unlock(&table_lock);
+    assert_true(table_prepares >= 1);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(table_prepares >= 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_register_under_a_prepare_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
