@@ -22,6 +22,7 @@
 
 #include "resil/common.h"
 #include "resil/metrics.h"
+#include "resil/metrics_http.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "resil/metrics.h"
+#include "resil/metrics_http.h"
 #include "internal/metrics.h"
 
 #define DEADLINE_S 0.4
