@@ -130,18 +130,28 @@ DECL_RE = re.compile(r"\b(resil_[A-Za-z0-9_]*)\s*(\(|;|\[|[A-Z_]+\s*;)")
 
 
 def header_declarations(root, headers):
-    """symbol -> headers that declare it (code lines only, not comments)."""
+    """symbol -> headers that declare it: names followed by `(`, `;` or `[`
+    at file scope (not in comments, macros or the bodies of inline
+    functions, whose calls are not declarations)."""
     out = {}
     for rel in headers:
         with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
             text = f.read()
         text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
         text = re.sub(r"//[^\n]*", "", text)
-        for line in text.split("\n"):
-            if line.lstrip().startswith("#"):
-                continue
-            for m in DECL_RE.finditer(line):
-                out.setdefault(m.group(1), set()).add(rel)
+        text = re.sub(r"\\\n", " ", text)  # macro continuations
+        text = "\n".join("" if l.lstrip().startswith("#") else l for l in text.split("\n"))
+        text = text.replace('extern "C" {', "")
+        depth, top = 0, []
+        for ch in text:
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth = max(depth - 1, 0)
+            elif depth == 0:
+                top.append(ch)
+        for m in DECL_RE.finditer("".join(top)):
+            out.setdefault(m.group(1), set()).add(rel)
     return out
 
 
