@@ -11,13 +11,14 @@
 # as skipped.
 #
 # Knobs (environment):
-#   BENCH_ONLY=retry,files,breaker,metrics,lockwait  the sections to run (comma-separated;
+#   BENCH_ONLY=retry,files,breaker,metrics,lockwait,startup  the sections to run (comma-separated;
 #                         e.g. BENCH_ONLY=breaker runs bench_breaker and its peers only)
 #   BENCH_RUNS=7          runs per figure (median and min are reported)
 #   BENCH_SCALE=1         multiplies bench_retry's, bench_breaker's and bench_metrics'
 #                         iteration counts
 #   BENCH_PEER_SECONDS=0.25  target time of one peer run
 #   BENCH_LOCKWAIT_SECONDS=2  the time of each bench_lockwait config (N x hold x 4 at least)
+#   BENCH_STARTUP_RUNS=300  runs per command of the startup section (hyperfine)
 #   BENCH_FILES_QUICK=0   1: bench_files --quick and fewer ops for the file peers
 #   BENCH_BUILD_DIR=build/release  where the release preset is built (another
 #                         directory keeps a bench build apart from others' builds)
@@ -37,13 +38,13 @@ bdir="${BENCH_BUILD_DIR:-build/release}"
 out="$bdir/bench/results"
 files_quick="${BENCH_FILES_QUICK:-0}"
 files_dir="${BENCH_FILES_DIR:-$bdir/bench/tmp}"
-only="${BENCH_ONLY:-retry,files,breaker,metrics,lockwait}"
+only="${BENCH_ONLY:-retry,files,breaker,metrics,lockwait,startup}"
 want() { [[ ",$only," == *",$1,"* ]]; }
 for s in ${only//,/ }; do
   case "$s" in
-    retry | files | breaker | metrics | lockwait) ;;
+    retry | files | breaker | metrics | lockwait | startup) ;;
     *)
-      echo "bench/run.sh: BENCH_ONLY: unknown section '$s' (sections: retry, files, breaker, metrics, lockwait)" >&2
+      echo "bench/run.sh: BENCH_ONLY: unknown section '$s' (sections: retry, files, breaker, metrics, lockwait, startup)" >&2
       exit 2
       ;;
   esac
@@ -492,6 +493,19 @@ else
 fi
 fi # want lockwait
 
+# ---- startup: what a program pays to start (hyperfine; bench/bench_startup.sh) ----------
+st_rc=0
+if want startup; then
+  # hyperfine and Debian's retry(1) are benchmark dependencies, never test ones.
+  bash scripts/deps.sh bench || true
+  if command -v hyperfine >/dev/null && command -v retry >/dev/null; then
+    BENCH_RUNS="${BENCH_STARTUP_RUNS:-300}" bash bench/bench_startup.sh "$bdir/resil" |
+      tee "$out/resil_startup.txt" || st_rc=$?
+  else
+    echo "== startup: skipped (hyperfine or retry missing: apt-get install hyperfine retry)"
+  fi
+fi # want startup
+
 echo "raw outputs: $out/"
 if [ "$f_rc" -ne 0 ]; then
   echo "bench_files exited with status $f_rc" >&2
@@ -518,4 +532,8 @@ fi
 if [ "$l_rc" -ne 0 ]; then
   echo "bench_lockwait exited with status $l_rc" >&2
   exit "$l_rc"
+fi
+if [ "$st_rc" -ne 0 ]; then
+  echo "bench_startup.sh exited with status $st_rc" >&2
+  exit "$st_rc"
 fi

@@ -32,7 +32,7 @@
  * (none by default: nothing is printed when a client hangs up).
  */
 #define _GNU_SOURCE
-#include "resil/metrics.h"
+#include "resil/metrics_http.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

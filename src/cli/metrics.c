@@ -23,6 +23,8 @@
 #include "resil/common.h"
 #include "resil/metrics.h"
 #include "resil/metrics_dir.h"
+#include "resil/metrics_http.h"
+#include "helper.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -179,6 +181,9 @@ static int do_print(const metrics_cli *c)
 }
 
 /* ---- serving --------------------------------------------------------------------- */
+/* Only resil-metrics-serve (RESIL_CLI_METRICS_SERVE) serves: the resil
+ * command execs it, so that it never loads libmicrohttpd itself. */
+#ifdef RESIL_CLI_METRICS_SERVE
 
 typedef struct serve_ctx {
     const metrics_cli *cli;
@@ -307,6 +312,7 @@ static int do_serve(const metrics_cli *c)
     pthread_mutex_destroy(&s.lock);
     return status;
 }
+#endif /* RESIL_CLI_METRICS_SERVE */
 
 /* ---- the entry point -------------------------------------------------------------- */
 
@@ -404,5 +410,10 @@ int resil_cli_metrics(int argc, char **argv)
                                    "RESIL_METRICS_DIR");
     }
     resil_cli_ensure_std_fds();
+#ifdef RESIL_CLI_METRICS_SERVE
     return c.serve ? do_serve(&c) : do_print(&c);
+#else
+    return c.serve ? resil_cli_exec_helper(c.prog, "resil-metrics-serve", argc, argv)
+                   : do_print(&c);
+#endif
 }

@@ -29,6 +29,8 @@
 
 #include "resil/metrics.h"
 #include "resil/metrics_dir.h"
+#include "resil/metrics_http.h"
+#include "internal/metrics.h"
 #include "internal/retry_metrics.h"
 
 #define DEADLINE_S 0.4

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "resil/metrics.h"
+#include "resil/metrics_http.h"
 
 /* ---- a tiny HTTP client ----------------------------------------------------- */
 
