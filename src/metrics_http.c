@@ -534,25 +534,10 @@ int resil_metrics_server_start(resil_metrics_server **out, resil_metrics_registr
     return resil_metrics_server_start_opts(out, r, collect, collect_arg, &o, err);
 }
 
-int resil_metrics_server_start_opts(resil_metrics_server **out, resil_metrics_registry *r,
-                                    resil_metrics_collect_fn collect, void *collect_arg,
-                                    const resil_metrics_server_opts *opts, resil_error *err)
+/* Resolves `listen` ("HOST:PORT") and listens on its first IPv4 or IPv6
+ * address that works.  Returns the socket, or a negative code (err filled). */
+static int open_listener(const char *listen, resil_error *err)
 {
-    if (!out)
-        return resil_error_set(err, RESIL_EINVAL, NULL, "out is NULL");
-    *out = NULL;
-    resil_metrics_server_opts o = RESIL_METRICS_SERVER_OPTS_INIT;
-    if (opts)
-        o = *opts;
-    if (!r && !collect && !o.collect_err)
-        return resil_error_set(err, RESIL_EINVAL, NULL,
-                               "a metrics server needs a registry or a collect callback");
-    if (o.request_timeout_s < 0 || o.request_timeout_s != o.request_timeout_s ||
-        o.request_timeout_s > 86400)
-        return resil_error_set(err, RESIL_EINVAL, "request_timeout_s",
-                               "request_timeout_s must be in (0, 86400] (0: %g s)",
-                               REQUEST_TIMEOUT_S);
-    const char *listen = o.listen ? o.listen : DEFAULT_LISTEN;
     char host[HOST_MAX];
     unsigned port = 0;
     int rc = parse_listen(listen, host, &port, err);
@@ -596,6 +581,76 @@ int resil_metrics_server_start_opts(resil_metrics_server **out, resil_metrics_re
                                strerror(-fd));
     }
 
+    return fd;
+}
+
+/* Starts libmicrohttpd on the listening socket fd (bound to *bound; *st: its
+ * identity, to tell whether libmicrohttpd closed it on failure) and the
+ * watchdog thread.  Returns 0, or a negative code (err filled; s freed). */
+static int start_daemon(resil_metrics_server *s, int fd, const struct sockaddr_storage *bound,
+                        const struct stat *st, unsigned limit, unsigned per_ip, unsigned idle,
+                        resil_error *err)
+{
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+    if (bound->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(flags, (uint16_t)s->port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_log, (void *)s,
+                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                                 MHD_OPTION_CONNECTION_LIMIT, limit,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, idle,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)s,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
+                                 MHD_OPTION_END);
+    if (s->daemon) {
+        if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) {
+            s->watchdog_running = true;
+        } else {
+            MHD_stop_daemon(s->daemon);
+            server_free(s);
+            return resil_error_set(err, -EAGAIN, "listen",
+                                   "cannot start the metrics server's watchdog thread");
+        }
+    }
+    if (!s->daemon) {
+        /* Close the socket unless libmicrohttpd already did (the fd then
+         * refers to nothing, or to another file opened since). */
+        struct stat now;
+        if (fstat(fd, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino)
+            close(fd);
+        server_free(s);
+        char text[INET6_ADDRSTRLEN + 16];
+        addr_text((const struct sockaddr *)bound, text, sizeof text);
+        return resil_error_set(err, -ENOMEM, "listen",
+                               "cannot start the HTTP server on %s (libmicrohttpd failed)", text);
+    }
+    return 0;
+}
+
+int resil_metrics_server_start_opts(resil_metrics_server **out, resil_metrics_registry *r,
+                                    resil_metrics_collect_fn collect, void *collect_arg,
+                                    const resil_metrics_server_opts *opts, resil_error *err)
+{
+    if (!out)
+        return resil_error_set(err, RESIL_EINVAL, NULL, "out is NULL");
+    *out = NULL;
+    resil_metrics_server_opts o = RESIL_METRICS_SERVER_OPTS_INIT;
+    if (opts)
+        o = *opts;
+    if (!r && !collect && !o.collect_err)
+        return resil_error_set(err, RESIL_EINVAL, NULL,
+                               "a metrics server needs a registry or a collect callback");
+    if (o.request_timeout_s < 0 || o.request_timeout_s != o.request_timeout_s ||
+        o.request_timeout_s > 86400)
+        return resil_error_set(err, RESIL_EINVAL, "request_timeout_s",
+                               "request_timeout_s must be in (0, 86400] (0: %g s)",
+                               REQUEST_TIMEOUT_S);
+    const char *listen = o.listen ? o.listen : DEFAULT_LISTEN;
+    int fd = open_listener(listen, err);
+    if (fd < 0)
+        return fd;
+
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     struct stat st;
@@ -638,40 +693,9 @@ int resil_metrics_server_start_opts(resil_metrics_server **out, resil_metrics_re
                   ? ntohs(((struct sockaddr_in6 *)(void *)&bound)->sin6_port)
                   : ntohs(((struct sockaddr_in *)(void *)&bound)->sin_port);
 
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
-    if (bound.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(flags, (uint16_t)s->port, NULL, NULL, on_request, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_log, (void *)s,
-                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                                 MHD_OPTION_CONNECTION_LIMIT, limit,
-                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, idle,
-                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)s,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
-                                 MHD_OPTION_END);
-    if (s->daemon) {
-        if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) {
-            s->watchdog_running = true;
-        } else {
-            MHD_stop_daemon(s->daemon);
-            server_free(s);
-            return resil_error_set(err, -EAGAIN, "listen",
-                                   "cannot start the metrics server's watchdog thread");
-        }
-    }
-    if (!s->daemon) {
-        /* Close the socket unless libmicrohttpd already did (the fd then
-         * refers to nothing, or to another file opened since). */
-        struct stat now;
-        if (fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino)
-            close(fd);
-        server_free(s);
-        char text[INET6_ADDRSTRLEN + 16];
-        addr_text((struct sockaddr *)&bound, text, sizeof text);
-        return resil_error_set(err, -ENOMEM, "listen",
-                               "cannot start the HTTP server on %s (libmicrohttpd failed)", text);
-    }
+    int rc = start_daemon(s, fd, &bound, &st, limit, per_ip, idle, err);
+    if (rc != 0)
+        return rc;
     *out = s;
     return 0;
 }
