@@ -20,32 +20,8 @@
 
 /* ---- a private directory per test --------------------------------------------- */
 
-static char dir[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "%s/resil-ndh-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    resil__sys_reset();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' 2>/dev/null; rm -rf '%s'", dir, dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *in_dir(const char *name)
-{
-    static char buf[4][1024];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
-    return buf[i];
-}
+#define TEST_DIR_PREFIX "resil-ndh"
+#include "tmpdir.h"
 
 /* The whole file (NULs included) into a malloc()ed buffer; *len its size. */
 static char *slurp_n(const char *path, size_t *len)
