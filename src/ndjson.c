@@ -11,7 +11,9 @@
  *     mark in the lock sidecar, bytes [MARK_OFF, MARK_OFF + MARK_SIZE):
  *     "append in progress on file (dev, ino) at offset S, length L, pid P",
  *     and followed by a cleared mark.  A tail that lies within [S, S + L) of
- *     the mark on the same file is what that write left;
+ *     the mark on the same file is what that write left.  A mark is stale
+ *     once the log is seen whole (the next append of another writer, or a
+ *     repair, drops it), so it never covers a later tail of someone else;
  *   - a tail of NUL bytes only: what a crash of the machine leaves when the
  *     file's size reached the disk before its data;
  *   - an append that failed (ENOSPC, EIO) cuts its own bytes back, and marks
@@ -194,6 +196,21 @@ static bool mark_covers(int lock_fd, const struct stat *st, off_t keep, off_t si
            (intmax_t)keep >= s && (intmax_t)size > s && (uintmax_t)(size - s) < (uintmax_t)l;
 }
 
+/* Clears a mark left set in the sidecar, if there is one.  For a holder of
+ * the lock every set mark is stale: its writer held the lock to set it and
+ * died before clearing it.  One that no cut consumed (the writer died before
+ * writing, or its write was whole) must not outlive the moment the log is
+ * seen whole, or it would later "cover" someone else's tail in the same byte
+ * range.  One pread; a pwrite only when a mark is set. */
+static void mark_drop_stale(int lock_fd)
+{
+    static const char set[] = "resil-ndjson append ";
+    char m[sizeof set - 1];
+    if (lock_fd >= 0 && resil__sys.pread(lock_fd, m, sizeof m, MARK_OFF) == (ssize_t)sizeof m &&
+        memcmp(m, set, sizeof m) == 0)
+        mark_clear(lock_fd);
+}
+
 typedef enum { TAIL_OURS, TAIL_NUL, TAIL_FOREIGN } tail_kind;
 
 /* Classifies the tail [keep, size) (keep: after the last newline). */
@@ -258,6 +275,8 @@ static int append_locked(resil_ndjson_writer *w, const char *buf, size_t len, re
     if (!ours && start > 0 && resil__sys.pread(fd, &last, 1, start - 1) != 1)
         last = '\n'; /* unreadable (O_WRONLY on some systems): leave it */
     char *joined = NULL;
+    if (!ours && last == '\n')
+        mark_drop_stale(w->lock_fd); /* somebody else wrote last: a mark is theirs, and stale */
     if (last != '\n') {
         off_t keep = end_of_last_line(fd, start);
         tail_kind kind = TAIL_FOREIGN;
@@ -268,7 +287,9 @@ static int append_locked(resil_ndjson_writer *w, const char *buf, size_t len, re
                                    "newline: %s (nothing was appended)",
                                    path, strerror(-rc));
         if (kind == TAIL_FOREIGN) {
-            /* Not ours to cut: keep it, as a line of its own. */
+            /* Not ours to cut: keep it, as a line of its own (and a mark
+             * that does not cover it is stale). */
+            mark_drop_stale(w->lock_fd);
             joined = malloc(len + 1);
             if (!joined)
                 return resil_error_set(err, -ENOMEM, path, "out of memory");
@@ -823,6 +844,8 @@ static int repair(const char *path, size_t *cut, bool force, const resil_file_op
         if (cut)
             *cut = (size_t)(size - keep);
     }
+    if (kind != TAIL_OURS)
+        mark_drop_stale(lk->fd); /* the log is whole now: no mark may outlive that */
 out_fd:
     resil__sys.close(fd);
 out:

@@ -193,6 +193,75 @@ static void test_foreign_tail_kept(void **state)
     free(s);
 }
 
+/* Writes, by hand, the mark a writer of resil leaves in the sidecar while a
+ * page-crossing append of len bytes at start is in progress (as if that
+ * writer had been killed before clearing it). */
+static void plant_mark(const char *p, off_t start, size_t len)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    char m[256];
+    int n = snprintf(m, sizeof m, "resil-ndjson append dev %ju ino %ju start %jd len %zu pid %ld\n",
+                     (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)start, len, 99999L);
+    assert_true(n > 0 && n < (int)sizeof m);
+    memset(m + n, ' ', sizeof m - (size_t)n - 1);
+    m[sizeof m - 1] = '\n';
+    char lp[1100];
+    snprintf(lp, sizeof lp, "%s.lock", p);
+    int fd = open(lp, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, m, sizeof m, 256), (ssize_t)sizeof m);
+    close(fd);
+}
+
+/* A mark that no cut consumed (its writer was killed before writing, or
+ * after a whole write) is stale once the log is seen whole: it must not
+ * later make someone else's tail in the same byte range look like resil's.
+ * (Found by crash_ndjson: a hand-made tail was cut by an unforced repair.) */
+static void test_stale_mark_never_covers_a_foreign_tail(void **state)
+{
+    (void)state;
+    const char *p = in_dir("stale.ndjson");
+    resil_error e;
+    size_t cut = 99;
+    /* 1. Killed before writing: the log ends whole; the next append (a
+     *    short record, which sets no mark of its own) drops the mark. */
+    assert_int_equal(append_one(p, "{\"a\":1}", NULL, &e), 0);
+    plant_mark(p, 8, 6000);
+    assert_int_equal(append_one(p, "{\"b\":2}", NULL, &e), 0);
+    FILE *f = fopen(p, "a");
+    fputs("someone's half line", f);
+    fclose(f);
+    assert_int_equal(resil_repair_ndjson(p, &cut, NULL, &e), RESIL_EPARSE);
+    assert_int_equal(cut, 0);
+    char *s = slurp(p);
+    assert_string_equal(s, "{\"a\":1}\n{\"b\":2}\nsomeone's half line");
+    free(s);
+
+    /* 2. The same through repair: a repair that finds the log whole drops
+     *    the mark, so a tail written afterwards is kept. */
+    const char *q = in_dir("stale2.ndjson");
+    assert_int_equal(append_one(q, "{\"a\":1}", NULL, &e), 0);
+    plant_mark(q, 8, 6000);
+    assert_int_equal(resil_repair_ndjson(q, &cut, NULL, &e), 0);
+    assert_int_equal(cut, 0);
+    f = fopen(q, "a");
+    fputs("{\"w\":0,\"pad\":\"ABC", f);
+    fclose(f);
+    assert_int_equal(resil_repair_ndjson(q, &cut, NULL, &e), RESIL_EPARSE);
+    assert_int_equal(cut, 0);
+
+    /* 3. A real tear is still cut: the mark covers the tail it left. */
+    const char *r = in_dir("torn.ndjson");
+    assert_int_equal(append_one(r, "{\"a\":1}", NULL, &e), 0);
+    f = fopen(r, "a");
+    fputs("{\"torn\":", f);
+    fclose(f);
+    plant_mark(r, 8, 6000);
+    assert_int_equal(resil_repair_ndjson(r, &cut, NULL, &e), 0);
+    assert_int_equal(cut, strlen("{\"torn\":"));
+}
+
 /* A tail of NUL bytes (what a machine crash leaves when the size reached the
  * disk before the data) is resil's to cut. */
 static void test_nul_tail_cut(void **state)
@@ -536,6 +605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_link_swapped_in_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_tail_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_tail_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_mark_never_covers_a_foreign_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_torn_tail_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_sidecar_tolerated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_limit_at_append, setup, teardown),
