@@ -1384,16 +1384,8 @@ int resil_breaker_get(resil_breaker **out, const char *name, const resil_breaker
 int resil_with_circuit_breaker(const char *name, int (*op)(void *arg), void *arg,
                                int failure_threshold, double recovery_timeout_s)
 {
-    if (!op)
-        return RESIL_EINVAL;
-    resil_breaker_opts o = RESIL_BREAKER_OPTS_INIT;
-    o.failure_threshold = failure_threshold;
-    o.recovery_timeout_s = recovery_timeout_s;
-    resil_breaker *b;
-    int rc = resil_breaker_get(&b, name, &o, NULL);
-    if (rc)
-        return rc;
-    return resil_breaker_call(b, op, arg);
+    return resil_with_circuit_breaker_ex(name, op, arg, failure_threshold, recovery_timeout_s,
+                                         NULL, NULL);
 }
 
 int resil_with_circuit_breaker_ex(const char *name, int (*op)(void *arg), void *arg,

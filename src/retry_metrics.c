@@ -181,10 +181,9 @@ void resil__retry_metrics_not_permitted(const char *name)
     if (!rc->h.not_permitted) {
         static const char *const la[] = {"name", "result"};
         const char *v[] = {name, "not_permitted"};
-        resil_metric *m;
-        if (resil_metrics_counter_new(&m, resil_metrics_default(), "resil_retry_attempts_total",
-                                      "Attempts made by retries, by result.", la, 2, NULL) ||
-            resil_counter_get(&rc->h.not_permitted, m, v))
+        rc->h.not_permitted = resil__metrics_counter_of(
+            "resil_retry_attempts_total", "Attempts made by retries, by result.", la, 2, v);
+        if (!rc->h.not_permitted)
             return;
     }
     resil_counter_inc(rc->h.not_permitted);
@@ -204,14 +203,10 @@ void resil__retry_metrics_attempt_duration(const char *name, double seconds)
     if (!rc->h.attempt_duration) {
         static const char *const l1[] = {"name"};
         const char *v[] = {name};
-        resil_metric *m;
-        if (resil_metrics_histogram_new(&m, resil_metrics_default(),
-                                        "resil_retry_attempt_duration_seconds",
-                                        "How long attempts took.", l1, 1, NULL, 0, NULL) != 0 ||
-            resil_histogram_get(&rc->h.attempt_duration, m, v) != 0) {
-            rc->h.attempt_duration = NULL;
+        rc->h.attempt_duration = resil__metrics_histogram_of(
+            "resil_retry_attempt_duration_seconds", "How long attempts took.", l1, 1, v);
+        if (!rc->h.attempt_duration)
             return;
-        }
     }
     resil_histogram_observe(rc->h.attempt_duration, seconds);
 }
