@@ -3,6 +3,8 @@
  * knows neither the retry nor this file. */
 #include "resil/guard.h"
 
+#include "internal/opts.h"
+
 #include <errno.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -49,24 +51,17 @@ static void guard_report(void *arg, resil_gate_ticket *ticket, const resil_gate_
     struct resil_guard *g = arg;
     resil_breaker_permit *p = (resil_breaker_permit *)(void *)ticket;
     int rc;
-    switch (r->verdict) {
-    case RESIL_GATE_SUCCESS:
-        rc = resil_breaker_record(g->breaker, p, RESIL_BREAKER_SUCCESS, r->duration_s);
-        break;
-    case RESIL_GATE_FAILURE:
-        rc = resil_breaker_record(g->breaker, p, RESIL_BREAKER_FAILURE, r->duration_s);
-        break;
-    case RESIL_GATE_IGNORE:
-        rc = resil_breaker_record(g->breaker, p, RESIL_BREAKER_IGNORE, r->duration_s);
-        break;
-    default: /* AUTO */
-        if (r->outcome == RESIL_OUTCOME_SUCCESS)
-            rc = resil_breaker_record(g->breaker, p, RESIL_BREAKER_SUCCESS, r->duration_s);
-        else if (r->error != 0) /* the breaker's classifier judges the error */
-            rc = resil_breaker_report(g->breaker, p, r->error, r->duration_s);
-        else
-            rc = resil_breaker_record(g->breaker, p, RESIL_BREAKER_FAILURE, r->duration_s);
-        break;
+    if (r->verdict == RESIL_GATE_AUTO && r->outcome != RESIL_OUTCOME_SUCCESS && r->error != 0) {
+        /* the breaker's classifier judges the error */
+        rc = resil_breaker_report(g->breaker, p, r->error, r->duration_s);
+    } else {
+        resil_breaker_verdict v =
+            r->verdict == RESIL_GATE_IGNORE    ? RESIL_BREAKER_IGNORE
+            : r->verdict == RESIL_GATE_SUCCESS ? RESIL_BREAKER_SUCCESS
+            : r->verdict == RESIL_GATE_FAILURE ? RESIL_BREAKER_FAILURE
+            : r->outcome == RESIL_OUTCOME_SUCCESS ? RESIL_BREAKER_SUCCESS /* AUTO */
+                                                  : RESIL_BREAKER_FAILURE;
+        rc = resil_breaker_record(g->breaker, p, v, r->duration_s);
     }
     if (rc != 0)
         notify(g, RESIL_GUARD_REPORT_FAILED, rc, 0);
@@ -79,11 +74,9 @@ static int guard_setup(struct resil_guard *g, resil_breaker *b, const resil_guar
         return resil_error_set(err, RESIL_EINVAL, "breaker", "the guard's breaker is NULL");
     resil_guard_opts o = RESIL_GUARD_OPTS_INIT;
     if (opts) {
-        if (opts->version > RESIL_GUARD_OPTS_VERSION)
-            return resil_error_set(err, RESIL_EINVAL, "version",
-                                   "resil_guard_opts version %u is newer than this library's "
-                                   "(%d): the program was built against a newer resil/guard.h",
-                                   opts->version, RESIL_GUARD_OPTS_VERSION);
+        if (resil__opts_version_check(err, "resil_guard_opts", opts->version,
+                                      RESIL_GUARD_OPTS_VERSION) != 0)
+            return RESIL_EINVAL;
         if ((unsigned)opts->open_policy > RESIL_BREAKER_OPEN_STOP)
             return resil_error_set(err, RESIL_EINVAL, "open_policy",
                                    "open_policy %d is not a resil_breaker_open_policy",

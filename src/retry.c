@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "resil/retry.h"
 
+#include "internal/opts.h"
 #include "internal/retry_metrics.h"
 #include "internal/util.h"
 
@@ -242,12 +243,8 @@ static const resil_retry_opts default_opts = RESIL_RETRY_OPTS_INIT;
  * the first with a version field: every field is read. */
 static int opts_check(const resil_retry_opts *o, resil_error *err)
 {
-    if (o->version > RESIL_RETRY_OPTS_VERSION)
-        return resil_error_set(err, RESIL_EINVAL, "version",
-                               "resil_retry_opts version %u is newer than this library's (%d): "
-                               "the program was built against a newer resil/retry.h",
-                               o->version, RESIL_RETRY_OPTS_VERSION);
-    return 0;
+    return resil__opts_version_check(err, "resil_retry_opts", o->version,
+                                     RESIL_RETRY_OPTS_VERSION);
 }
 
 /* ---- state machine ------------------------------------------------------------ */
