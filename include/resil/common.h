@@ -57,7 +57,10 @@ RESIL_EXPORT int resil_version_number(void);
     X(RESIL_ECIRCUIT_OPEN, -1007, "circuit breaker is open")                        \
     X(RESIL_EPARSE, -1008, "parse error")                                           \
     X(RESIL_EOPFAILED, -1009, "the operation failed")                               \
-    X(RESIL_EDURABILITY, -1010, "replaced, but durability is unknown")
+    X(RESIL_EDURABILITY, -1010, "replaced, but durability is unknown")             \
+    X(RESIL_EABORTED, -1011, "aborted by the Run Master")                           \
+    X(RESIL_EDECIDED, -1012, "already decided")                                     \
+    X(RESIL_ENOTFOUND, -1013, "not found")
 
 enum resil_error_code {
     RESIL_OK = 0,
