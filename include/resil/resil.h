@@ -15,5 +15,6 @@
 #include "resil/guard.h"
 #include "resil/metrics.h"
 #include "resil/metrics_dir.h"
+#include "resil/escalation.h"
 
 #endif /* RESIL_RESIL_H */
